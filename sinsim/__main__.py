@@ -1,0 +1,3 @@
+from sinsim.cli import main
+
+raise SystemExit(main())

