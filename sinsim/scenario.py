@@ -83,6 +83,16 @@ Duration = Annotated[float, BeforeValidator(parse_duration_s)]
 PositiveDuration = Annotated[float, BeforeValidator(parse_duration_s), Field(gt=0)]
 
 
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value!r}")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Float = Annotated[float, BeforeValidator(_not_bool)]
+
+
 def _utc(value: Any) -> Any:
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -105,7 +115,7 @@ class _Section(BaseModel):
 class Clients(_Section):
     """Who trains. ``count`` abstract clients that are always in view of the server."""
 
-    count: int = Field(gt=0, le=1_000_000)
+    count: Int = Field(gt=0, le=1_000_000)
 
 
 class Server(_Section):
@@ -115,13 +125,13 @@ class Server(_Section):
 
 
 class LinkDirection(_Section):
-    rate_bps: float = Field(gt=0)
-    propagation_delay_s: float = Field(default=0.0, ge=0)
+    rate_bps: Float = Field(gt=0)
+    propagation_delay_s: Float = Field(default=0.0, ge=0)
 
 
 class Loss(_Section):
     kind: Literal["none", "bernoulli"] = "none"
-    p: float = Field(default=0.0, ge=0, le=1)
+    p: Float = Field(default=0.0, ge=0, le=1)
 
 
 class Links(_Section):
@@ -137,7 +147,7 @@ class Links(_Section):
 
 class Partition(_Section):
     kind: Literal["iid", "dirichlet"] = "iid"
-    alpha: float = Field(default=0.5, gt=0)
+    alpha: Float = Field(default=0.5, gt=0)
 
 
 def _partition(value: Any) -> Any:
@@ -154,15 +164,15 @@ class Training(_Section):
     download: bool = True
     partition: Annotated[Partition, BeforeValidator(_partition)] = Partition()
     model: str = "lenet5"
-    rounds: int = Field(default=10, gt=0)
-    clients_per_round: int = Field(default=10, gt=0)
-    local_epochs: int = Field(default=1, gt=0)
-    batch_size: int = Field(default=10, gt=0)
-    lr: float = Field(default=0.01, gt=0)
-    momentum: float = Field(default=0.0, ge=0, lt=1)
-    eval_batch_size: int = Field(default=1000, gt=0)
+    rounds: Int = Field(default=10, gt=0)
+    clients_per_round: Int = Field(default=10, gt=0)
+    local_epochs: Int = Field(default=1, gt=0)
+    batch_size: Int = Field(default=10, gt=0)
+    lr: Float = Field(default=0.01, gt=0)
+    momentum: Float = Field(default=0.0, ge=0, lt=1)
+    eval_batch_size: Int = Field(default=1000, gt=0)
     round_deadline: PositiveDuration = 3600.0
-    target_accuracy: float | None = Field(default=None, gt=0, le=1)
+    target_accuracy: Float | None = Field(default=None, gt=0, le=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @field_validator("dataset")
@@ -179,7 +189,7 @@ class Training(_Section):
 class Compute(_Section):
     """On-board compute: simulated training time = training FLOPs / ``flops_per_s``."""
 
-    flops_per_s: float = Field(default=1e12, gt=0)
+    flops_per_s: Float = Field(default=1e12, gt=0)
 
 
 class Algorithm(_Section):
@@ -201,7 +211,7 @@ def _algorithm(value: Any) -> Any:
 
 class Scenario(_Section):
     name: str = Field(min_length=1)
-    seed: int = Field(default=0, ge=0)
+    seed: Int = Field(default=0, ge=0)
     start: UtcDatetime = datetime(2026, 1, 1, tzinfo=timezone.utc)
     horizon: PositiveDuration = 86400.0
     clients: Clients
@@ -382,9 +392,7 @@ def _config_error(error: ValidationError, file: str | None) -> ConfigError:
         msg = "required key is missing"
     elif kind.startswith("value_error"):
         msg = msg.removeprefix("Value error, ")
-    elif kind == "literal_error":
-        msg = f"{msg}, got {value!r}"
-    elif kind.endswith("_type") or kind.endswith("_parsing"):
+    elif kind == "literal_error" or kind.endswith("_type") or kind.endswith("_parsing"):
         msg = f"{msg}, got {value!r}"
     msg = msg[:1].lower() + msg[1:]
     key = ".".join(loc) or None

@@ -27,7 +27,7 @@ def check_run_invariants(out: Path) -> None:
         assert (tr.start_s >= row.sim_start_s - TOL_S).all()
         assert (tr.end_s <= row.sim_end_s + TOL_S).all()
         assert (tr.end_s >= tr.start_s).all()
-    for alg, rs in rounds.groupby("algorithm"):
+    for _alg, rs in rounds.groupby("algorithm"):
         assert (np.diff(rs["round"]) == 1).all()
         assert np.array_equal(rs.bytes_up.cumsum(), rs.bytes_up_cum)
         assert np.array_equal(rs.bytes_down.cumsum(), rs.bytes_down_cum)

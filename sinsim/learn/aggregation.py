@@ -17,7 +17,7 @@ class WeightedMean:
         self.count = 0
 
     def add(self, state: dict[str, torch.Tensor], weight: float) -> None:
-        if weight <= 0:
+        if not weight > 0:  # also rejects NaN
             raise ValueError(f"weight must be > 0, got {weight}")
         if self._sum is None:
             self._sum = {k: v.detach().to(torch.float64) * weight for k, v in state.items()}

@@ -183,6 +183,9 @@ def read_idx_gz(path: Path) -> np.ndarray:
     ndim = data[3]
     dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if arr.size != int(np.prod(dims)):
+        raise DatasetUnavailable(f"{path}: truncated or corrupt IDX file: the header promises "
+                                 f"{int(np.prod(dims))} values, the file holds {arr.size}")
     return arr.reshape(dims).astype(np.int64 if ndim == 1 else np.uint8)
 
 

@@ -36,7 +36,8 @@ class ConstantRate:
 
 class SampledRate:
     """A piecewise-constant rate: ``rates_bps[i]`` holds on ``[times_s[i], times_s[i+1])``
-    (the last value holds until infinity). Integrated exactly."""
+    (the first value also holds before ``times_s[0]``, the last until infinity). Integrated
+    exactly."""
 
     def __init__(self, times_s: np.ndarray, rates_bps: np.ndarray):
         t = np.asarray(times_s, dtype=float)
@@ -64,7 +65,7 @@ class SampledRate:
         target = self._cumulative(t0_s) + bits
         # first knot whose cumulative reaches the target: the crossing is in the segment before
         j = int(np.searchsorted(self._cum, target, side="left"))
-        i = j - 1
+        i = max(j - 1, 0)  # before the first knot the first rate holds
         rate = self.rates_bps[i]
         if rate <= 0:  # only possible in the last segment, which never ends
             return math.inf

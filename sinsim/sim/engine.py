@@ -17,8 +17,8 @@ import simpy
 import torch
 
 import sinsim
-from sinsim.errors import ConfigError
 from sinsim._rng import rng_for
+from sinsim.errors import ConfigError
 from sinsim.learn.codecs import ModelSpec
 from sinsim.learn.datasets import Dataset, load_dataset, partition_dirichlet, partition_iid
 from sinsim.learn.models import build_model, training_flops_per_sample

@@ -44,31 +44,35 @@ def transfer(env: simpy.Environment, channel: Channel, n_bytes: int, deadline_s:
     out = TransferOutcome(n_bytes=n_bytes, start_s=env.now)
     bits_left = 8.0 * n_bytes
     delay_s: float | None = None
+    t = env.now  # the transfer's own clock: exact window edges, no float drift from env.now
     while True:
-        window = channel.next_window(env.now)
+        window = channel.next_window(t)
         if window is None or window[0] >= deadline_s:
             return (yield from _time_out(env, out, deadline_s))
-        begin, end = window
-        if begin > env.now:
-            yield env.timeout(begin - env.now)
+        t, end = window
+        if t > env.now:
+            yield env.timeout(t - env.now)
         if delay_s is None:
-            delay_s = float(channel.delay_s(env.now))
-        done_s = channel.rate.time_for(env.now, bits_left)
-        if done_s <= end and done_s + delay_s <= deadline_s:
-            out.segments.append((env.now, done_s))
-            out.transmit_s += done_s - env.now
+            delay_s = float(channel.delay_s(t))
+        done_s = channel.rate.time_for(t, bits_left)
+        if done_s <= end and done_s <= deadline_s:  # the last bit leaves in this window
+            out.segments.append((t, done_s))
+            out.transmit_s += done_s - t
             out.bits_sent += bits_left
+            if done_s + delay_s > deadline_s:  # ... but arrives after the round closed
+                yield env.timeout(done_s - env.now)
+                return (yield from _time_out(env, out, deadline_s))
             yield env.timeout(done_s + delay_s - env.now)
             out.end_s = env.now
             out.status = "dropped" if lost else "delivered"
             return out
         stop_s = min(end, deadline_s)
-        sent = channel.rate.bits(env.now, stop_s)
-        if stop_s > env.now:
-            out.segments.append((env.now, stop_s))
-            out.transmit_s += stop_s - env.now
-            out.bits_sent += sent
-            yield env.timeout(stop_s - env.now)
+        sent = channel.rate.bits(t, stop_s)
+        out.segments.append((t, stop_s))
+        out.transmit_s += stop_s - t
+        out.bits_sent += sent
+        yield env.timeout(stop_s - env.now)
+        t = stop_s
         if stop_s >= deadline_s:
             return (yield from _time_out(env, out, deadline_s))
         out.pauses += 1  # loss of signal: the window closed mid-transfer
@@ -78,6 +82,6 @@ def transfer(env: simpy.Environment, channel: Channel, n_bytes: int, deadline_s:
 def _time_out(env: simpy.Environment, out: TransferOutcome, deadline_s: float):
     if deadline_s > env.now:
         yield env.timeout(deadline_s - env.now)
-    out.end_s = env.now
+    out.end_s = deadline_s
     out.status = "timeout"
     return out
