@@ -78,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - t0
     ds = summary["dataset"]
     print(f"scenario {scenario.name}: {ds['name']} from {ds['source']}, "
-          f"{scenario.n_clients} clients, {scenario.training.rounds} rounds")
+          f"{summary['n_clients']} clients, {scenario.training.rounds} rounds")
     for name, s in summary["algorithms"].items():
         print(f"  {name:10s} accuracy {s['final_accuracy']:.4f}  "
               f"up {s['bytes_up_total']:,} B  down {s['bytes_down_total']:,} B  "

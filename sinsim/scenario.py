@@ -112,37 +112,223 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Clients(_Section):
-    """Who trains. ``count`` abstract clients that are always in view of the server."""
+class Walker(_Section):
+    """A Walker constellation i:T/P/F at one altitude (``delta``: RAAN over 360 deg, ``star``:
+    over 180 deg)."""
 
-    count: Int = Field(gt=0, le=1_000_000)
+    inclination_deg: Float = Field(ge=0, le=180)
+    total: Int = Field(gt=0, le=100_000)
+    planes: Int = Field(gt=0)
+    phasing: Int = Field(default=0, ge=0)
+    altitude_km: Float = Field(gt=150, le=40_000)
+    pattern: Literal["delta", "star"] = "delta"
+    id_prefix: str = Field(default="sat", min_length=1)
+
+    @model_validator(mode="after")
+    def _walker(self) -> Walker:
+        if self.total % self.planes:
+            raise ValueError(f"total ({self.total}) must be a multiple of planes ({self.planes})")
+        if self.phasing >= self.planes:
+            raise ValueError(f"phasing must be < planes ({self.planes}), got {self.phasing}")
+        return self
+
+
+class TLESource(_Section):
+    """Satellites from a TLE file (2- or 3-line); a relative path is relative to the scenario."""
+
+    path: str = Field(min_length=1)
+    name_pattern: str | None = None
+    limit: Int | None = Field(default=None, gt=0)
+
+
+class Loiter(_Section):
+    lat_deg: Float = Field(ge=-90, le=90)
+    lon_deg: Float = Field(ge=-180, le=360)
+    radius_m: Float = Field(gt=0, le=500_000)
+
+
+class UAVSpec(_Section):
+    """A UAV or HAP: altitude plus a circular loiter or a closed waypoint path."""
+
+    id: str = Field(min_length=1)
+    altitude_m: Float = Field(ge=0, le=60_000)
+    speed_mps: Float = Field(gt=0, le=1_000)
+    loiter: Loiter | None = None
+    waypoints: list[tuple[Float, Float]] | None = Field(default=None, min_length=2)
+
+    @model_validator(mode="after")
+    def _one_path(self) -> UAVSpec:
+        if (self.loiter is None) == (self.waypoints is None):
+            raise ValueError("give exactly one of loiter or waypoints")
+        return self
+
+
+class Clients(_Section):
+    """Who trains: ``count`` abstract clients always in view, or orbital nodes (a Walker shell,
+    a TLE file and/or UAVs; several may be combined)."""
+
+    count: Int | None = Field(default=None, gt=0, le=1_000_000)
+    walker: Walker | None = None
+    tle: TLESource | None = None
+    uavs: list[UAVSpec] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Clients:
+        orbital = any(x is not None for x in (self.walker, self.tle, self.uavs))
+        if self.count is None and not orbital:
+            raise ValueError("give count, or orbital clients: walker, tle and/or uavs")
+        if self.count is not None and orbital:
+            raise ValueError("count (abstract clients) cannot be combined with walker/tle/uavs")
+        return self
+
+    @property
+    def orbital(self) -> bool:
+        return self.count is None
+
+
+class GroundStationSpec(_Section):
+    id: str = Field(default="gs0", min_length=1)
+    lat_deg: Float = Field(ge=-90, le=90)
+    lon_deg: Float = Field(ge=-180, le=360)
+    altitude_m: Float = Field(default=0.0, ge=-500, le=9_000)
+    min_elevation_deg: Float = Field(default=10.0, ge=0, lt=90)
+
+
+class CircularOrbit(_Section):
+    altitude_km: Float = Field(gt=150, le=40_000)
+    inclination_deg: Float = Field(ge=0, le=180)
+    raan_deg: Float = Field(default=0.0, ge=0, lt=360)
+    arg_latitude_deg: Float = Field(default=0.0, ge=0, lt=360)
+
+
+class ServerSatellite(_Section):
+    """A satellite server: one of the client constellation (``client``: its node id, which then
+    stops being a client) or its own circular ``orbit``."""
+
+    client: str | None = None
+    orbit: CircularOrbit | None = None
+    id: str = "server_sat"
+
+    @model_validator(mode="after")
+    def _one(self) -> ServerSatellite:
+        if (self.client is None) == (self.orbit is None):
+            raise ValueError("give exactly one of client or orbit")
+        return self
 
 
 class Server(_Section):
-    """Who aggregates. Without orbital nodes the server is an abstract node always in view."""
+    """Who aggregates: ground station(s) (a client reaches the server when it sees any of them),
+    a satellite or a UAV. Abstract clients (``clients.count``) have an abstract server."""
 
-    name: str = "server"
+    ground_stations: list[GroundStationSpec] | None = Field(default=None, min_length=1)
+    satellite: ServerSatellite | None = None
+    uav: UAVSpec | None = None
+
+    @model_validator(mode="after")
+    def _at_most_one(self) -> Server:
+        given = [k for k in ("ground_stations", "satellite", "uav") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one server kind, got {', '.join(given)}")
+        ids = [g.id for g in self.ground_stations or []]
+        if len(set(ids)) != len(ids):
+            raise ValueError("ground station ids must be unique")
+        return self
+
+    @property
+    def defined(self) -> bool:
+        return any(getattr(self, k) is not None for k in ("ground_stations", "satellite", "uav"))
+
+
+class Contacts(_Section):
+    """How the contact plan is computed."""
+
+    step: PositiveDuration = 30.0
+    max_range_km: Float = Field(default=5_000.0, gt=0)
+    grazing_altitude_km: Float = Field(default=80.0, ge=0)
+    cache_dir: str | None = None
+    rate_step: PositiveDuration = 10.0  # budget links: rate sampled along each pass
 
 
 class LinkDirection(_Section):
-    rate_bps: Float = Field(gt=0)
+    """One direction of the client-server link.
+
+    ``fixed``: ``rate_bps`` (and ``propagation_delay_s`` for abstract clients; orbital links take
+    the delay from the range). ``budget``: link-budget parameters; unset ones take the defaults
+    documented in ``docs/space.md``.
+    """
+
+    rate_bps: Float | None = Field(default=None, gt=0)
     propagation_delay_s: Float = Field(default=0.0, ge=0)
+    frequency_hz: Float | None = Field(default=None, gt=0)
+    tx_power_dbw: Float | None = None
+    tx_antenna_gain_dbi: Float | None = None
+    rx_antenna_gain_dbi: Float | None = None
+    system_noise_temp_k: Float | None = Field(default=None, gt=0)
+    bandwidth_hz: Float | None = Field(default=None, gt=0)
+    efficiency: Float | None = Field(default=None, gt=0, le=1)
+    max_rate_bps: Float | None = Field(default=None, gt=0)
+    misc_losses_db: Float | None = Field(default=None, ge=0)
+
+    def budget_overrides(self) -> dict[str, float]:
+        keys = ("frequency_hz", "tx_power_dbw", "tx_antenna_gain_dbi", "rx_antenna_gain_dbi",
+                "system_noise_temp_k", "bandwidth_hz", "efficiency", "max_rate_bps",
+                "misc_losses_db")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 
 class Loss(_Section):
-    kind: Literal["none", "bernoulli"] = "none"
+    """``bernoulli``: each transfer is lost with probability ``p``. ``gilbert_elliott``: each
+    link alternates good/bad states (per ``step``: good->bad with ``p_good_to_bad``, bad->good
+    with ``p_bad_to_good``); a transfer that is on the air during a bad state is lost with
+    probability ``loss_bad``, otherwise with ``loss_good``."""
+
+    kind: Literal["none", "bernoulli", "gilbert_elliott"] = "none"
     p: Float = Field(default=0.0, ge=0, le=1)
+    p_good_to_bad: Float = Field(default=0.01, gt=0, le=1)
+    p_bad_to_good: Float = Field(default=0.1, gt=0, le=1)
+    loss_good: Float = Field(default=0.0, ge=0, le=1)
+    loss_bad: Float = Field(default=1.0, ge=0, le=1)
+    step: PositiveDuration = 1.0
+
+
+class Failures(_Section):
+    """Node failures: each client goes dark at the times of a Poisson process of
+    ``rate_per_day`` and stays dark for ``duration``; nothing moves to or from it then."""
+
+    rate_per_day: Float = Field(default=0.0, ge=0)
+    duration: PositiveDuration = 3600.0
 
 
 class Links(_Section):
     """Client-to-server links. ``uplink`` is client -> server (an update), ``downlink`` is
     server -> client (the global model)."""
 
-    model: Literal["fixed"] = "fixed"
+    model: Literal["fixed", "budget"] = "fixed"
     uplink: LinkDirection = LinkDirection(rate_bps=10e6)
     downlink: LinkDirection = LinkDirection(rate_bps=50e6)
     loss: Loss = Loss()
+    failures: Failures = Failures()
     on_loss_of_signal: Literal["resume", "restart"] = "resume"
+
+    @model_validator(mode="after")
+    def _fixed_needs_rates(self) -> Links:
+        if self.model == "fixed":
+            for name in ("uplink", "downlink"):
+                if getattr(self, name).rate_bps is None:
+                    raise ValueError(f"links.{name}.rate_bps is required when links.model is fixed")
+        return self
+
+
+class Selection(_Section):
+    """``random``: uniform over all clients (the seed paper). ``visible``: uniform over the
+    clients in view of the server now or within ``lookahead``."""
+
+    kind: Literal["random", "visible"] = "random"
+    lookahead: Duration = Field(default=0.0, ge=0)
+
+
+def _selection(value: Any) -> Any:
+    return {"kind": value} if isinstance(value, str) else value
 
 
 class Partition(_Section):
@@ -172,6 +358,7 @@ class Training(_Section):
     momentum: Float = Field(default=0.0, ge=0, lt=1)
     eval_batch_size: Int = Field(default=1000, gt=0)
     round_deadline: PositiveDuration = 3600.0
+    selection: Annotated[Selection, BeforeValidator(_selection)] = Selection()
     target_accuracy: Float | None = Field(default=None, gt=0, le=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
@@ -216,6 +403,7 @@ class Scenario(_Section):
     horizon: PositiveDuration = 86400.0
     clients: Clients
     server: Server = Server()
+    contacts: Contacts = Contacts()
     links: Links = Links()
     training: Training = Training()
     compute: Compute = Compute()
@@ -234,16 +422,35 @@ class Scenario(_Section):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
-        if self.training.clients_per_round > self.clients.count:
+        n = self.n_clients_known
+        if n is not None and self.training.clients_per_round > n:
             raise ValueError(
                 f"training.clients_per_round ({self.training.clients_per_round}) is larger than "
-                f"the number of clients ({self.clients.count})"
+                f"the number of clients ({n})"
             )
+        if self.clients.orbital and not self.server.defined:
+            raise ValueError("orbital clients need a server: server.ground_stations, "
+                             "server.satellite or server.uav")
+        if not self.clients.orbital and self.server.defined:
+            raise ValueError("abstract clients (clients.count) have an abstract server; give "
+                             "orbital clients (walker, tle, uavs) to use server nodes")
+        if not self.clients.orbital and self.links.model == "budget":
+            raise ValueError("links.model budget needs orbital clients and a server to "
+                             "compute ranges")
         return self
 
     @property
-    def n_clients(self) -> int:
-        return self.clients.count
+    def n_clients_known(self) -> int | None:
+        """The number of clients when known without reading files (None with a TLE file)."""
+        c = self.clients
+        if c.count is not None:
+            return c.count
+        if c.tle is not None:
+            return None
+        n = (c.walker.total if c.walker else 0) + len(c.uavs or [])
+        if self.server.satellite is not None and self.server.satellite.client is not None:
+            n -= 1
+        return n
 
     def resolved(self) -> dict[str, Any]:
         """The fully resolved scenario as plain JSON-able data (what ``summary.json`` records)."""

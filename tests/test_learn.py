@@ -686,7 +686,7 @@ def test_evaluate_does_not_depend_on_the_eval_batch_size(small, lenet_state):
 
 
 def _ctx(round_: int = 1, n_clients: int = 100, per_round: int = 10, seed: int = 0):
-    return RoundContext(round=round_, now_s=0.0, n_clients=n_clients,
+    return RoundContext(round=round_, now_s=0.0, candidates=tuple(range(n_clients)),
                         clients_per_round=per_round, seed=seed)
 
 

@@ -96,7 +96,7 @@ def test_valid_raw_scenario_validates(tiny_raw):
 
     # Assert
     assert scenario.name == "tiny_test"
-    assert scenario.n_clients == 4
+    assert scenario.n_clients_known == 4
     assert scenario.training.dataset == "synthetic"
     assert scenario.training.rounds == 2
     assert scenario.training.clients_per_round == 2
@@ -142,7 +142,7 @@ def test_bundled_scenarios_load(file, name, n_clients, rounds, horizon_s, deadli
 
     # Assert
     assert scenario.name == name
-    assert scenario.n_clients == n_clients
+    assert scenario.n_clients_known == n_clients
     assert scenario.training.rounds == rounds
     assert scenario.horizon == horizon_s
     assert scenario.training.round_deadline == deadline_s

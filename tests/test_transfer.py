@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import simpy
 
-from sinsim.scenario import validate_scenario
+from sinsim.scenario import Loss, validate_scenario
 from sinsim.sim.channel import ALWAYS, Channel, ConstantRate, SampledRate, fixed_channel
 from sinsim.sim.network import DOWN, UP, Network, build_network
 from sinsim.sim.transfer import TransferOutcome, transfer
@@ -570,7 +570,8 @@ def test_sampled_rate_rejects_bad_profiles(times, rates):
 
 def _network(p: float, seed: int = 0) -> Network:
     channel = fixed_channel(1e6)
-    return Network(("a", "b"), (channel, channel), (channel, channel), p, seed)
+    return Network(("a", "b"), (channel, channel), (channel, channel),
+                   Loss(kind="bernoulli", p=p), seed)
 
 
 def test_loss_draw_is_deterministic_and_keyed():
@@ -579,10 +580,10 @@ def test_loss_draw_is_deterministic_and_keyed():
     keys = [(r, c, d) for r in range(1, 21) for c in range(10) for d in (UP, DOWN)]
 
     # Execute
-    first = [net.lost(*k) for k in keys]
-    again = [net.lost(*k) for k in reversed(keys)][::-1]  # order of the calls does not matter
-    other = [same.lost(*k) for k in keys]
-    reseeded = [_network(0.5, seed=1).lost(*k) for k in keys]
+    first = [net.lost(*k, ()) for k in keys]
+    again = [net.lost(*k, ()) for k in reversed(keys)][::-1]  # order of the calls does not matter
+    other = [same.lost(*k, ()) for k in keys]
+    reseeded = [_network(0.5, seed=1).lost(*k, ()) for k in keys]
 
     # Assert
     assert first == again == other
@@ -597,7 +598,7 @@ def test_loss_frequency_is_close_to_p():
         net = _network(p, seed=3)
 
         # Execute
-        rate = np.mean([net.lost(*k) for k in keys])
+        rate = np.mean([net.lost(*k, ()) for k in keys])
 
         # Assert: 10,000 draws, std <= 0.005
         assert rate == pytest.approx(p, abs=0.02)
@@ -609,7 +610,7 @@ def test_loss_probability_zero_and_one(p, expected):
     net = _network(p)
 
     # Execute
-    draws = {net.lost(r, c, d) for r in range(20) for c in range(2) for d in (UP, DOWN)}
+    draws = {net.lost(r, c, d, ()) for r in range(20) for c in range(2) for d in (UP, DOWN)}
 
     # Assert
     assert draws == {expected}
@@ -626,8 +627,8 @@ def test_build_network_uses_the_scenario_links(tiny_raw):
 
     # Assert
     assert net.client_ids == ("client0000", "client0001", "client0002", "client0003")
-    assert net.loss_p == 0.0  # kind none: p is ignored
+    assert net.loss.kind == "none"  # p is ignored
     assert net.up[0].rate.rate_at(0.0) == 2e6
     assert net.up[0].delay_s(0.0) == 0.01
     assert net.down[3].rate.rate_at(0.0) == 50e6
-    assert not any(net.lost(1, c, UP) for c in range(4))
+    assert not any(net.lost(1, c, UP, ()) for c in range(4))

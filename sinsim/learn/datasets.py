@@ -76,10 +76,10 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, download: boo
     mean, std = NORMALISATION[name]
 
     def prep(x: np.ndarray) -> torch.Tensor:
-        x = torch.as_tensor(x, dtype=torch.float32)
-        if x.max() > 1.5:  # uint8 pixels
-            x = x / 255.0
-        return ((x - mean) / std).reshape(-1, 1, 28, 28).contiguous()
+        scale = 255.0 if x.dtype == np.uint8 else 1.0
+        t = torch.as_tensor(x).to(torch.float32)  # one copy, then normalised in place
+        t.div_(scale * std).sub_(mean / std)
+        return t.reshape(-1, 1, 28, 28)
 
     return Dataset(name, source, prep(xtr), torch.as_tensor(ytr, dtype=torch.long),
                    prep(xte), torch.as_tensor(yte, dtype=torch.long))

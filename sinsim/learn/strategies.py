@@ -25,7 +25,7 @@ class RoundContext:
 
     round: int
     now_s: float
-    n_clients: int
+    candidates: tuple[int, ...]  # the clients this round may pick (all, or those in view)
     clients_per_round: int
     seed: int
 
@@ -50,10 +50,11 @@ class FedAvg:
         self.codec = Float32Codec(spec)
 
     def select(self, ctx: RoundContext) -> list[int]:
-        """``clients_per_round`` clients drawn uniformly without replacement (seeded by round)."""
+        """``clients_per_round`` of the candidates drawn uniformly without replacement (seeded
+        by round); all of them when there are fewer."""
         rng = rng_for(ctx.seed, "select", ctx.round)
-        return sorted(int(c) for c in rng.choice(ctx.n_clients, ctx.clients_per_round,
-                                                  replace=False))
+        k = min(ctx.clients_per_round, len(ctx.candidates))
+        return sorted(int(c) for c in rng.choice(np.asarray(ctx.candidates), k, replace=False))
 
     def encode_global(self, state: dict[str, torch.Tensor]) -> bytes:
         return self.codec.encode(state)

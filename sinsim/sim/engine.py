@@ -45,8 +45,12 @@ class Prepared:
 
 def prepare(scenario: Scenario, network: Network | None = None) -> Prepared:
     tr = scenario.training
+    network = network if network is not None else build_network(scenario)
+    n = len(network.client_ids)
+    if tr.clients_per_round > n:
+        raise ConfigError(f"{tr.clients_per_round} is larger than the number of clients ({n})",
+                          key="training.clients_per_round")
     dataset = load_dataset(tr.dataset, tr.data_dir, download=tr.download)
-    n = scenario.n_clients
     rng = rng_for(scenario.seed, "partition")
     if n > dataset.n_train:
         raise ConfigError(f"{n} clients but {dataset.name} ({dataset.source}) has only "
@@ -61,7 +65,7 @@ def prepare(scenario: Scenario, network: Network | None = None) -> Prepared:
     trainer = LocalTrainer(model, dataset, shards, config, training_flops_per_sample(model), device)
     init_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return Prepared(scenario, dataset, shards, trainer, init_state, ModelSpec.of(init_state),
-                    network if network is not None else build_network(scenario))
+                    network)
 
 
 RoundCallback = Callable[[dict[str, Any]], None]
@@ -82,9 +86,16 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
             if env.now >= sc.horizon:
                 break
             wall0 = time.perf_counter()
+            candidates = _candidates(sc, net, env.now)
+            if not candidates:  # nobody in view: wait for the next contact
+                t_next = net.next_contact_s(env.now)
+                if t_next >= sc.horizon:
+                    break
+                yield env.timeout(t_next - env.now)
+                candidates = _candidates(sc, net, env.now)
             t0 = env.now
             deadline = t0 + sc.training.round_deadline
-            ctx = RoundContext(r, t0, len(net.client_ids), sc.training.clients_per_round, sc.seed)
+            ctx = RoundContext(r, t0, tuple(candidates), sc.training.clients_per_round, sc.seed)
             selected = strategy.select(ctx)
             down_payload = strategy.encode_global(state["global"])
             received = strategy.decode_global(down_payload)  # what every client rebuilds
@@ -135,6 +146,13 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
     }
 
 
+def _candidates(sc: Scenario, net: Network, now_s: float) -> list[int]:
+    """The clients a round may pick from: all, or those in view now or within the look-ahead."""
+    if sc.training.selection.kind == "random":
+        return list(range(len(net.client_ids)))
+    return net.in_view(now_s, now_s + sc.training.selection.lookahead)
+
+
 def _transfer_order(t: dict[str, Any]) -> tuple:
     return (t["start_s"], t["direction"] != "down", t["client"])
 
@@ -149,7 +167,7 @@ def _client(env, prep: Prepared, strategy, net: Network, algorithm: str, r: int,
            "compute_s": None, "up_status": None, "arrived_s": None, "aggregated": False}
     clients.append(row)
     down = yield from transfer(env, net.down[c], len(down_payload), deadline,
-                               lost=net.lost(r, c, DOWN), policy=policy)
+                               lost=lambda segs: net.lost(r, c, DOWN, segs), policy=policy)
     transfers.append(_transfer_row(algorithm, r, cid, "down", down))
     row["down_status"] = down.status
     if down.status != "delivered":
@@ -163,7 +181,7 @@ def _client(env, prep: Prepared, strategy, net: Network, algorithm: str, r: int,
         return
     yield env.timeout(compute_s)
     up = yield from transfer(env, net.up[c], len(update.payload), deadline,
-                             lost=net.lost(r, c, UP), policy=policy)
+                             lost=lambda segs: net.lost(r, c, UP, segs), policy=policy)
     transfers.append(_transfer_row(algorithm, r, cid, "up", up))
     row["up_status"] = up.status
     if up.status == "delivered":
@@ -196,6 +214,7 @@ def run_scenario(scenario: Scenario, out_dir, *, on_round_end: RoundCallback | N
     try:
         prep = prepare(scenario)
         summary["dataset"] = prep.dataset.info()
+        summary["n_clients"] = len(prep.network.client_ids)
         summary["device"] = str(prep.trainer.device)
         if on_prepared:
             on_prepared(prep)

@@ -6,12 +6,14 @@ the last bit reaches the other end one propagation delay later (the delay at the
 transmission). At a window's end the transfer pauses: ``resume`` keeps the bits already sent,
 ``restart`` starts the payload again at the next window. Anything not delivered by
 ``deadline_s`` times out there. A lost transfer (decided up front by the caller, from a keyed
-random stream) occupies the link as long as a delivered one and ends ``dropped``.
+random stream; or a callable deciding from the segments on the air, for bursty channels)
+occupies the link as long as a delivered one and ends ``dropped``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import simpy
@@ -40,7 +42,8 @@ class TransferOutcome:
 
 
 def transfer(env: simpy.Environment, channel: Channel, n_bytes: int, deadline_s: float, *,
-             lost: bool = False, policy: str = "resume"):
+             lost: bool | Callable[[list[tuple[float, float]]], bool] = False,
+             policy: str = "resume"):
     out = TransferOutcome(n_bytes=n_bytes, start_s=env.now)
     bits_left = 8.0 * n_bytes
     delay_s: float | None = None
@@ -64,7 +67,8 @@ def transfer(env: simpy.Environment, channel: Channel, n_bytes: int, deadline_s:
                 return (yield from _time_out(env, out, deadline_s))
             yield env.timeout(done_s + delay_s - env.now)
             out.end_s = env.now
-            out.status = "dropped" if lost else "delivered"
+            is_lost = lost(out.segments) if callable(lost) else lost
+            out.status = "dropped" if is_lost else "delivered"
             return out
         stop_s = min(end, deadline_s)
         sent = channel.rate.bits(t, stop_s)
