@@ -33,14 +33,52 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _contacts_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m sinsim contacts",
+        description="Compute only the contact plan of a scenario and the nodes it built: "
+                    "contacts.csv, nodes.csv, nodes.tle.")
+    p.add_argument("scenario", help="scenario YAML file")
+    p.add_argument("--out", help="output directory (default: results/<scenario name>/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    return p
+
+
+def _plot_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m sinsim plot",
+                                description="Draw the standard figures of a results directory.")
+    p.add_argument("results", help="a results directory (holding rounds.csv)")
+    p.add_argument("--out", help="where to write the PNGs (default: RESULTS/figures)")
+    return p
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from sinsim.studies.plots import plot_results
+
     try:
-        return _run(args)
+        paths = plot_results(args.results, args.out)
+    except FileNotFoundError as e:
+        raise InputError(str(e)) from None
+    for p in paths:
+        print(p)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "contacts":
+        args, command = _contacts_parser().parse_args(argv[1:]), _contacts
+    elif argv and argv[0] == "plot":
+        args, command = _plot_parser().parse_args(argv[1:]), _plot
+    else:
+        args, command = _parser().parse_args(argv), _run
+    try:
+        return command(args)
     except InputError as e:
         msg = str(e)
-        if args.scenario not in msg:
-            msg = f"{args.scenario}: {msg}"
+        source = getattr(args, "scenario", None)
+        if source and source not in msg:
+            msg = f"{source}: {msg}"
         print(f"sinsim: error: {msg}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
@@ -51,6 +89,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sinsim: run failed: {type(e).__name__}: {e}; finished rounds are on disk",
               file=sys.stderr)
         return EXIT_FAILURE
+
+
+def _contacts(args: argparse.Namespace) -> int:
+    from sinsim.errors import ConfigError
+    from sinsim.scenario import load_scenario
+    from sinsim.sim.topology import build_topology, write_topology
+
+    scenario = load_scenario(args.scenario, args.overrides)
+    if not scenario.clients.orbital:
+        raise ConfigError("abstract clients (clients.count) have no contact plan; give walker, "
+                          "tle or uavs", key="clients")
+    out = Path(args.out) if args.out else Path("results") / scenario.name
+    topology = build_topology(scenario)
+    write_topology(topology, out)
+    w = topology.plan.windows
+    print(f"scenario {scenario.name}: {len(topology.clients)} clients, "
+          f"{len(topology.servers)} server node(s), {len(w)} contact windows over "
+          f"{scenario.horizon / 3600:g} h")
+    if len(w):
+        print(f"  mean window {w.duration_s.mean():.1f} s, "
+              f"{w.client.nunique()} clients with at least one contact")
+    print(f"contacts in {out}/")
+    return EXIT_OK
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ scalars) are applied to the raw mapping before validation, so they are checked l
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import types
 import typing
@@ -497,7 +498,18 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
     raw.setdefault("name", path.stem)
     for item in overrides:
         apply_override(raw, item, file=file)
+    _resolve_relative_paths(raw, path.parent)
     return validate_scenario(raw, file=file)
+
+
+def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> None:
+    """File paths inside a scenario are relative to the scenario file's folder."""
+    clients = raw.get("clients")
+    tle = clients.get("tle") if isinstance(clients, dict) else None
+    if isinstance(tle, dict) and isinstance(tle.get("path"), str):
+        p = Path(tle["path"]).expanduser()
+        if not p.is_absolute():
+            tle["path"] = os.path.normpath(base / p)
 
 
 def apply_override(raw: dict[str, Any], item: str, *, file: str | None = None) -> None:

@@ -199,6 +199,14 @@ def _transfer_row(algorithm: str, r: int, client: str, direction: str,
             "bytes_sent": int(round(t.bits_sent / 8)), "wait_s": t.wait_s}
 
 
+def contacts_info(topology) -> dict[str, Any]:
+    w = topology.plan.windows
+    return {"windows": len(w), "clients": len(topology.clients),
+            "clients_with_contact": int(w.client.nunique()) if len(w) else 0,
+            "servers": [n.id for n in topology.servers],
+            "mean_window_s": float(w.duration_s.mean()) if len(w) else None}
+
+
 def run_scenario(scenario: Scenario, out_dir, *, on_round_end: RoundCallback | None = None,
                  on_prepared: Callable[[Prepared], None] | None = None) -> dict[str, Any]:
     """Run every algorithm of ``scenario`` on the same network and seed; write ``out_dir``."""
@@ -212,7 +220,15 @@ def run_scenario(scenario: Scenario, out_dir, *, on_round_end: RoundCallback | N
         "resolved_scenario": scenario.resolved(), "algorithms": {},
     }
     try:
-        prep = prepare(scenario)
+        network = None
+        if scenario.clients.orbital:
+            from sinsim.sim.topology import build_topology, orbital_network, write_topology
+
+            topology = build_topology(scenario)
+            write_topology(topology, recorder.out_dir)
+            network = orbital_network(scenario, topology)
+            summary["contacts"] = contacts_info(topology)
+        prep = prepare(scenario, network)
         summary["dataset"] = prep.dataset.info()
         summary["n_clients"] = len(prep.network.client_ids)
         summary["device"] = str(prep.trainer.device)

@@ -1,0 +1,1 @@
+"""Many runs and their figures: reads only the output tables."""
