@@ -121,3 +121,27 @@ def test_failure_while_running_exits_1(tmp_path):
     proc = sinsim("scenarios/tiny.yaml", "--out", str(blocker / "sub"))
     assert proc.returncode == 1
     assert "run failed" in proc.stderr
+
+
+@pytest.mark.slow
+def test_notebooks_run(tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        NotebookClient(nb, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+        errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                  if o.get("output_type") == "error"]
+        assert not errors, f"{path.name}: {errors[:1]}"
+
+
+@pytest.mark.slow
+def test_plot_command_writes_figures(tiny_run, tmp_path):
+    out, _ = tiny_run
+    proc = sinsim("plot", str(out), "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert pngs == ["accuracy_vs_bytes.png", "accuracy_vs_time.png", "round_durations.png"]
+    assert all((tmp_path / p).stat().st_size > 5_000 for p in pngs)
