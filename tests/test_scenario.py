@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from sinsim.errors import ConfigError, InputError
@@ -133,7 +134,9 @@ def test_durations_in_a_file_become_seconds(write_yaml, tiny_raw):
     ("file", "name", "n_clients", "rounds", "horizon_s", "deadline_s", "loss_p"),
     [
         ("tiny.yaml", "tiny", 8, 3, 86_400.0, 600.0, 0.1),
-        ("leo_walker.yaml", "leo_walker", 100, 10, 259_200.0, 7_200.0, 0.05),
+        ("leo_walker.yaml", "leo_walker", 100, 10, 259_200.0, 21_600.0, 0.05),
+        ("uav_swarm.yaml", "uav_swarm", 12, 5, 86_400.0, 1_800.0, None),
+        ("sat_server.yaml", "sat_server", 24, 5, 86_400.0, 3_600.0, 0.02),
     ],
 )
 def test_bundled_scenarios_load(file, name, n_clients, rounds, horizon_s, deadline_s, loss_p):
@@ -146,8 +149,9 @@ def test_bundled_scenarios_load(file, name, n_clients, rounds, horizon_s, deadli
     assert scenario.training.rounds == rounds
     assert scenario.horizon == horizon_s
     assert scenario.training.round_deadline == deadline_s
-    assert scenario.links.loss.kind == "bernoulli"
-    assert scenario.links.loss.p == loss_p
+    if loss_p is not None:
+        assert scenario.links.loss.kind == "bernoulli"
+        assert scenario.links.loss.p == loss_p
     assert scenario.start.utcoffset().total_seconds() == 0
 
 
@@ -497,3 +501,81 @@ def test_resolved_of_a_bundled_scenario_round_trips():
 
     # Assert
     assert again == scenario
+
+
+# --------------------------------------------------------------------------------------------
+# orbital sections
+
+ORBITAL = {
+    "name": "orb",
+    "clients": {"walker": {"inclination_deg": 53, "total": 12, "planes": 3, "phasing": 1,
+                           "altitude_km": 550}},
+    "server": {"ground_stations": [{"lat_deg": 31, "lon_deg": 121.5}]},
+    "links": {"model": "budget"},
+    "training": {"dataset": "synthetic", "clients_per_round": 4},
+}
+
+
+def _orbital(**changes):
+    import copy
+
+    raw = copy.deepcopy(ORBITAL)
+    for key, value in changes.items():
+        apply_override(raw, f"{key}={value}")
+    return raw
+
+
+def test_orbital_scenario_validates():
+    sc = validate_scenario(_orbital())
+    assert sc.clients.orbital
+    assert sc.n_clients_known == 12
+    assert sc.server.ground_stations[0].min_elevation_deg == 10.0
+
+
+@pytest.mark.parametrize(
+    ("changes", "key", "fragment"),
+    [
+        ({"clients.walker.total": 13}, "clients.walker", "multiple of planes"),
+        ({"clients.walker.phasing": 3}, "clients.walker", "phasing must be < planes"),
+        ({"clients.walker.altitude_km": 50}, "clients.walker.altitude_km", "must be > 150"),
+        ({"server.ground_stations.0.min_elevation_deg": 95},
+         "server.ground_stations.0.min_elevation_deg", "must be < 90"),
+        ({"server.ground_stations.0.lat_deg": 91}, "server.ground_stations.0.lat_deg", "<= 90"),
+        ({"clients.count": 5}, "clients", "cannot be combined"),
+        ({"server": "{}"}, None, "need a server"),
+        ({"server.uav": "{id: u, altitude_m: 1000, speed_mps: 20, loiter: {lat_deg: 0, "
+                        "lon_deg: 0, radius_m: 100}}"}, "server", "one server kind"),
+        ({"clients.uavs": "[{id: u, altitude_m: 1000, speed_mps: 20}]"}, "clients.uavs.0",
+         "exactly one of loiter or waypoints"),
+        ({"links.loss.kind": "gilbert"}, "links.loss.kind", "'gilbert_elliott'"),
+        ({"links.uplink.efficiency": 1.5}, "links.uplink.efficiency", "must be <= 1"),
+        ({"training.selection": "nearest"}, "training.selection.kind", "'visible'"),
+        ({"contacts.step": "-1s"}, "contacts.step", "duration"),
+        ({"training.clients_per_round": 13}, None, "larger than the number of clients"),
+    ],
+)
+def test_orbital_errors_name_the_key(changes, key, fragment):
+    with pytest.raises(ConfigError) as info:
+        validate_scenario(_orbital(**changes), file="orb.yaml")
+    message = str(info.value)
+    assert message.startswith("orb.yaml: ")
+    if key:
+        assert f": {key}: " in message
+    assert fragment in message
+
+
+def test_budget_links_need_orbital_clients(tiny_raw):
+    tiny_raw["links"] = {"model": "budget"}
+    with pytest.raises(ConfigError, match="budget needs orbital clients"):
+        validate_scenario(tiny_raw)
+
+
+def test_tle_path_is_relative_to_the_scenario_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    path = tmp_path / "sub" / "s.yaml"
+    raw = _orbital()
+    raw["clients"] = {"tle": {"path": "../sats.tle", "limit": 5}}
+    path.write_text(yaml.safe_dump(raw))
+    sc = load_scenario(path)
+    assert sc.clients.tle.path == str(tmp_path / "sats.tle")
+    assert sc.n_clients_known is None
