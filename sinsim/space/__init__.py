@@ -1,0 +1,57 @@
+"""The ``space`` room: orbits, visibility, contact plans and radio links.
+
+Pure, vectorised physics on numpy/skyfield/sgp4/pandas only.  Simulated time
+is float seconds since the scenario start (see :class:`Timebase`).
+"""
+
+from .contacts import ContactPlan, compute_contact_plan, contact_windows
+from .links import (
+    LEO_DOWNLINK_X_BAND,
+    LEO_UPLINK_S_BAND,
+    BudgetLinkParams,
+    free_space_path_loss_db,
+    gilbert_elliott_states,
+    propagation_delay_s,
+    rate_bps,
+    snr_db,
+)
+from .orbits import (
+    UAV,
+    GroundStation,
+    PropagationError,
+    Satellite,
+    TLEFormatError,
+    export_tle,
+    load_tle,
+    nodes_table,
+    positions_itrs_m,
+    walker_constellation,
+    write_tle_file,
+)
+from .timebase import Timebase
+
+__all__ = [
+    "Timebase",
+    "Satellite",
+    "GroundStation",
+    "UAV",
+    "TLEFormatError",
+    "PropagationError",
+    "walker_constellation",
+    "load_tle",
+    "export_tle",
+    "write_tle_file",
+    "positions_itrs_m",
+    "nodes_table",
+    "contact_windows",
+    "ContactPlan",
+    "compute_contact_plan",
+    "BudgetLinkParams",
+    "LEO_DOWNLINK_X_BAND",
+    "LEO_UPLINK_S_BAND",
+    "free_space_path_loss_db",
+    "propagation_delay_s",
+    "snr_db",
+    "rate_bps",
+    "gilbert_elliott_states",
+]

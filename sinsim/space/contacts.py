@@ -1,0 +1,397 @@
+"""Contact windows between clients and servers, and the contact plan built from them.
+
+Algorithm (see docs/space.md):
+
+1. One :func:`~sinsim.space.orbits.states_itrs` call propagates every node on
+   a coarse grid (``step_s``, plus the horizon itself); the visibility metric
+   ``f`` of :mod:`~sinsim.space.visibility` and ``df/dt`` are computed for all
+   pairs on that grid.
+2. Grid intervals where ``f`` changes sign hold a window edge.  Intervals whose
+   ends are both invisible but whose ``f'`` goes from + to - hold a local
+   maximum that may poke above the mask between samples (a *near miss*); the
+   cubic Hermite model (+ an error margin) decides which ones to refine, and
+   refinement re-propagates only the pairs concerned at the probe times.
+   Symmetrically, dips inside visible intervals are searched.
+3. All edges are refined together (vectorised) to brackets ``<= edge_tolerance_s``.
+4. ``max_elevation_deg`` comes from refining the maxima inside each window.
+
+Passes whose whole duration is shorter than about ``edge_tolerance_s`` can be
+missed; every pass longer than the grid step contains a grid sample and is
+never missed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .constants import EARTH_RADIUS_M
+from .orbits import UAV, GroundStation, Satellite, states_itrs_components
+from .plan import CSV_COLUMNS, ContactPlan
+from .plancache import WINDOW_COLUMNS, cache_key, empty_windows, load_windows, save_windows
+from .refine import refine_extrema, refine_peaks, refine_roots
+from .timebase import Timebase
+from .visibility import (
+    SPEED_SLACK,
+    Evaluator,
+    PairSet,
+    hermite_coeffs,
+    hermite_extremum,
+    hermite_margin,
+    metric,
+)
+
+__all__ = [
+    "contact_windows",
+    "ContactPlan",
+    "compute_contact_plan",
+    "WINDOW_COLUMNS",
+    "CSV_COLUMNS",
+    "CONTACTS_CODE_VERSION",
+    "plan_cache_key",
+]
+
+CONTACTS_CODE_VERSION = "contacts-1"  # bump when results of contact_windows change
+GRID_CHUNK_ELEMENTS = 1_000_000  # pair x time samples per vectorised chunk (bounds memory)
+
+
+def _unique_nodes(clients, servers):
+    nodes, index = [], {}
+    for group_name, group in (("clients", clients), ("servers", servers)):
+        seen = set()
+        for n in group:
+            if not isinstance(n, (Satellite, GroundStation, UAV)):
+                raise TypeError(f"{group_name}: not a node: {n!r}")
+            if n.id in seen:
+                raise ValueError(f"{group_name}: duplicate node id {n.id!r}")
+            seen.add(n.id)
+            if n.id in index:
+                if nodes[index[n.id]] is not n and nodes[index[n.id]] != n:
+                    raise ValueError(f"node id {n.id!r} names two different nodes")
+                continue
+            index[n.id] = len(nodes)
+            nodes.append(n)
+    return nodes, [index[n.id] for n in clients], [index[n.id] for n in servers]
+
+
+def _time_grid(horizon_s: float, step_s: float) -> np.ndarray:
+    n = int(math.floor(horizon_s / step_s))
+    grid = np.arange(n + 1) * step_s
+    if horizon_s - grid[-1] > 1e-9 * max(1.0, horizon_s):
+        grid = np.append(grid, horizon_s)
+    else:
+        grid[-1] = horizon_s
+    return grid
+
+
+_BRACKET_FIELDS = ("k", "a", "b", "fa", "fb", "da", "db", "sca", "scb", "spa", "spb")
+
+
+def _grid_phase(ps: PairSet, pos, vel, grid, need_peak):
+    """Scan the grid; return f at both ends of the horizon and the brackets to refine.
+
+    ``f`` is computed for every pair and sample; ``f'`` only at the ends of
+    intervals that can matter: those touching visibility, and near misses
+    allowed by a Lipschitz bound (a station pair's ``|f'|`` is at most
+    ``v / range`` and the range exceeds the mask range while ``f < 0``; for
+    other pairs ``|f'| <= v_a + v_b``).
+    """
+    n_t = grid.size
+    dt = np.diff(grid)
+    X, Y, Z = pos
+    speed = np.sqrt(vel[0] ** 2 + vel[1] ** 2 + vel[2] ** 2).max(axis=1) * SPEED_SLACK
+    ps.set_geometry(np.sqrt(X * X + Y * Y + Z * Z).min(axis=1))
+    rate_bound = np.where(
+        ps.station, speed[ps.tgt] / np.maximum(ps.d_mask, 1.0), speed[ps.obs] + speed[ps.tgt]
+    )
+    moving = ps.moving()
+    out = {key: [] for key in ("edge", "bump", "dip", "peak")}
+    f_first = np.empty(len(ps))
+    f_last = np.empty(len(ps))
+    order = np.lexsort((ps.obs, ~ps.station))
+    chunk = max(1, GRID_CHUNK_ELEMENTS // n_t)
+    for lo in range(0, len(ps), chunk):
+        ks = order[lo : lo + chunk]
+        o, g = ps.obs[ks], ps.tgt[ks]
+        if np.all(ps.station[ks]) and not np.any(moving[o]):
+            up = ps.up[ks]
+            dx, dy, dz = X[g] - X[o, :1], Y[g] - Y[o, :1], Z[g] - Z[o, :1]
+            f = dx * up[:, 0:1]
+            f += dy * up[:, 1:2]
+            f += dz * up[:, 2:3]
+            dx *= dx
+            dy *= dy
+            dx += dy
+            dz *= dz
+            dx += dz
+            f /= np.sqrt(dx, out=dx)
+            f -= ps.sin_mask[ks][:, None]
+            del dx, dy, dz
+        else:
+            pa, va = np.moveaxis(pos[:, o], 0, -1), np.moveaxis(vel[:, o], 0, -1)
+            pb, vb = np.moveaxis(pos[:, g], 0, -1), np.moveaxis(vel[:, g], 0, -1)
+            f = metric(ps, ks[:, None], pa, va, pb, vb)[0]
+        f_first[ks], f_last[ks] = f[:, 0], f[:, -1]
+        vis = f >= 0
+        va_, vb_ = vis[:, :-1], vis[:, 1:]
+        cand = va_ | vb_ | (f[:, :-1] + f[:, 1:] + dt[None, :] * rate_bound[ks][:, None] >= 0)
+        i, j = np.nonzero(cand)
+        if not i.size:
+            continue
+        # f' (and range, relative speed) at both ends of the candidate intervals only
+        kk = np.concatenate([ks[i], ks[i]])
+        jj = np.concatenate([j, j + 1])
+        ii = np.concatenate([i, i])
+        oo, gg = o[ii], g[ii]
+        fv, fdv, scv, spv = metric(
+            ps, kk, pos[:, oo, jj].T, vel[:, oo, jj].T, pos[:, gg, jj].T, vel[:, gg, jj].T
+        )
+        m = i.size
+        item = dict(
+            k=ks[i],
+            a=grid[j],
+            b=grid[j + 1],
+            fa=f[i, j],
+            fb=f[i, j + 1],
+            da=fdv[:m],
+            db=fdv[m:],
+            sca=scv[:m],
+            scb=scv[m:],
+            spa=spv[:m],
+            spb=spv[m:],
+        )
+        vis_a, vis_b = item["fa"] >= 0, item["fb"] >= 0
+        rise = (item["da"] > 0) & (item["db"] <= 0)
+        fall = (item["da"] < 0) & (item["db"] >= 0)
+        masks = {
+            "edge": vis_a != vis_b,
+            "bump": ~vis_a & ~vis_b & rise,
+            "dip": vis_a & vis_b & fall,
+            "peak": (vis_a | vis_b) & rise & need_peak[item["k"]],
+        }
+        for key, mask in masks.items():
+            sel = {name: v[mask] for name, v in item.items()}
+            if key in ("bump", "dip") and sel["k"].size:
+                # keep only the near misses the Hermite model (+ margin) cannot rule out
+                sense = 1 if key == "bump" else -1
+                w = sel["b"] - sel["a"]
+                _, p_ext = hermite_extremum(
+                    hermite_coeffs(w, sel["fa"], sel["fb"], sel["da"], sel["db"]), sense
+                )
+                marg = hermite_margin(
+                    ps, sel["k"], w, sel["sca"], sel["scb"], sel["spa"], sel["spb"]
+                )
+                keep = sense * p_ext + marg >= 0
+                sel = {name: v[keep] for name, v in sel.items()}
+            out[key].append(sel)
+    merged = {}
+    for key, items in out.items():
+        merged[key] = {
+            name: (
+                np.concatenate([it[name] for it in items])
+                if items
+                else np.zeros(0, dtype=np.intp if name == "k" else float)
+            )
+            for name in _BRACKET_FIELDS
+        }
+    return f_first, f_last, merged
+
+
+def _near_misses(ev, br, sense, tol_s):
+    """Refine near-miss brackets; return (edge brackets, found peaks (k, t, f))."""
+    args = [br[n] for n in _BRACKET_FIELDS]
+    t_ext, f_ext, t_sp, f_sp, d_sp = refine_extrema(
+        ev, *args, sense=sense, tol_s=tol_s, need_cross=True
+    )
+    hit = ~np.isnan(t_sp)
+    k, a, b = br["k"][hit], br["a"][hit], br["b"][hit]
+    edges = dict(
+        k=np.concatenate([k, k]),
+        a=np.concatenate([a, t_sp[hit]]),
+        b=np.concatenate([t_sp[hit], b]),
+        fa=np.concatenate([br["fa"][hit], f_sp[hit]]),
+        fb=np.concatenate([f_sp[hit], br["fb"][hit]]),
+        da=np.concatenate([br["da"][hit], d_sp[hit]]),
+        db=np.concatenate([d_sp[hit], br["db"][hit]]),
+    )
+    return edges, (k, t_ext[hit], f_ext[hit])
+
+
+def contact_windows(
+    clients,
+    servers,
+    timebase: Timebase,
+    horizon_s: float,
+    *,
+    step_s: float = 30.0,
+    max_range_m: float = math.inf,
+    grazing_altitude_m: float = 80e3,
+    edge_tolerance_s: float = 1.0,
+) -> pd.DataFrame:
+    """Contact windows of every client/server pair over ``[0, horizon_s]``.
+
+    Returns a DataFrame with columns ``client, server, start_s, end_s,
+    duration_s, max_elevation_deg`` sorted by client, server, start_s.
+    Pairs with a ground station on either side are visible while the other
+    node is above that station's ``min_elevation_deg`` (the server's when both
+    are stations); other pairs while their line of sight clears a sphere of
+    radius ``EARTH_RADIUS_M + grazing_altitude_m`` and the range is
+    ``<= max_range_m``.  ``max_elevation_deg`` is NaN unless the server is a
+    ground station.  Windows open at 0 or at the horizon are clipped there.
+    """
+    for name, v in (
+        ("horizon_s", horizon_s),
+        ("step_s", step_s),
+        ("edge_tolerance_s", edge_tolerance_s),
+    ):
+        if not (
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+        ):
+            raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+    if not (max_range_m > 0):
+        raise ValueError(f"max_range_m must be > 0, got {max_range_m!r}")
+    if not (math.isfinite(grazing_altitude_m) and grazing_altitude_m > -EARTH_RADIUS_M / 2):
+        raise ValueError(f"grazing_altitude_m must be finite, got {grazing_altitude_m!r}")
+    if not isinstance(timebase, Timebase):
+        raise TypeError("timebase must be a sinsim.space.timebase.Timebase")
+    clients, servers = list(clients), list(servers)
+    nodes, c_idx, s_idx = _unique_nodes(clients, servers)
+    pairs = [(c, s) for c in c_idx for s in s_idx if c != s]
+    if not pairs:
+        return empty_windows()
+    ps = PairSet.build(
+        nodes,
+        [p[0] for p in pairs],
+        [p[1] for p in pairs],
+        max_range_m=max_range_m,
+        graze_radius_m=EARTH_RADIUS_M + grazing_altitude_m,
+    )
+    horizon_s = float(horizon_s)
+    tol = min(float(edge_tolerance_s), float(step_s))
+    grid = _time_grid(horizon_s, float(step_s))
+    pos, vel = states_itrs_components(nodes, timebase, grid)
+    need_peak = np.array([isinstance(nodes[s], GroundStation) for s in ps.server], dtype=bool)
+    f_first, f_last, br = _grid_phase(ps, pos, vel, grid, need_peak)
+    del pos, vel
+    ev = Evaluator(ps, timebase)
+
+    bump_edges, bump_peaks = _near_misses(ev, br["bump"], +1, tol)
+    dip_edges, _ = _near_misses(ev, br["dip"], -1, tol)
+    edges = {
+        n: np.concatenate([br["edge"][n], bump_edges[n], dip_edges[n]])
+        for n in ("k", "a", "b", "fa", "fb", "da", "db")
+    }
+    roots = refine_roots(
+        ev,
+        edges["k"],
+        edges["a"],
+        edges["b"],
+        edges["fa"],
+        edges["fb"],
+        edges["da"],
+        edges["db"],
+        tol,
+    )
+
+    # Assemble windows: each root toggles visibility; prepend 0 / append horizon for open windows.
+    vis0 = f_first >= 0
+    n_cross = np.bincount(edges["k"], minlength=len(ps))
+    vis_end = vis0 ^ (n_cross % 2 == 1)
+    k_all = np.concatenate([np.flatnonzero(vis0), edges["k"], np.flatnonzero(vis_end)])
+    t_all = np.concatenate([np.zeros(vis0.sum()), roots, np.full(vis_end.sum(), horizon_s)])
+    rank = np.concatenate([np.zeros(vis0.sum()), np.ones(roots.size), np.full(vis_end.sum(), 2.0)])
+    o = np.lexsort((rank, t_all, k_all))
+    k_all, t_all = k_all[o], np.clip(t_all[o], 0.0, horizon_s)
+    wk, start, end = k_all[0::2], t_all[0::2], t_all[1::2]
+    good = end > start
+    wk, start, end = wk[good], start[good], end[good]
+
+    # Maximum elevation (server = ground station): refined maxima inside each window.
+    f_max = np.where(start <= 0.0, f_first[wk], 0.0)
+    f_max = np.maximum(f_max, np.where(end >= horizon_s, f_last[wk], 0.0))
+    pk = br["peak"]
+    t_ext, f_ext = refine_peaks(
+        ev, pk["k"], pk["a"], pk["b"], pk["fa"], pk["fb"], pk["da"], pk["db"]
+    )
+    peak_k = np.concatenate([pk["k"], bump_peaks[0]])
+    peak_t = np.concatenate([t_ext, bump_peaks[1]])
+    peak_f = np.concatenate([f_ext, bump_peaks[2]])
+    if peak_k.size and wk.size:
+        # each peak belongs to the last window of its pair starting at or before it (exact merge)
+        n_w = wk.size
+        kk = np.concatenate([wk, peak_k])
+        tt = np.concatenate([start, peak_t])
+        kind = np.concatenate([np.zeros(n_w), np.ones(peak_k.size)])
+        order = np.lexsort((kind, tt, kk))
+        win_idx = np.concatenate([np.arange(n_w), np.full(peak_k.size, -1)])[order]
+        last = np.maximum.accumulate(win_idx)
+        pos_in = np.empty(peak_k.size, dtype=np.intp)
+        pos_in[order[order >= n_w] - n_w] = last[order >= n_w]
+        safe = np.maximum(pos_in, 0)
+        ok = (pos_in >= 0) & (wk[safe] == peak_k) & (peak_t <= end[safe] + 1e-6)
+        np.maximum.at(f_max, pos_in[ok], peak_f[ok])
+    srv_gs = need_peak[wk]
+    el = np.degrees(np.arcsin(np.clip(f_max + ps.sin_mask[wk], -1.0, 1.0)))
+    max_el = np.where(srv_gs, el, np.nan)
+
+    ids = np.array([n.id for n in nodes], dtype=object)
+    df = pd.DataFrame(
+        {
+            "client": ids[ps.client[wk]],
+            "server": ids[ps.server[wk]],
+            "start_s": start,
+            "end_s": end,
+            "duration_s": end - start,
+            "max_elevation_deg": max_el,
+        }
+    )
+    df = df.sort_values(["client", "server", "start_s"], kind="stable").reset_index(drop=True)
+    df.attrs["evaluations"] = {
+        "grid_samples": int(grid.size),
+        "probe_calls": ev.calls,
+        "probe_points": ev.points,
+    }
+    return df
+
+
+# --------------------------------------------------------------------------- cache
+_WINDOWS_SIGNATURE = inspect.signature(contact_windows)
+
+
+def plan_cache_key(clients, servers, timebase: Timebase, horizon_s: float, **kw) -> str:
+    """SHA-256 over everything a plan depends on (nodes, start, horizon, options, code version)."""
+    bound = _WINDOWS_SIGNATURE.bind(clients, servers, timebase, horizon_s, **kw)
+    bound.apply_defaults()
+    options = {
+        k: v for k, v in bound.arguments.items() if k not in ("clients", "servers", "timebase")
+    }
+    return cache_key(
+        clients, servers, timebase.start_utc.isoformat(), options, CONTACTS_CODE_VERSION
+    )
+
+
+def compute_contact_plan(
+    clients, servers, timebase: Timebase, horizon_s: float, *, cache_dir=None, **kw
+) -> ContactPlan:
+    """:func:`contact_windows` wrapped in a :class:`ContactPlan`, with an optional disk cache.
+
+    The cache entry ``<cache_dir>/contacts-<sha256>.npz`` is keyed by
+    :func:`plan_cache_key`; missing or corrupt entries are recomputed.
+    """
+    clients, servers = list(clients), list(servers)
+    if cache_dir is None:
+        df = contact_windows(clients, servers, timebase, horizon_s, **kw)
+        return ContactPlan(df, clients, servers, timebase, horizon_s)
+    key = plan_cache_key(clients, servers, timebase, horizon_s, **kw)
+    path = Path(cache_dir) / f"contacts-{key}.npz"
+    df = load_windows(path, key) if path.exists() else None
+    if df is not None:
+        return ContactPlan(df, clients, servers, timebase, horizon_s, from_cache=True)
+    df = contact_windows(clients, servers, timebase, horizon_s, **kw)
+    save_windows(path, key, df)
+    return ContactPlan(df, clients, servers, timebase, horizon_s)
