@@ -533,6 +533,8 @@ def apply_override(raw: dict[str, Any], item: str, *, file: str | None = None) -
             raise ConfigError(f"cannot set a key inside a {type(node).__name__}", file=file, key=here)
         if node.get(part) is None:
             node[part] = {}
+        elif isinstance(node[part], str):  # shorthand `selection: random` = {kind: random}
+            node[part] = {"kind": node[part]}
         node = node[part]
     last = parts[-1]
     if isinstance(node, list):

@@ -145,3 +145,46 @@ def test_plot_command_writes_figures(tiny_run, tmp_path):
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert pngs == ["accuracy_vs_bytes.png", "accuracy_vs_time.png", "round_durations.png"]
     assert all((tmp_path / p).stat().st_size > 5_000 for p in pngs)
+
+
+def _tle_scenario(tmp_path, tle_path) -> Path:
+    path = tmp_path / "starlink.yaml"
+    path.write_text(f"""
+name: starlink_contacts
+start: 2020-05-07T00:00:00Z
+horizon: 6h
+clients:
+  tle: {{path: {tle_path}, name_pattern: "STARLINK-*", limit: 10}}
+server:
+  ground_stations:
+    - {{id: toulouse, lat_deg: 43.6, lon_deg: 1.44, min_elevation_deg: 10}}
+contacts: {{cache_dir: {tmp_path / "cache"}}}
+training: {{dataset: synthetic, clients_per_round: 2}}
+""")
+    return path
+
+
+def test_contacts_command_writes_plan_and_nodes_from_real_tles(tmp_path):
+    scenario = _tle_scenario(tmp_path, ROOT / "tests" / "data" / "starlink_sample.tle")
+    proc = sinsim("contacts", str(scenario), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    contacts = pd.read_csv(tmp_path / "out" / "contacts.csv")
+    nodes = pd.read_csv(tmp_path / "out" / "nodes.csv")
+    assert len(nodes[nodes.kind == "satellite"]) == 10
+    assert len(contacts) > 0 and set(contacts.client) <= set(nodes.id)
+    assert contacts.start_utc.str.startswith("2020-05-07").all()
+    assert not (tmp_path / "out" / "rounds.csv").exists()  # only the plan
+    names = (tmp_path / "out" / "nodes.tle").read_text().splitlines()[0::3]
+    assert names == nodes[nodes.kind == "satellite"].id.tolist()
+
+
+def test_malformed_tle_exits_2_naming_file_and_line(tmp_path):
+    lines = (ROOT / "tests" / "data" / "starlink_sample.tle").read_text().splitlines()
+    lines[4] = lines[4][:30] + "X" + lines[4][31:]  # corrupt the second satellite's line 1
+    bad = tmp_path / "bad.tle"
+    bad.write_text("\n".join(lines) + "\n")
+    proc = sinsim("contacts", str(_tle_scenario(tmp_path, bad)))
+    assert proc.returncode == 2
+    assert "clients.tle.path" in proc.stderr and str(bad) in proc.stderr
+    assert f"{bad}:5:" in proc.stderr  # file:line
+    assert "Traceback" not in proc.stderr
