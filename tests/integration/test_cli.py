@@ -152,7 +152,7 @@ def _tle_scenario(tmp_path, tle_path) -> Path:
     path.write_text(f"""
 name: starlink_contacts
 start: 2020-05-07T00:00:00Z
-horizon: 6h
+horizon: 24h
 clients:
   tle: {{path: {tle_path}, name_pattern: "STARLINK-*", limit: 10}}
 server:
