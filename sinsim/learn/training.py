@@ -34,6 +34,9 @@ def pick_device(requested: str) -> torch.device:
     if requested == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():
+        # same seed, same tables on a GPU too: no autotuned, non-deterministic conv kernels
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
         return torch.device("cuda")
     if requested == "cuda":
         raise RuntimeError("training.device is 'cuda' but torch.cuda.is_available() is False")
