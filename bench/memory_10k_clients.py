@@ -15,6 +15,7 @@ headline ``peak_rss_mb: <run's peak>`` (target <= 2048).
 from __future__ import annotations
 
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -30,7 +31,7 @@ if str(REPO) not in sys.path:  # run as `python bench/x.py` without sinsim insta
 DATA_DIR = REPO / "data"
 N_CLIENTS = 10_000
 CLIENTS_PER_ROUND = 10
-REPEATS = 2
+REPEATS = int(os.environ.get("SINSIM_BENCH_REPEATS", 2))
 TARGET_MB = 2048
 
 

@@ -188,3 +188,20 @@ def test_malformed_tle_exits_2_naming_file_and_line(tmp_path):
     assert "clients.tle.path" in proc.stderr and str(bad) in proc.stderr
     assert f"{bad}:5:" in proc.stderr  # file:line
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("bench", "args", "headline"), [
+    ("engine_overhead.py", (), "overhead_ratio"),
+    ("memory_10k_clients.py", (), "peak_rss_mb"),
+    ("contact_plan.py", ("--quick",), "speedup_vs_find_events"),
+])
+def test_benches_run_and_end_with_their_headline(bench, args, headline):
+    """Benches are not timed here; this only keeps them runnable (one repeat each)."""
+    env = {**os.environ, "SINSIM_DATA_DIR": str(ROOT / "data"), "SINSIM_BENCH_REPEATS": "1"}
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / bench), *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    name, _, value = proc.stdout.strip().splitlines()[-1].partition(": ")
+    assert name == headline
+    assert float(value) > 0
