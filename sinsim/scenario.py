@@ -512,6 +512,10 @@ def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> None:
             tle["path"] = os.path.normpath(base / p)
 
 
+# sections whose value may be written as a bare kind name (`partition: iid`)
+_SHORTHAND_SECTIONS = ("partition", "selection")
+
+
 def apply_override(raw: dict[str, Any], item: str, *, file: str | None = None) -> None:
     """Apply one ``key.path=value`` override (the value is parsed as YAML) in place."""
     key, sep, text = item.partition("=")
@@ -533,8 +537,8 @@ def apply_override(raw: dict[str, Any], item: str, *, file: str | None = None) -
             raise ConfigError(f"cannot set a key inside a {type(node).__name__}", file=file, key=here)
         if node.get(part) is None:
             node[part] = {}
-        elif isinstance(node[part], str):  # shorthand `selection: random` = {kind: random}
-            node[part] = {"kind": node[part]}
+        elif isinstance(node[part], str) and part in _SHORTHAND_SECTIONS:
+            node[part] = {"kind": node[part]}  # `selection: random` = {kind: random}
         node = node[part]
     last = parts[-1]
     if isinstance(node, list):
