@@ -1,0 +1,173 @@
+"""Reading scenario files: YAML, ``--set`` overrides, validation, errors that name the key."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Union
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from sinsim.errors import ConfigError
+from sinsim.scenario.model import Algorithm, Scenario
+
+
+def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
+    """Read, override and validate a scenario file. Raises :class:`ConfigError`."""
+    path = Path(path)
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("no such scenario file", file=file) from None
+    except IsADirectoryError:
+        raise ConfigError("is a directory, not a scenario file", file=file) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read the file: {e}", file=file) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"not valid YAML{where}: {problem}", file=file) from None
+    if raw is None:
+        raise ConfigError("the file is empty; a scenario needs at least `name` and `clients`", file=file)
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"a scenario must be a mapping of keys, got a {type(raw).__name__}", file=file
+        )
+    raw.setdefault("name", path.stem)
+    for item in overrides:
+        apply_override(raw, item, file=file)
+    _resolve_relative_paths(raw, path.parent)
+    return validate_scenario(raw, file=file)
+
+
+def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> None:
+    """File paths inside a scenario are relative to the scenario file's folder."""
+    clients = raw.get("clients")
+    tle = clients.get("tle") if isinstance(clients, dict) else None
+    if isinstance(tle, dict) and isinstance(tle.get("path"), str):
+        p = Path(tle["path"]).expanduser()
+        if not p.is_absolute():
+            tle["path"] = os.path.normpath(base / p)
+
+
+# sections whose value may be written as a bare kind name (`partition: iid`)
+_SHORTHAND_SECTIONS = ("partition", "selection")
+
+
+def apply_override(raw: dict[str, Any], item: str, *, file: str | None = None) -> None:
+    """Apply one ``key.path=value`` override (the value is parsed as YAML) in place."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set expects key.path=value, got {item!r}", file=file)
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    parts = key.split(".")
+    node: Any = raw
+    for i, part in enumerate(parts[:-1]):
+        here = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            node = node[_list_index(node, part, here, file)]
+            continue
+        if not isinstance(node, dict):
+            raise ConfigError(f"cannot set a key inside a {type(node).__name__}", file=file, key=here)
+        if node.get(part) is None:
+            node[part] = {}
+        elif isinstance(node[part], str) and part in _SHORTHAND_SECTIONS:
+            node[part] = {"kind": node[part]}  # `selection: random` = {kind: random}
+        node = node[part]
+    last = parts[-1]
+    if isinstance(node, list):
+        node[_list_index(node, last, key, file)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ConfigError(f"cannot set a key inside a {type(node).__name__}", file=file, key=key)
+
+
+def _list_index(node: list, part: str, key: str, file: str | None) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"no list item {part!r} (the list has {len(node)})", file=file, key=key)
+    return int(part)
+
+
+def validate_scenario(raw: Mapping[str, Any], *, file: str | None = None) -> Scenario:
+    """Validate a raw mapping; errors name ``file`` and the key path."""
+    _check_unknown_keys(raw, Scenario, (), file)
+    try:
+        return Scenario.model_validate(raw)
+    except ValidationError as e:
+        raise _config_error(e, file) from None
+
+
+def _check_unknown_keys(raw: Any, model: type[BaseModel], path: tuple, file: str | None) -> None:
+    """Walk the raw mapping along the model and reject unknown keys with a did-you-mean."""
+    if not isinstance(raw, Mapping):
+        return
+    fields = model.model_fields
+    for key, value in raw.items():
+        here = (*path, str(key))
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"unknown key{hint} (valid keys here: {', '.join(fields)})",
+                file=file,
+                key=".".join(here),
+            )
+        for sub in _models_in(fields[key].annotation):
+            if isinstance(value, Mapping):
+                _check_unknown_keys(value, sub, here, file)
+            elif isinstance(value, list):
+                for i, item in enumerate(value):
+                    _check_unknown_keys(item, sub, (*here, str(i)), file)
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        # sections that accept free-form parameters are checked by their own validators
+        return [] if annotation is Algorithm else [annotation]
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _models_in(typing.get_args(annotation)[0])
+    if origin in (Union, types.UnionType, list, tuple):
+        return [m for a in typing.get_args(annotation) for m in _models_in(a)]
+    return []
+
+
+def _config_error(error: ValidationError, file: str | None) -> ConfigError:
+    first = error.errors(include_url=False)[0]
+    loc = [str(p) for p in first["loc"] if not str(p).startswith("function-")]
+    msg = first["msg"]
+    kind = first["type"]
+    value = first.get("input")
+    ctx = first.get("ctx") or {}
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
+              "less_than_equal": "<="}[kind]
+        bound = next(iter(ctx.values()))
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)
+        msg = f"must be {op} {bound}, got {value!r}"
+    elif kind == "missing":
+        msg = "required key is missing"
+    elif kind.startswith("value_error"):
+        msg = msg.removeprefix("Value error, ")
+    elif kind == "literal_error" or kind.endswith("_type") or kind.endswith("_parsing"):
+        msg = f"{msg}, got {value!r}"
+    msg = msg[:1].lower() + msg[1:]
+    key = ".".join(loc) or None
+    if key and key.startswith("algorithms.") and kind.startswith("value_error"):
+        key = "algorithms"
+    return ConfigError(msg, file=file, key=key)
