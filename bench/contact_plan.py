@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from skyfield.api import wgs84  # noqa: E402
 
-from sinsim.space.contacts import contact_windows  # noqa: E402
+from sinsim.space.contacts import contact_windows, windows_from_find_events  # noqa: E402
 from sinsim.space.orbits import GroundStation, walker_constellation  # noqa: E402
 from sinsim.space.timebase import Timebase  # noqa: E402
 
@@ -48,19 +48,7 @@ CITIES = [  # (id, lat_deg, lon_deg) -- approximate city centres
 def find_events_windows(sat, topos, t0, t1, mask_deg, timebase, horizon_s):
     """Windows [(start_s, end_s)] from one EarthSatellite.find_events call."""
     t, events = sat.find_events(topos, t0, t1, altitude_degrees=mask_deg)
-    secs = timebase.to_seconds(t)
-    wins, start, seen_set = [], None, False
-    for x, e in zip(np.atleast_1d(secs), np.atleast_1d(events)):
-        if e == 0:
-            start = float(x)
-        elif e == 2:
-            wins.append((0.0 if start is None else start, float(x)))
-            start, seen_set = None, True
-    if start is not None:
-        wins.append((start, horizon_s))
-    elif not wins and len(events) and not seen_set and all(e == 1 for e in events):
-        wins.append((0.0, horizon_s))  # above the mask for the whole horizon
-    return wins
+    return windows_from_find_events(timebase.to_seconds(t), events, horizon_s)
 
 
 def compare(mine, ref):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from skyfield.api import wgs84
 
+from sinsim.space.contacts import windows_from_find_events
 from sinsim.space.orbits import positions_itrs_m
 
 
@@ -18,17 +19,7 @@ def find_events_windows(sat, station, timebase, horizon_s):
         altitude_degrees=station.min_elevation_deg,
     )
     secs = timebase.to_seconds(t)
-    wins, start, seen_set = [], None, False
-    for x, e in zip(np.atleast_1d(secs), np.atleast_1d(events)):
-        if e == 0:
-            start = float(x)
-        elif e == 2:
-            wins.append((0.0 if start is None else start, float(x)))
-            start, seen_set = None, True
-    if start is not None:
-        wins.append((start, horizon_s))
-    elif not wins and len(events) and not seen_set and all(e == 1 for e in events):
-        wins.append((0.0, horizon_s))
+    wins = windows_from_find_events(secs, events, horizon_s)
     return wins, secs[np.atleast_1d(events) == 1], t
 
 
