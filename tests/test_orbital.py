@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -184,3 +186,33 @@ def test_failures_and_bursty_losses_are_keyed_and_bounded(rng):
     windows = np.array([[0.0, 100.0], [200.0, 300.0]])
     holes = np.array([[50.0, 250.0]])
     np.testing.assert_array_equal(subtract_intervals(windows, holes), [[0, 50], [250, 300]])
+
+
+def test_gilbert_elliott_loses_transfers_on_the_air_in_a_bad_period():
+    from sinsim.scenario import Loss
+    from sinsim.sim.channel import fixed_channel
+    from sinsim.sim.network import DOWN, UP, Network
+
+    ch = fixed_channel(1e6)
+    bad = np.array([[100.0, 200.0]])
+    loss = Loss(kind="gilbert_elliott", loss_good=0.0, loss_bad=1.0)
+    net = Network(("a",), (ch,), (ch,), loss, seed=0, bad=((bad, np.empty((0, 2))),))
+    assert net.lost(1, 0, UP, [(150.0, 160.0)])  # inside the bad period
+    assert net.lost(1, 0, UP, [(50.0, 60.0), (190.0, 250.0)])  # a later segment touches it
+    assert not net.lost(1, 0, UP, [(0.0, 100.0), (200.0, 300.0)])  # edges only: good
+    assert not net.lost(1, 0, DOWN, [(150.0, 160.0)])  # the other direction is good
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["uav_swarm", "sat_server"])
+def test_bundled_orbital_scenarios_run(name, tmp_path):
+    from sinsim.scenario import load_scenario
+
+    root = Path(__file__).resolve().parents[1]
+    sc = load_scenario(root / "scenarios" / f"{name}.yaml",
+                       ["training.rounds=2", f"contacts.cache_dir={tmp_path / 'cache'}"])
+    summary = run_scenario(sc, tmp_path / "out")
+    assert summary["status"] == "complete"
+    check_run_invariants(tmp_path / "out")
+    contacts = pd.read_csv(tmp_path / "out" / "contacts.csv")
+    assert len(contacts) > 0
