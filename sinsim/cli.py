@@ -23,7 +23,9 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m sinsim",
         description="Simulate federated learning over a Space Information Network.",
-        epilog="Exit status: 0 success, 2 bad input, 1 failure while running.",
+        epilog="Other commands: `python -m sinsim contacts SCENARIO.yaml` (only the contact "
+               "plan and the nodes), `python -m sinsim plot RESULTS_DIR` (standard figures). "
+               "Exit status: 0 success, 2 bad input, 1 failure while running.",
     )
     p.add_argument("scenario", help="scenario YAML file")
     p.add_argument("--out", help="results directory (default: results/<scenario name>/)")
