@@ -77,11 +77,11 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
     sc, net = prep.scenario, prep.network
     strategy = build_strategy(algorithm.name, prep.spec, algorithm.params)
     env = simpy.Environment()
-    state = {"global": prep.init_state, "bytes_up": 0, "bytes_down": 0, "rounds": 0,
-             "host_wall_s": 0.0, "accuracy": float("nan"), "target_round": None,
-             "target_sim_s": None}
+    rows: list[dict[str, Any]] = []  # the rounds.csv rows of this algorithm
+    global_state = prep.init_state
 
     def server():
+        nonlocal global_state
         for r in range(1, sc.training.rounds + 1):
             if env.now >= sc.horizon:
                 break
@@ -97,7 +97,7 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
             deadline = t0 + sc.training.round_deadline
             ctx = RoundContext(r, t0, tuple(candidates), sc.training.clients_per_round, sc.seed)
             selected = strategy.select(ctx)
-            down_payload = strategy.encode_global(state["global"])
+            down_payload = strategy.encode_global(global_state)
             received = strategy.decode_global(down_payload)  # what every client rebuilds
             agg = strategy.new_aggregator()
             transfers: list[dict[str, Any]] = []
@@ -108,41 +108,47 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
                                          clients, bits))
                      for c in selected]
             yield env.all_of(procs)
-            state["global"] = agg.result(state["global"])
-            acc, loss = prep.trainer.evaluate(state["global"])
+            global_state = agg.result(global_state)
+            acc, loss = prep.trainer.evaluate(global_state)
             for row in clients:
                 row["aggregated"] = row["up_status"] == "delivered"
             up = sum(t["bytes"] for t in transfers if t["direction"] == "up")
             down = sum(t["bytes"] for t in transfers if t["direction"] == "down")
-            state["bytes_up"] += up
-            state["bytes_down"] += down
-            wall = time.perf_counter() - wall0
-            state["host_wall_s"] += wall
+            before = rows[-1] if rows else {"bytes_up_cum": 0, "bytes_down_cum": 0}
             row = {
                 "algorithm": algorithm.name, "round": r, "sim_start_s": t0, "sim_end_s": env.now,
                 "round_duration_s": env.now - t0, "selected": len(selected),
                 "completed": agg.count, "dropped": len(selected) - agg.count,
-                "bytes_up": up, "bytes_down": down, "bytes_up_cum": state["bytes_up"],
-                "bytes_down_cum": state["bytes_down"],
+                "bytes_up": up, "bytes_down": down,
+                "bytes_up_cum": before["bytes_up_cum"] + up,
+                "bytes_down_cum": before["bytes_down_cum"] + down,
                 "avg_bits": float(np.mean(bits)) if bits else None,
-                "test_accuracy": acc, "test_loss": loss, "host_wall_s": wall,
+                "test_accuracy": acc, "test_loss": loss,
+                "host_wall_s": time.perf_counter() - wall0,
             }
             recorder.write_round(row, sorted(transfers, key=_transfer_order),
                                  sorted(clients, key=lambda x: x["client"]))
-            state["rounds"], state["accuracy"] = r, acc
-            target = sc.training.target_accuracy
-            if target is not None and state["target_round"] is None and acc >= target:
-                state["target_round"], state["target_sim_s"] = r, env.now
+            rows.append(row)
             if on_round_end:
                 on_round_end(row)
 
     env.process(server())
     env.run()
+    return _summary(rows, env.now, sc.training.target_accuracy)
+
+
+def _summary(rows: list[dict[str, Any]], sim_time_s: float,
+             target: float | None) -> dict[str, Any]:
+    """One algorithm's entry of summary.json, derived from its rounds."""
+    last = rows[-1] if rows else {}
+    reached = next((r for r in rows if target is not None and r["test_accuracy"] >= target), {})
     return {
-        "final_accuracy": state["accuracy"], "rounds_run": state["rounds"],
-        "bytes_up_total": state["bytes_up"], "bytes_down_total": state["bytes_down"],
-        "sim_time_s": env.now, "host_wall_s": state["host_wall_s"],
-        "round_reached_target": state["target_round"], "sim_time_to_target_s": state["target_sim_s"],
+        "final_accuracy": last.get("test_accuracy", float("nan")), "rounds_run": len(rows),
+        "bytes_up_total": last.get("bytes_up_cum", 0),
+        "bytes_down_total": last.get("bytes_down_cum", 0),
+        "sim_time_s": sim_time_s, "host_wall_s": sum(r["host_wall_s"] for r in rows),
+        "round_reached_target": reached.get("round"),
+        "sim_time_to_target_s": reached.get("sim_end_s"),
     }
 
 

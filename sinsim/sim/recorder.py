@@ -45,7 +45,6 @@ class Recorder:
             w.writeheader()
             f.flush()
             self._files[name], self._writers[name] = f, w
-        self.rounds: list[dict[str, Any]] = []
 
     def write_round(self, round_row: dict[str, Any], transfers: Sequence[dict[str, Any]],
                     clients: Sequence[dict[str, Any]]) -> None:
@@ -56,7 +55,6 @@ class Recorder:
             for row in rows:
                 w.writerow({k: _fmt(row.get(k)) for k in w.fieldnames})
             self._files[name].flush()
-        self.rounds.append(round_row)
 
     def write_json(self, name: str, data: dict[str, Any]) -> None:
         path = self.out_dir / name
