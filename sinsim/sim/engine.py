@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -94,20 +94,14 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
                 yield env.timeout(t_next - env.now)
                 candidates = _candidates(sc, net, env.now)
             t0 = env.now
-            deadline = t0 + sc.training.round_deadline
             ctx = RoundContext(r, t0, tuple(candidates), sc.training.clients_per_round, sc.seed)
             selected = strategy.select(ctx)
             down_payload = strategy.encode_global(global_state)
-            received = strategy.decode_global(down_payload)  # what every client rebuilds
-            agg = strategy.new_aggregator()
-            transfers: list[dict[str, Any]] = []
-            clients: list[dict[str, Any]] = []
-            bits: list[float] = []
-            procs = [env.process(_client(env, prep, strategy, net, algorithm.name, r, c,
-                                         down_payload, received, deadline, agg, transfers,
-                                         clients, bits))
-                     for c in selected]
-            yield env.all_of(procs)
+            rnd = _Round(algorithm.name, r, t0 + sc.training.round_deadline, down_payload,
+                         strategy.decode_global(down_payload), strategy.new_aggregator())
+            yield env.all_of([env.process(_client(env, prep, strategy, rnd, c))
+                              for c in selected])
+            agg, transfers, clients, bits = rnd.aggregator, rnd.transfers, rnd.clients, rnd.bits
             global_state = agg.result(global_state)
             acc, loss = prep.trainer.evaluate(global_state)
             for row in clients:
@@ -163,38 +157,54 @@ def _transfer_order(t: dict[str, Any]) -> tuple:
     return (t["start_s"], t["direction"] != "down", t["client"])
 
 
-def _client(env, prep: Prepared, strategy, net: Network, algorithm: str, r: int, c: int,
-            down_payload: bytes, received, deadline: float, agg, transfers, clients, bits):
-    sc = prep.scenario
+@dataclass
+class _Round:
+    """What the client processes of one round share: the broadcast, the deadline, the server's
+    running aggregate, and the rows they append."""
+
+    algorithm: str
+    number: int
+    deadline_s: float
+    down_payload: bytes
+    received: dict[str, torch.Tensor]  # the global model as every client decodes it
+    aggregator: Any
+    transfers: list[dict[str, Any]] = field(default_factory=list)
+    clients: list[dict[str, Any]] = field(default_factory=list)
+    bits: list[float] = field(default_factory=list)
+
+
+def _client(env: simpy.Environment, prep: Prepared, strategy, rnd: _Round, c: int):
+    sc, net, r = prep.scenario, prep.network, rnd.number
     policy = sc.links.on_loss_of_signal
     cid = net.client_ids[c]
-    row = {"algorithm": algorithm, "round": r, "client": cid,
+    row = {"algorithm": rnd.algorithm, "round": r, "client": cid,
            "n_samples": len(prep.shards[c]), "down_status": None, "compute_start_s": None,
            "compute_s": None, "up_status": None, "arrived_s": None, "aggregated": False}
-    clients.append(row)
-    down = yield from transfer(env, net.down[c], len(down_payload), deadline,
+    rnd.clients.append(row)
+    down = yield from transfer(env, net.down[c], len(rnd.down_payload), rnd.deadline_s,
                                lost=lambda segs: net.lost(r, c, DOWN, segs), policy=policy)
-    transfers.append(_transfer_row(algorithm, r, cid, "down", down))
+    rnd.transfers.append(_transfer_row(rnd.algorithm, r, cid, "down", down))
     row["down_status"] = down.status
     if down.status != "delivered":
         return
-    update = strategy.client_update(prep.trainer, received, c, rng_for(sc.seed, "train", r, c))
+    update = strategy.client_update(prep.trainer, rnd.received, c,
+                                    rng_for(sc.seed, "train", r, c))
     compute_s = update.flops / sc.compute.flops_per_s
     row["compute_start_s"], row["compute_s"] = env.now, compute_s
-    if env.now + compute_s >= deadline:  # still computing when the round closes
-        yield env.timeout(deadline - env.now)
+    if env.now + compute_s >= rnd.deadline_s:  # still computing when the round closes
+        yield env.timeout(rnd.deadline_s - env.now)
         row["up_status"] = "not_sent"
         return
     yield env.timeout(compute_s)
-    up = yield from transfer(env, net.up[c], len(update.payload), deadline,
+    up = yield from transfer(env, net.up[c], len(update.payload), rnd.deadline_s,
                              lost=lambda segs: net.lost(r, c, UP, segs), policy=policy)
-    transfers.append(_transfer_row(algorithm, r, cid, "up", up))
+    rnd.transfers.append(_transfer_row(rnd.algorithm, r, cid, "up", up))
     row["up_status"] = up.status
     if up.status == "delivered":
         row["arrived_s"] = up.end_s
-        agg.add(update.payload, update.n_samples)
+        rnd.aggregator.add(update.payload, update.n_samples)
         if update.avg_bits is not None:
-            bits.append(update.avg_bits)
+            rnd.bits.append(update.avg_bits)
 
 
 def _transfer_row(algorithm: str, r: int, client: str, direction: str,
