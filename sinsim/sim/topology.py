@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from sinsim.errors import ConfigError
 from sinsim.scenario import LinkDirection, Scenario, UAVSpec
@@ -184,9 +183,3 @@ def _delay_fn(plan: ContactPlan, client_id: str):
         return float(space_links.propagation_delay_s(range_m[0]))
 
     return delay_s
-
-
-def contact_summary(topo: Topology) -> pd.DataFrame:
-    """Windows per client: count, total and mean duration (for quick looks and notes)."""
-    w = topo.plan.windows
-    return w.groupby("client").duration_s.agg(["count", "sum", "mean"])
