@@ -1,30 +1,86 @@
-"""Codecs: a model (state dict) <-> a byte payload. Bytes on the wire are ``len(payload)``.
+"""Codecs: a model <-> a byte payload. Bytes on the wire are ``len(payload)``.
 
-Both sides know the model's architecture, so a payload carries only values plus a small header.
+Both sides know the model's architecture (`ModelSpec`, and for ALQ the group layout), so a
+payload carries only values plus a small header. Every format is little-endian. The LeNet-5
+sizes below are for its 8 tensors (4 weights + 4 biases): 431,080 values, of which 430,500
+weights in 2,030 ALQ groups and 580 biases.
 
-``Float32Codec`` (FedAvg) payload layout, little-endian::
+``Float32Codec`` (FedAvg), exact round trip::
 
     offset 0  4 bytes  magic b"SF32"
-    offset 4  4 bytes  uint32 number of float32 values that follow
-    offset 8  4*n      every tensor of the state dict, flattened, in state-dict order
+    offset 4  4 bytes  uint32 n, number of values
+    offset 8  4*n      every tensor of the state dict, flattened, in state-dict order, float32
 
-For LeNet-5 that is 8 + 4 * 431,080 = 1,724,328 bytes.
+    LeNet-5: 8 + 4 * 431,080 = 1,724,328 bytes.
+
+``Float16Codec`` (FedAvg with fp16 weights): the same with magic b"SF16" and every value rounded
+to IEEE half (round to nearest even): relative error <= 2^-11 for |x| in the normal range
+[2^-14, 65504], absolute error <= 2^-25 below it; finite values beyond 65504 are refused::
+
+    offset 0  4 bytes  magic b"SF16"
+    offset 4  4 bytes  uint32 n, number of values
+    offset 8  2*n      every value as float16, in state-dict order
+
+    LeNet-5: 8 + 2 * 431,080 = 862,168 bytes.
+
+``Int8Codec`` (8-bit uniform quantization per tensor, see `quantize_uint8`): decoded values lie
+on the tensor's grid min + q * scale, q in 0..255, with |error| <= scale/2 plus half a float32
+ulp of the decoded value::
+
+    offset 0  4 bytes  magic b"SQ08"
+    offset 4  4 bytes  uint32 n, number of values
+    offset 8           for every tensor t in state-dict order:
+                         4 bytes float32 min, 4 bytes float32 scale, numel(t) bytes uint8 codes
+
+    LeNet-5: 8 + 8 * 8 + 431,080 = 431,152 bytes.
+
+``ALQCodec`` (a `QuantizedModel`; ``b_mu = ceil(log2(i_max + 1))`` bits per bit-width, 3 for
+i_max = 6)::
+
+    offset 0  4 bytes  magic b"SALQ"
+    offset 4  1 byte   uint8 version (1)
+    offset 5  1 byte   uint8 i_max
+    offset 6  1 byte   uint8 bytes per coordinate alpha (4: float32, 2: float16)
+    offset 7  1 byte   uint8 reserved, 0
+    offset 8           one bitstream, most significant bit of each byte first:
+                         the bit-width I_g of every group, b_mu bits each (most significant bit
+                         first), layers in layout order, groups in row order;
+                         then for every group in the same order, for each of its valid slots
+                         in slot order, its n_g basis bits (1 = +1, 0 = -1);
+                         zero bits up to a whole byte
+              K*a      the K = sum_g I_g coordinates alpha of the valid slots, same order
+              4*P_fp   every unquantized tensor, flattened, float32, in state-dict order
+
+    length = 8 + ceil((G * b_mu + sum_g n_g * I_g) / 8) + K * a + 4 * P_fp  (`alq_payload_bytes`)
+
+    LeNet-5 (G = 2,030, P_fp = 580, float32 alpha):
+      every group at 6 bits (K = 12,180): 8 + 323,637 + 48,720 + 2,320 = 374,685 bytes
+      every group at 0 bits (K = 0):      8 + 762 + 0 + 2,320           =   3,090 bytes
+      0.40 bits with K = 700:             8 + 22,287 + 2,800 + 2,320    =  27,415 bytes
+
+The decoded model holds a group's valid slots at slot positions 0..I_g-1 (compacted), with
+B = 0 and alpha = 0 in the other slots.
 """
 
 from __future__ import annotations
 
 import struct
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-StateDict = "OrderedDict[str, torch.Tensor]"
+from sinsim.learn.alq import GroupSpec, QLayer, QuantizedModel
+
+_FLAT_HEADER = struct.Struct("<4sI")
+_FLOAT16_MAX = float(np.finfo(np.float16).max)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class CodecError(ValueError):
-    """A payload that does not decode with this codec and model."""
+    """A payload that does not decode with this codec and model, or a model it cannot encode."""
 
 
 @dataclass(frozen=True)
@@ -43,39 +99,379 @@ class ModelSpec:
         return int(sum(np.prod(s, dtype=np.int64) for s in self.shapes))
 
 
+# --------------------------------------------------------------------------------------------
+# helpers shared by the codecs
+# --------------------------------------------------------------------------------------------
+
+def _numel(shape: tuple[int, ...]) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def _flatten(state: dict[str, torch.Tensor], spec: ModelSpec) -> np.ndarray:
+    """Every tensor of ``state`` flattened into one float32 array, in spec order."""
+    if tuple(state) != spec.names:
+        raise CodecError("state dict keys do not match the model spec")
+    flat = torch.cat([t.detach().reshape(-1).to("cpu", torch.float32) for t in state.values()])
+    return flat.numpy()
+
+
+def _unflatten(flat: np.ndarray, names: Sequence[str], shapes: Sequence[tuple[int, ...]]
+               ) -> OrderedDict[str, torch.Tensor]:
+    """Split a flat float32 array into tensors of ``shapes``, keyed by ``names``."""
+    flat_t = torch.from_numpy(np.ascontiguousarray(flat, dtype=np.float32))
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
+    offset = 0
+    for name, shape in zip(names, shapes):
+        size = _numel(shape)
+        out[name] = flat_t[offset: offset + size].reshape(shape)
+        offset += size
+    return out
+
+
+def _check_flat_header(payload: bytes, magic: bytes, spec: ModelSpec, length_bytes: int) -> None:
+    """Check the ``magic + uint32 count`` header and that the payload is ``length_bytes`` long."""
+    if len(payload) < _FLAT_HEADER.size:
+        raise CodecError(f"payload of {len(payload)} bytes is shorter than the header")
+    got, n = _FLAT_HEADER.unpack_from(payload)
+    if got != magic:
+        raise CodecError(f"bad magic {got!r}, expected {magic!r}")
+    if n != spec.numel or len(payload) != length_bytes:
+        raise CodecError(f"payload holds {n} values in {len(payload)} bytes; the model has "
+                         f"{spec.numel}")
+
+
+def _to_float16(values: np.ndarray) -> np.ndarray:
+    """float32 -> little-endian float16 (round to nearest even); refuses finite overflows."""
+    if np.any(np.isfinite(values) & (np.abs(values) > _FLOAT16_MAX)):
+        raise CodecError(f"a finite value is beyond the float16 range (|x| > {_FLOAT16_MAX:g})")
+    return values.astype("<f2")
+
+
+# --------------------------------------------------------------------------------------------
+# FedAvg codecs: a state dict <-> bytes
+# --------------------------------------------------------------------------------------------
+
 class Float32Codec:
     """Every value as an IEEE-754 float32: exact round trip for fp32 models."""
 
     name = "float32"
     MAGIC = b"SF32"
-    HEADER = struct.Struct("<4sI")
+    HEADER = _FLAT_HEADER
 
     def __init__(self, spec: ModelSpec):
         self.spec = spec
 
     def encode(self, state: dict[str, torch.Tensor]) -> bytes:
-        if tuple(state) != self.spec.names:
-            raise CodecError("state dict keys do not match the model spec")
-        flat = torch.cat([t.detach().reshape(-1).to("cpu", torch.float32) for t in state.values()])
-        return self.HEADER.pack(self.MAGIC, flat.numel()) + flat.numpy().astype("<f4").tobytes()
+        flat = _flatten(state, self.spec)
+        return self.HEADER.pack(self.MAGIC, flat.size) + flat.astype("<f4").tobytes()
 
     def decode(self, payload: bytes) -> OrderedDict[str, torch.Tensor]:
+        _check_flat_header(payload, self.MAGIC, self.spec, self.HEADER.size + 4 * self.spec.numel)
+        flat = np.frombuffer(payload, dtype="<f4", offset=self.HEADER.size).astype(np.float32)
+        return _unflatten(flat, self.spec.names, self.spec.shapes)
+
+
+class Float16Codec:
+    """Every value rounded to IEEE-754 half (round to nearest even).
+
+    ``decode(encode(x))`` equals ``x.half().float()`` exactly: relative error <= 2^-11 in the
+    normal half range, absolute error <= 2^-25 below 2^-14. Finite values beyond 65504 raise
+    `CodecError`; inf and NaN pass through.
+    """
+
+    name = "float16"
+    MAGIC = b"SF16"
+    HEADER = _FLAT_HEADER
+
+    def __init__(self, spec: ModelSpec):
+        self.spec = spec
+
+    def encode(self, state: dict[str, torch.Tensor]) -> bytes:
+        flat = _flatten(state, self.spec)
+        return self.HEADER.pack(self.MAGIC, flat.size) + _to_float16(flat).tobytes()
+
+    def decode(self, payload: bytes) -> OrderedDict[str, torch.Tensor]:
+        _check_flat_header(payload, self.MAGIC, self.spec, self.HEADER.size + 2 * self.spec.numel)
+        flat = np.frombuffer(payload, dtype="<f2", offset=self.HEADER.size).astype(np.float32)
+        return _unflatten(flat, self.spec.names, self.spec.shapes)
+
+
+def quantize_uint8(x: np.ndarray) -> tuple[np.float32, np.float32, np.ndarray]:
+    """8-bit uniform quantization of one tensor: ``(min, scale, codes)``.
+
+    ``scale`` is (max - min) / 255 rounded up to float32 (so min + 255 * scale >= max and every
+    value gets a code within scale/2, subnormal ranges included), 0 when max == min.
+    ``codes = round((x - min) / scale)`` (round half to even) as uint8, all 0 when scale == 0.
+    Raises `CodecError` on inf or NaN.
+    """
+    x = np.asarray(x, dtype=np.float32).reshape(-1)
+    if not np.all(np.isfinite(x)):
+        raise CodecError("int8 quantization needs finite values")
+    if x.size == 0:
+        return np.float32(0), np.float32(0), np.zeros(0, np.uint8)
+    lo, hi = x.min(), x.max()
+    exact_scale = (np.float64(hi) - np.float64(lo)) / 255
+    scale = np.float32(exact_scale)
+    if scale < exact_scale:
+        scale = np.nextafter(scale, np.float32(np.inf))
+    if scale == 0:
+        return lo, np.float32(0), np.zeros(x.size, np.uint8)
+    codes = np.rint((x.astype(np.float64) - np.float64(lo)) / np.float64(scale))
+    return lo, scale, np.clip(codes, 0, 255).astype(np.uint8)
+
+
+def dequantize_uint8(lo: np.float32, scale: np.float32, codes: np.ndarray) -> np.ndarray:
+    """``min + codes * scale`` computed in float64, kept within the finite float32 range (the top
+    code may land up to scale/2 above max) and rounded once to float32."""
+    values = np.float64(lo) + codes.astype(np.float64) * np.float64(scale)
+    return np.clip(values, -_FLOAT32_MAX, _FLOAT32_MAX).astype(np.float32)
+
+
+class Int8Codec:
+    """8-bit uniform quantization per tensor (`quantize_uint8`), 1 byte per value + 8 per tensor.
+
+    ``decode(encode(x))`` equals `dequantize_uint8` of `quantize_uint8` of each tensor exactly:
+    |error| <= scale/2 plus half a float32 ulp. Refuses inf and NaN.
+    """
+
+    name = "int8"
+    MAGIC = b"SQ08"
+    HEADER = _FLAT_HEADER
+    TENSOR_HEADER = struct.Struct("<ff")
+
+    def __init__(self, spec: ModelSpec):
+        self.spec = spec
+
+    def encode(self, state: dict[str, torch.Tensor]) -> bytes:
+        flat = _flatten(state, self.spec)
+        parts = [self.HEADER.pack(self.MAGIC, flat.size)]
+        offset = 0
+        for shape in self.spec.shapes:
+            size = _numel(shape)
+            lo, scale, codes = quantize_uint8(flat[offset: offset + size])
+            parts += [self.TENSOR_HEADER.pack(lo, scale), codes.tobytes()]
+            offset += size
+        return b"".join(parts)
+
+    def decode(self, payload: bytes) -> OrderedDict[str, torch.Tensor]:
+        length_bytes = (self.HEADER.size + self.TENSOR_HEADER.size * len(self.spec.names)
+                        + self.spec.numel)
+        _check_flat_header(payload, self.MAGIC, self.spec, length_bytes)
+        values = []
+        offset = self.HEADER.size
+        for shape in self.spec.shapes:
+            size = _numel(shape)
+            lo, scale = (np.float32(v) for v in self.TENSOR_HEADER.unpack_from(payload, offset))
+            offset += self.TENSOR_HEADER.size
+            codes = np.frombuffer(payload, dtype=np.uint8, count=size, offset=offset)
+            values.append(dequantize_uint8(lo, scale, codes))
+            offset += size
+        flat = np.concatenate([np.zeros(0, np.float32), *values])
+        return _unflatten(flat, self.spec.names, self.spec.shapes)
+
+
+CODECS = {"float32": Float32Codec, "float16": Float16Codec, "int8": Int8Codec}
+
+
+# --------------------------------------------------------------------------------------------
+# ALQ codec: a QuantizedModel <-> bytes
+# --------------------------------------------------------------------------------------------
+
+_ALQ_HEADER = struct.Struct("<4sBBBB")
+_ALPHA_DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
+
+
+def width_field_bits(i_max: int) -> int:
+    """b_mu = ceil(log2(i_max + 1)), the bits of one group's bit-width (3 for i_max = 6)."""
+    return int(i_max).bit_length()
+
+
+def alq_payload_bytes(layout: Sequence[GroupSpec], widths_per_layer: Sequence, n_fp32: int,
+                      i_max: int, alpha_bytes: int) -> int:
+    """Exact length of an `ALQCodec` payload.
+
+    ``widths_per_layer``: per layer of ``layout``, the bit-width I_g of each of its groups (any
+    integer sequence, array or tensor of length n_groups). ``n_fp32``: number of unquantized
+    values. ``alpha_bytes``: 4 (float32) or 2 (float16).
+    """
+    if len(widths_per_layer) != len(layout):
+        raise ValueError(f"{len(widths_per_layer)} width vectors for {len(layout)} layers")
+    stream_bits = sum(gs.n_groups for gs in layout) * width_field_bits(i_max)
+    n_alpha = 0
+    for gs, widths in zip(layout, widths_per_layer):
+        widths = torch.as_tensor(widths)
+        if widths.shape != (gs.n_groups,):
+            raise ValueError(f"{gs.name}: {tuple(widths.shape)} widths for {gs.n_groups} groups")
+        n_valid = int(widths.sum())
+        stream_bits += gs.group_size * n_valid
+        n_alpha += n_valid
+    return _ALQ_HEADER.size + -(-stream_bits // 8) + n_alpha * alpha_bytes + 4 * n_fp32
+
+
+class ALQCodec:
+    """A `QuantizedModel` as bit-widths, packed basis bits, coordinates and fp32 rest.
+
+    See the module docstring for the layout. ``decode(encode(q))`` reproduces B, alpha and
+    mask bit for bit when q's valid slots are compacted to the front of each group (and, with
+    ``alpha_dtype="float16"``, when alpha is half-representable); otherwise the decoded model
+    holds the same slots compacted in the same order, hence the same weights up to float
+    summation order.
+    """
+
+    name = "alq"
+    MAGIC = b"SALQ"
+    VERSION = 1
+    HEADER = _ALQ_HEADER
+
+    def __init__(self, spec: ModelSpec, layout: tuple[GroupSpec, ...], i_max: int,
+                 alpha_dtype: str = "float32"):
+        if not 1 <= i_max <= 255:
+            raise ValueError(f"i_max must be in 1..255, got {i_max}")
+        if alpha_dtype not in _ALPHA_DTYPES:
+            raise ValueError(f"alpha_dtype must be one of {', '.join(_ALPHA_DTYPES)}, "
+                             f"got {alpha_dtype!r}")
+        shapes = dict(zip(spec.names, spec.shapes))
+        for gs in layout:
+            if shapes.get(gs.name) != gs.shape:
+                raise ValueError(f"{gs.name}: layout shape {gs.shape} is not in the model spec "
+                                 f"({shapes.get(gs.name)})")
+        quantized = {gs.name for gs in layout}
+        self.spec = spec
+        self.layout = tuple(layout)
+        self.i_max = i_max
+        self.alpha_dtype = _ALPHA_DTYPES[alpha_dtype]
+        self.other_names = tuple(n for n in spec.names if n not in quantized)
+        self.other_shapes = tuple(shapes[n] for n in self.other_names)
+        self.n_fp32 = sum(_numel(s) for s in self.other_shapes)
+        self._n_groups = sum(gs.n_groups for gs in self.layout)
+        self._b_mu = width_field_bits(i_max)
+
+    def payload_bytes(self, q: QuantizedModel) -> int:
+        """``len(self.encode(q))`` without encoding."""
+        return alq_payload_bytes(self.layout, [q.layers[gs.name].widths for gs in self.layout],
+                                 self.n_fp32, self.i_max, self.alpha_dtype.itemsize)
+
+    # ---------------------------------------------------------------------------- encode
+    def _checked_layers(self, q: QuantizedModel
+                        ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """q's layers in layout order as numpy ``(B, alpha, mask)``; raises `CodecError` if q
+        does not fit the codec."""
+        if tuple(q.layout) != self.layout or set(q.layers) != {gs.name for gs in self.layout}:
+            raise CodecError("quantized model's layout does not match the codec's")
+        if set(q.others) != set(self.other_names):
+            raise CodecError(f"unquantized tensors {sorted(q.others)} do not match the model "
+                             f"spec's {sorted(self.other_names)}")
+        for name, shape in zip(self.other_names, self.other_shapes):
+            if tuple(q.others[name].shape) != shape:
+                raise CodecError(f"{name}: shape {tuple(q.others[name].shape)}, expected {shape}")
+        layers = []
+        for gs in self.layout:
+            layer = q.layers[gs.name]
+            g, n = gs.n_groups, gs.group_size
+            if (tuple(layer.B.shape) != (g, self.i_max, n)
+                    or tuple(layer.alpha.shape) != (g, self.i_max)
+                    or tuple(layer.mask.shape) != (g, self.i_max)):
+                raise CodecError(f"{gs.name}: B {tuple(layer.B.shape)}, alpha "
+                                 f"{tuple(layer.alpha.shape)}, mask {tuple(layer.mask.shape)}; "
+                                 f"expected ({g}, {self.i_max}, {n}), ({g}, {self.i_max})")
+            if layer.mask.dtype != torch.bool:
+                raise CodecError(f"{gs.name}: mask must be bool, got {layer.mask.dtype}")
+            layers.append((layer.B.detach().cpu().numpy(),
+                           layer.alpha.detach().to("cpu", torch.float32).numpy(),
+                           layer.mask.cpu().numpy()))
+        return layers
+
+    def encode(self, q: QuantizedModel) -> bytes:
+        """The payload of ``q`` (numpy throughout: milliseconds for LeNet-5)."""
+        layers = self._checked_layers(q)
+        widths = np.concatenate([np.zeros(0, np.int64),
+                                 *(mask.sum(1, dtype=np.int64) for _, _, mask in layers)])
+        shifts = np.arange(self._b_mu - 1, -1, -1)
+        bits = [((widths[:, None] >> shifts) & 1).astype(bool).reshape(-1)]
+        for gs, (B, _, mask) in zip(self.layout, layers):
+            signs = B[mask]  # [K_l, n]: groups in row order, valid slots in slot order
+            if not np.all((signs == 1) | (signs == -1)):
+                raise CodecError(f"{gs.name}: basis entries of valid slots must be exactly +-1")
+            bits.append((signs > 0).reshape(-1))
+        stream = np.packbits(np.concatenate(bits))
+        alpha = np.concatenate([np.zeros(0, np.float32), *(a[mask] for _, a, mask in layers)])
+        alpha = _to_float16(alpha) if self.alpha_dtype.itemsize == 2 else alpha.astype("<f4")
+        others = np.concatenate([np.zeros(0, np.float32), *(
+            q.others[n].detach().reshape(-1).to("cpu", torch.float32).numpy()
+            for n in self.other_names)])
+        header = self.HEADER.pack(self.MAGIC, self.VERSION, self.i_max,
+                                  self.alpha_dtype.itemsize, 0)
+        return header + stream.tobytes() + alpha.tobytes() + others.astype("<f4").tobytes()
+
+    # ---------------------------------------------------------------------------- decode
+    def _check_header(self, payload: bytes) -> None:
         if len(payload) < self.HEADER.size:
-            raise CodecError(f"payload of {len(payload)} bytes is shorter than the header")
-        magic, n = self.HEADER.unpack_from(payload)
+            raise CodecError(f"payload of {len(payload)} bytes is shorter than the ALQ header")
+        magic, version, i_max, alpha_bytes, reserved = self.HEADER.unpack_from(payload)
         if magic != self.MAGIC:
             raise CodecError(f"bad magic {magic!r}, expected {self.MAGIC!r}")
-        if n != self.spec.numel or len(payload) != self.HEADER.size + 4 * n:
-            raise CodecError(f"payload holds {n} values in {len(payload)} bytes; the model has "
-                             f"{self.spec.numel}")
-        flat = torch.from_numpy(np.frombuffer(payload, dtype="<f4", offset=self.HEADER.size).copy())
-        out: OrderedDict[str, torch.Tensor] = OrderedDict()
-        offset = 0
-        for name, shape in zip(self.spec.names, self.spec.shapes):
-            size = int(np.prod(shape, dtype=np.int64))
-            out[name] = flat[offset: offset + size].reshape(shape)
-            offset += size
-        return out
+        if version != self.VERSION:
+            raise CodecError(f"ALQ payload version {version}, this codec reads {self.VERSION}")
+        if i_max != self.i_max:
+            raise CodecError(f"payload has i_max {i_max}, the codec {self.i_max}")
+        if alpha_bytes != self.alpha_dtype.itemsize:
+            raise CodecError(f"payload has {alpha_bytes}-byte coordinates, the codec "
+                             f"{self.alpha_dtype.itemsize}-byte")
+        if reserved != 0:
+            raise CodecError(f"reserved header byte is {reserved}, expected 0")
 
+    def _read_widths(self, payload: bytes) -> np.ndarray:
+        """Every group's bit-width, int64 [G]; checks them against i_max."""
+        n_bits = self._n_groups * self._b_mu
+        n_bytes = -(-n_bits // 8)
+        if len(payload) < self.HEADER.size + n_bytes:
+            raise CodecError(f"payload of {len(payload)} bytes is truncated: the bit-widths "
+                             f"alone need {self.HEADER.size + n_bytes}")
+        bits = np.unpackbits(np.frombuffer(payload, np.uint8, n_bytes, self.HEADER.size))
+        weights = 1 << np.arange(self._b_mu - 1, -1, -1, dtype=np.int64)
+        widths = bits[:n_bits].reshape(self._n_groups, self._b_mu).astype(np.int64) @ weights
+        if widths.size and widths.max() > self.i_max:
+            raise CodecError(f"a group bit-width of {widths.max()} exceeds i_max {self.i_max}")
+        return widths
 
-CODECS = {"float32": Float32Codec}
+    def decode(self, payload: bytes) -> QuantizedModel:
+        self._check_header(payload)
+        widths = self._read_widths(payload)
+        bounds = np.cumsum([0, *(gs.n_groups for gs in self.layout)])
+        widths_per_layer = [widths[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        expected = alq_payload_bytes(self.layout, widths_per_layer, self.n_fp32, self.i_max,
+                                     self.alpha_dtype.itemsize)
+        if len(payload) != expected:
+            raise CodecError(f"payload of {len(payload)} bytes; its bit-widths need {expected}")
+
+        n_valid = [int(w.sum()) for w in widths_per_layer]
+        width_bits = self._n_groups * self._b_mu
+        basis_bits = sum(k * gs.group_size for k, gs in zip(n_valid, self.layout))
+        stream_bytes = -(-(width_bits + basis_bits) // 8)
+        bits = np.unpackbits(np.frombuffer(payload, np.uint8, stream_bytes, self.HEADER.size))
+        if bits[width_bits + basis_bits:].any():
+            raise CodecError("padding bits at the end of the bitstream are not zero")
+        offset = self.HEADER.size + stream_bytes
+        alpha = np.frombuffer(payload, self.alpha_dtype, sum(n_valid), offset).astype(np.float32)
+        offset += alpha.size * self.alpha_dtype.itemsize
+        others = np.frombuffer(payload, "<f4", self.n_fp32, offset).astype(np.float32)
+
+        layers = {}
+        bit_at, alpha_at = width_bits, 0
+        for gs, w, k in zip(self.layout, widths_per_layer, n_valid):
+            g, n = gs.n_groups, gs.group_size
+            mask = np.arange(self.i_max) < w[:, None]
+            B = np.zeros((g, self.i_max, n), np.int8)
+            B[mask] = (bits[bit_at: bit_at + k * n].astype(np.int8) * 2 - 1).reshape(k, n)
+            a = np.zeros((g, self.i_max), np.float32)
+            a[mask] = alpha[alpha_at: alpha_at + k]
+            layers[gs.name] = QLayer(torch.from_numpy(B), torch.from_numpy(a),
+                                     torch.from_numpy(mask))
+            bit_at += k * n
+            alpha_at += k
+        return QuantizedModel(self.layout, layers,
+                              dict(_unflatten(others, self.other_names, self.other_shapes)))
+
+    def decode_state(self, payload: bytes) -> OrderedDict[str, torch.Tensor]:
+        """The weights the network runs with, in state-dict order."""
+        return self.decode(payload).state_dict(self.spec.names)

@@ -61,31 +61,49 @@ class LocalTrainer:
         self.x_test = dataset.x_test.to(device)
         self.y_test = dataset.y_test.to(device)
 
-    def batches(self, client: int, rng: np.random.Generator) -> list[np.ndarray]:
-        """The index batches a client trains on: a fresh permutation of its shard per epoch."""
-        shard, bs = self.shards[client], self.config.batch_size
+    def batches(self, client: int, rng: np.random.Generator,
+                epochs: int | None = None) -> list[np.ndarray]:
+        """The index batches a client trains on: a fresh permutation of its shard per epoch
+        (``epochs`` defaults to the configured local epochs)."""
         out = []
-        for _ in range(self.config.epochs):
-            perm = shard[rng.permutation(len(shard))]
-            out.extend(perm[i: i + bs] for i in range(0, len(perm), bs))
+        for _ in range(self.config.epochs if epochs is None else epochs):
+            out.extend(self.epoch(client, rng))
         return out
 
-    def train(self, global_state: dict[str, torch.Tensor], client: int,
-              rng: np.random.Generator) -> TrainResult:
+    def epoch(self, client: int, rng: np.random.Generator) -> list[np.ndarray]:
+        """One epoch of index batches: a fresh permutation of the client's shard."""
+        shard, bs = self.shards[client], self.config.batch_size
+        perm = shard[rng.permutation(len(shard))]
+        return [perm[i: i + bs] for i in range(0, len(perm), bs)]
+
+    def tensors(self, batches: list[np.ndarray]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(inputs, labels) on the training device for index batches."""
+        out = []
+        for idx in batches:
+            index = torch.from_numpy(idx).to(self.device)
+            out.append((self.x_train[index], self.y_train[index]))
+        return out
+
+    def sgd(self, batches: list[np.ndarray]) -> int:
+        """Plain SGD (configured lr and momentum) on the model as it is; returns the samples
+        seen."""
         model, cfg = self.model, self.config
-        model.load_state_dict(global_state)
         model.train()
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
         n_seen = 0
-        batches = self.batches(client, rng)
-        for idx in batches:
-            index = torch.from_numpy(idx).to(self.device)
+        for x, y in self.tensors(batches):
             opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(self.x_train[index]), self.y_train[index])
-            loss.backward()
+            F.cross_entropy(model(x), y).backward()
             opt.step()
-            n_seen += len(idx)
-        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            n_seen += len(y)
+        return n_seen
+
+    def train(self, global_state: dict[str, torch.Tensor], client: int,
+              rng: np.random.Generator, epochs: int | None = None) -> TrainResult:
+        self.model.load_state_dict(global_state)
+        batches = self.batches(client, rng, epochs)
+        n_seen = self.sgd(batches)
+        state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         return TrainResult(state, len(self.shards[client]), len(batches),
                            float(n_seen) * self.flops_per_sample)
 

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from sinsim.errors import ConfigError
-from sinsim.scenario.model import Algorithm, Scenario
+from sinsim.scenario.model import ALGORITHM_PARAMS, Algorithm, Scenario
 
 
 def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
@@ -126,12 +126,26 @@ def _check_unknown_keys(raw: Any, model: type[BaseModel], path: tuple, file: str
                 file=file,
                 key=".".join(here),
             )
+        if model is Scenario and key == "algorithms" and isinstance(value, list):
+            _check_algorithm_keys(value, file)
+            continue
         for sub in _models_in(fields[key].annotation):
             if isinstance(value, Mapping):
                 _check_unknown_keys(value, sub, here, file)
             elif isinstance(value, list):
                 for i, item in enumerate(value):
                     _check_unknown_keys(item, sub, (*here, str(i)), file)
+
+
+def _check_algorithm_keys(entries: list, file: str | None) -> None:
+    """``- spacedml: {pruning_ratio: 0.7}``: check the parameters against the algorithm's own
+    section, so a misspelt parameter gets a did-you-mean too."""
+    for i, entry in enumerate(entries):
+        if isinstance(entry, Mapping) and len(entry) == 1 and "name" not in entry:
+            ((name, params),) = entry.items()
+            if name in ALGORITHM_PARAMS and isinstance(params, Mapping):
+                _check_unknown_keys(params, ALGORITHM_PARAMS[name],
+                                    ("algorithms", str(i), str(name)), file)
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:

@@ -267,7 +267,14 @@ class Training(_Section):
     round_deadline: PositiveDuration = 3600.0
     selection: Annotated[Selection, BeforeValidator(_selection)] = Selection()
     target_accuracy: Float | None = Field(default=None, gt=0, le=1)
+    stop_at_target: bool = False  # end an algorithm's run at the round it reaches the target
     device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _target(self) -> Training:
+        if self.stop_at_target and self.target_accuracy is None:
+            raise ValueError("stop_at_target needs training.target_accuracy")
+        return self
 
     @field_validator("dataset")
     @classmethod
@@ -286,12 +293,64 @@ class Compute(_Section):
     flops_per_s: Float = Field(default=1e12, gt=0)
 
 
+class FedAvgParams(_Section):
+    """``fedavg``: fp32 weights both ways (McMahan et al.), or a lossy codec for comparison."""
+
+    label: str | None = Field(default=None, min_length=1)
+    local_epochs: Int | None = Field(default=None, gt=0)  # None: training.local_epochs
+    codec: Literal["float32", "float16", "int8"] = "float32"
+
+
+class SpaceDMLParams(_Section):
+    """``spacedml``: ALQ-quantized uplink and downlink with partial weight averaging (Guo et
+    al. 2021). Defaults: the seed paper's phases and the ALQ authors' LeNet-5 settings; see
+    docs/alq.md for what each one means and how they were calibrated."""
+
+    label: str | None = Field(default=None, min_length=1)
+    pruning_ratio: Float = Field(default=0.8, gt=0, le=5)
+    i_max: Int = Field(default=6, ge=1, le=8)
+    alpha_dtype: Literal["float32", "float16"] = "float32"
+    pretrain_epochs: Int = Field(default=1, ge=0)      # fp32, in a client's first round only
+    prune_epochs: Int = Field(default=3, ge=0)  # calibrated to Table I (docs/alq.md)
+    prune_phases: Literal["per_epoch", "single"] = "per_epoch"
+    basis_epochs: Int = Field(default=1, ge=0)
+    coordinate_epochs: Int = Field(default=1, ge=0)
+    ste_epochs: Int = Field(default=1, ge=0)
+    lr: Float = Field(default=1e-3, gt=0)
+    prune_lr: Float = Field(default=1.2e-6, gt=0)
+    top_k: Float = Field(default=0.005, gt=0, le=1)
+    warmup_batches: Int = Field(default=10, ge=0)
+    server_bits: Literal["imax", "client_max", "client_mean"] = "imax"
+    server_refine_passes: Int = Field(default=5, ge=0)
+
+
+ALGORITHM_PARAMS: dict[str, type[_Section]] = {"fedavg": FedAvgParams,
+                                               "spacedml": SpaceDMLParams}
+ALGORITHMS = tuple(ALGORITHM_PARAMS)
+
+
 class Algorithm(_Section):
+    """One algorithm of the run. ``params`` are checked against the algorithm's own section
+    (`ALGORITHM_PARAMS`) and hold every parameter with its default filled in."""
+
     name: str
     params: dict[str, Any] = {}
 
+    @model_validator(mode="after")
+    def _params(self) -> Algorithm:
+        _one_of(self.name, ALGORITHMS, "algorithm")
+        full = ALGORITHM_PARAMS[self.name].model_validate(self.params).model_dump()
+        object.__setattr__(self, "params", full)
+        return self
 
-ALGORITHMS = ("fedavg",)
+    @property
+    def label(self) -> str:
+        """The name in the output tables: ``params.label`` or the algorithm's name."""
+        return self.params.get("label") or self.name
+
+    @property
+    def strategy_params(self) -> dict[str, Any]:
+        return {k: v for k, v in self.params.items() if k != "label"}
 
 
 def _algorithm(value: Any) -> Any:
@@ -321,10 +380,11 @@ class Scenario(_Section):
     @field_validator("algorithms")
     @classmethod
     def _known_algorithms(cls, v: list[Algorithm]) -> list[Algorithm]:
-        names = [_one_of(a.name, ALGORITHMS, "algorithm") for a in v]
-        dup = {n for n in names if names.count(n) > 1}
+        labels = [a.label for a in v]
+        dup = {n for n in labels if labels.count(n) > 1}
         if dup:
-            raise ValueError(f"algorithm listed twice: {', '.join(sorted(dup))}")
+            raise ValueError(f"algorithm listed twice: {', '.join(sorted(dup))} (give each "
+                             f"entry its own `label`)")
         return v
 
     @model_validator(mode="after")

@@ -75,7 +75,8 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
                   on_round_end: RoundCallback | None = None) -> dict[str, Any]:
     """Run every round of one algorithm in its own SimPy environment; returns its summary."""
     sc, net = prep.scenario, prep.network
-    strategy = build_strategy(algorithm.name, prep.spec, algorithm.params)
+    strategy = build_strategy(algorithm.name, prep.spec, algorithm.strategy_params,
+                              sc.training.model)
     env = simpy.Environment()
     rows: list[dict[str, Any]] = []  # the rounds.csv rows of this algorithm
     global_state = prep.init_state
@@ -97,7 +98,7 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
             ctx = RoundContext(r, t0, tuple(candidates), sc.training.clients_per_round, sc.seed)
             selected = strategy.select(ctx)
             down_payload = strategy.encode_global(global_state)
-            rnd = _Round(algorithm.name, r, t0 + sc.training.round_deadline, down_payload,
+            rnd = _Round(algorithm.label, r, t0 + sc.training.round_deadline, down_payload,
                          strategy.decode_global(down_payload), strategy.new_aggregator())
             yield env.all_of([env.process(_client(env, prep, strategy, rnd, c))
                               for c in selected])
@@ -110,7 +111,7 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
             down = sum(t["bytes"] for t in transfers if t["direction"] == "down")
             before = rows[-1] if rows else {"bytes_up_cum": 0, "bytes_down_cum": 0}
             row = {
-                "algorithm": algorithm.name, "round": r, "sim_start_s": t0, "sim_end_s": env.now,
+                "algorithm": algorithm.label, "round": r, "sim_start_s": t0, "sim_end_s": env.now,
                 "round_duration_s": env.now - t0, "selected": len(selected),
                 "completed": agg.count, "dropped": len(selected) - agg.count,
                 "bytes_up": up, "bytes_down": down,
@@ -125,6 +126,8 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
             rows.append(row)
             if on_round_end:
                 on_round_end(row)
+            if sc.training.stop_at_target and acc >= sc.training.target_accuracy:
+                break
 
     env.process(server())
     env.run()
@@ -251,7 +254,7 @@ def run_scenario(scenario: Scenario, out_dir, *, on_round_end: RoundCallback | N
         if on_prepared:
             on_prepared(prep)
         for algorithm in scenario.algorithms:
-            summary["algorithms"][algorithm.name] = run_algorithm(prep, algorithm, recorder,
+            summary["algorithms"][algorithm.label] = run_algorithm(prep, algorithm, recorder,
                                                                   on_round_end)
         summary["status"] = "complete"
         return summary
