@@ -24,7 +24,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m sinsim",
         description="Simulate federated learning over a Space Information Network.",
         epilog="Other commands: `python -m sinsim contacts SCENARIO.yaml` (only the contact "
-               "plan and the nodes), `python -m sinsim plot RESULTS_DIR` (standard figures). "
+               "plan and the nodes), `python -m sinsim plot RESULTS_DIR` (standard figures), "
+               "`python -m sinsim sweep SWEEP.yaml` (a grid of runs, see sweeps/tiny.yaml). "
                "Exit status: 0 success, 2 bad input, 1 failure while running.",
     )
     p.add_argument("scenario", help="scenario YAML file")
@@ -47,19 +48,71 @@ def _contacts_parser() -> argparse.ArgumentParser:
 
 
 def _plot_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m sinsim plot",
-                                description="Draw the standard figures of a results directory.")
-    p.add_argument("results", help="a results directory (holding rounds.csv)")
-    p.add_argument("--out", help="where to write the PNGs (default: RESULTS/figures)")
+    p = argparse.ArgumentParser(
+        prog="python -m sinsim plot",
+        description="Draw the standard figures of a results directory (accuracy, bytes, round "
+                    "time, contact timeline, ground tracks: whatever its tables allow) or of a "
+                    "sweep directory (one holding runs.csv: each metric against each swept key).")
+    p.add_argument("results", help="a results directory (rounds.csv, contacts.csv, ...) or a "
+                                   "sweep directory (runs.csv)")
+    p.add_argument("--out", help="where to write the figures (default: beside the tables)")
+    p.add_argument("--format", dest="formats", action="append", metavar="EXT",
+                   help="file format, repeatable (default: png and pdf)")
     return p
+
+
+def _sweep_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m sinsim sweep",
+        description="Run a study: a base scenario, a grid over scenario keys and repeats over "
+                    "seeds. Each run writes OUT/runs/<run_id>/; OUT/runs.csv (and runs.parquet) "
+                    "combines their rounds. Runs that already finished are skipped.")
+    p.add_argument("sweep", help="sweep YAML file (e.g. sweeps/tiny.yaml)")
+    p.add_argument("--out", help="output directory (default: results/<sweep name>/)")
+    p.add_argument("--workers", type=_positive_int, help="worker processes (default: the "
+                   "sweep file's executor.workers, else one per core)")
+    p.add_argument("--executor", choices=("local", "dask"),
+                   help="local process pool or dask.distributed (default: the sweep file's)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number > 0, got {text!r}")
+    return n
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from sinsim.studies.sweep import plan_sweep, run_sweep
+
+    plan = plan_sweep(args.sweep, executor=args.executor, workers=args.workers)
+    out = Path(args.out) if args.out else Path("results") / plan.name
+    r = run_sweep(plan, out, progress=False if args.quiet else None)
+    print(f"sweep {plan.name}: {len(plan.runs)} runs: {len(r.done)} done, {len(r.skipped)} "
+          f"skipped (already finished), {len(r.failed)} failed "
+          f"[{r.executor}, {r.workers} worker{'s' if r.workers != 1 else ''}, {r.wall_s:.1f} s]")
+    if r.rerun_changed:
+        print(f"  {len(r.rerun_changed)} finished run(s) rerun because their scenario changed")
+    print(f"runs in {out}/runs/, index in {out}/runs_index.csv")
+    print(f"table: {r.table_paths[0]} ({r.table_rows} rows"
+          + (", also runs.parquet)" if len(r.table_paths) > 1 else ")"))
+    for run_id, error in r.failed.items():
+        print(f"sinsim: run {run_id} failed: {error} (see {out}/runs/{run_id}/error.txt)",
+              file=sys.stderr)
+    return EXIT_FAILURE if r.failed else EXIT_OK
 
 
 def _plot(args: argparse.Namespace) -> int:
     from sinsim.studies.plots import plot_results
 
     try:
-        paths = plot_results(args.results, args.out)
-    except FileNotFoundError as e:
+        paths = plot_results(args.results, args.out, tuple(args.formats or ("png", "pdf")))
+    except (FileNotFoundError, ValueError) as e:  # no tables, unreadable tables, bad --format
         raise InputError(str(e)) from None
     for p in paths:
         print(p)
@@ -72,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         args, command = _contacts_parser().parse_args(argv[1:]), _contacts
     elif argv and argv[0] == "plot":
         args, command = _plot_parser().parse_args(argv[1:]), _plot
+    elif argv and argv[0] == "sweep":
+        args, command = _sweep_parser().parse_args(argv[1:]), _sweep
     else:
         args, command = _parser().parse_args(argv), _run
     try:
