@@ -291,10 +291,20 @@ def _lstsq_alpha(B: torch.Tensor, mask: torch.Tensor, w: torch.Tensor,
     M = M + torch.diag_embed((~mask).to(torch.float64))  # invalid slots: alpha = 0
     L, info = torch.linalg.cholesky_ex(M)
     alpha = torch.cholesky_solve(rhs, L).squeeze(-1)
-    bad = (info != 0) | ~torch.isfinite(alpha).all(1)
-    if bool(bad.any()):  # dependent bases (e.g. two equal columns): the pseudo-inverse
-        alpha[bad] = (torch.linalg.pinv(M[bad], hermitian=True) @ rhs[bad]).squeeze(-1)
+    # A basis (nearly) in the span of the others leaves a pivot that is tiny against its own
+    # diagonal; Cholesky then returns huge cancelling coordinates. Those groups, and failed
+    # factorisations, take the truncated pseudo-inverse: the least-squares optimum with the
+    # smallest coordinates.
+    pivot2 = torch.diagonal(L, dim1=1, dim2=2) ** 2
+    diag = torch.diagonal(M, dim1=1, dim2=2)
+    bad = (info != 0) | (pivot2 < _DEPENDENT * diag).any(1) | ~torch.isfinite(alpha).all(1)
+    if bool(bad.any()):
+        alpha[bad] = (torch.linalg.pinv(M[bad], rtol=_DEPENDENT, hermitian=True)
+                      @ rhs[bad]).squeeze(-1)
     return torch.where(mask, alpha, torch.zeros_like(alpha))
+
+
+_DEPENDENT = 1e-9  # relative size of a pivot below which a basis counts as dependent
 
 
 def _recon64(B: torch.Tensor, alpha64: torch.Tensor) -> torch.Tensor:
@@ -315,13 +325,14 @@ def _sign_patterns(k: int, device: torch.device) -> torch.Tensor:
 
 
 def sketch_model(state: dict[str, torch.Tensor], layout: tuple[GroupSpec, ...], i_max: int,
-                 bits: dict[str, torch.Tensor] | None = None, refine_passes: int = 0
+                 bits: dict[str, torch.Tensor] | int | None = None, refine_passes: int = 0
                  ) -> QuantizedModel:
     """Quantize every layout tensor of a full-precision state dict without data (spec section
-    9); ``bits`` optionally gives per-layer per-group caps."""
+    9); ``bits`` optionally caps the bit-width: one int for every group, or per layer a tensor
+    of per-group caps."""
     names = {gs.name for gs in layout}
     layers = {gs.name: sketch(gs.to_groups(state[gs.name].detach().float()), i_max,
-                              None if bits is None else bits[gs.name], refine_passes)
+                              bits[gs.name] if isinstance(bits, dict) else bits, refine_passes)
               for gs in layout}
     others = {k: v.detach().float().clone() for k, v in state.items() if k not in names}
     return QuantizedModel(layout, layers, others)
