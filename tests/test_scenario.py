@@ -133,7 +133,7 @@ def test_durations_in_a_file_become_seconds(write_yaml, tiny_raw):
 @pytest.mark.parametrize(
     ("file", "name", "n_clients", "rounds", "horizon_s", "deadline_s", "loss_p"),
     [
-        ("tiny.yaml", "tiny", 8, 3, 86_400.0, 600.0, 0.1),
+        ("tiny.yaml", "tiny", 20, 3, 86_400.0, 600.0, 0.1),
         ("leo_walker.yaml", "leo_walker", 100, 10, 259_200.0, 21_600.0, 0.05),
         ("uav_swarm.yaml", "uav_swarm", 12, 5, 86_400.0, 1_800.0, None),
         ("sat_server.yaml", "sat_server", 24, 5, 86_400.0, 3_600.0, 0.02),

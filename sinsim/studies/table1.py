@@ -1,0 +1,88 @@
+"""The seed paper's Table I from a sweep's tables: per clients-per-round K and algorithm, the
+bit-width and accuracy the seed reports, plus the columns it lacks (true bytes per client up and
+down, the true compression ratio against FedAvg, rounds and simulated time to the target).
+
+    python -m sinsim.studies.table1 results/paper_table1 [--out table1.md]
+
+Reads only ``runs.csv`` (written by ``python -m sinsim sweep sweeps/paper_table1.yaml``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+K = "training.clients_per_round"
+
+
+def table1(runs: pd.DataFrame, target: float = 0.96) -> pd.DataFrame:
+    """One row per (K, algorithm, seed averaged): the last round's bit-width and accuracy, mean
+    bytes per client per round each way, the uplink compression ratio against ``fedavg`` at the
+    same K, rounds run, and the first round / simulated time at ``target`` accuracy."""
+    rows = []
+    for (k, alg), g in runs.groupby([K, "algorithm"], sort=True):
+        per_seed = []
+        for _, r in g.groupby("seed"):
+            r = r.sort_values("round")
+            last = r.iloc[-1]
+            hit = r[r.test_accuracy >= target]
+            per_seed.append({
+                "avg_bits": last.avg_bits, "accuracy": last.test_accuracy,
+                "up_per_client": (r.bytes_up / r.completed.where(r.completed > 0)).mean(),
+                "down_per_client": (r.bytes_down / r.selected).mean(),
+                "rounds": len(r),
+                "round_at_target": hit["round"].iloc[0] if len(hit) else None,
+                "sim_s_to_target": hit.sim_end_s.iloc[0] if len(hit) else None,
+            })
+        s = pd.DataFrame(per_seed)
+        rows.append({"K": k, "algorithm": alg, "seeds": len(s),
+                     **s.mean(numeric_only=True).to_dict(),
+                     "reached": int(s.round_at_target.notna().sum())})
+    out = pd.DataFrame(rows)
+    fed = out[out.algorithm == "fedavg"].set_index("K").up_per_client
+    out["up_ratio_vs_fedavg"] = out.K.map(fed) / out.up_per_client
+    return out
+
+
+def to_markdown(t: pd.DataFrame, dataset: str = "") -> str:
+    """Laid out like the seed's Table I, one block per K."""
+    lines = []
+    for k, g in t.groupby("K"):
+        lines += [f"**K = {k} devices a round**{dataset}", "",
+                  "| config | bit-width | acc. (%) | bytes up / client | bytes down / client "
+                  "| up ratio vs FedAvg | rounds | sim. time to 96 % |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for _, r in g.iterrows():
+            bits = "32 (fp32)" if pd.isna(r.avg_bits) else f"{r.avg_bits:.4f}"
+            to_target = ("not reached" if r.reached == 0 else
+                         f"{r.sim_s_to_target:,.1f} s (round {r.round_at_target:.0f})")
+            lines.append(f"| {r.algorithm} | {bits} | {100 * r.accuracy:.2f} | "
+                         f"{r.up_per_client:,.0f} | {r.down_per_client:,.0f} | "
+                         f"{r.up_ratio_vs_fedavg:.1f}× | {r.rounds:.0f} | {to_target} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sinsim.studies.table1", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("sweep_dir", help="a sweep directory holding runs.csv")
+    p.add_argument("--target", type=float, default=0.96, help="target accuracy (0.96)")
+    p.add_argument("--out", help="also write the markdown here")
+    args = p.parse_args(argv)
+    path = Path(args.sweep_dir) / "runs.csv"
+    if not path.is_file():
+        print(f"error: {path}: no runs.csv (run `python -m sinsim sweep` first)", file=sys.stderr)
+        return 2
+    md = to_markdown(table1(pd.read_csv(path), args.target))
+    print(md)
+    if args.out:
+        Path(args.out).write_text(md, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
