@@ -94,6 +94,12 @@ def test_set_overrides_reach_the_run(tmp_path):
         (("scenarios/tiny.yaml", "--set", "training.datset=mnist"), "did you mean 'dataset'"),
         (("scenarios/tiny.yaml", "--set", "training.dataset=cifar"), "unknown dataset 'cifar'"),
         (("scenarios/tiny.yaml", "--set", "algorithms.0=fedsgd"), "unknown algorithm 'fedsgd'"),
+        (("scenarios/tiny.yaml", "--set", "algorithms=[{spacedml: {prunig_ratio: 1}}]"),
+         "algorithms.0.spacedml.prunig_ratio: unknown key; did you mean 'pruning_ratio'?"),
+        (("scenarios/tiny.yaml", "--set", "algorithms=[{spacedml: {pruning_ratio: -1}}]"),
+         "algorithms.0.pruning_ratio: must be > 0, got -1"),
+        (("scenarios/tiny.yaml", "--set", "algorithms=[spacedml, spacedml]"),
+         "algorithm listed twice: spacedml (give each entry its own `label`)"),
     ],
 )
 def test_bad_input_exits_2_without_traceback(args, needle):
