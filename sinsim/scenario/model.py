@@ -269,6 +269,9 @@ class Training(_Section):
     target_accuracy: Float | None = Field(default=None, gt=0, le=1)
     stop_at_target: bool = False  # end an algorithm's run at the round it reaches the target
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # torch intra-op threads on the CPU: LeNet-5 steps are too small to gain from more, and
+    # ALQ's many small tensor operations lose several-fold to thread hand-offs
+    cpu_threads: Int = Field(default=1, gt=0)
 
     @model_validator(mode="after")
     def _target(self) -> Training:

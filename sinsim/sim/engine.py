@@ -61,6 +61,7 @@ def prepare(scenario: Scenario, network: Network | None = None) -> Prepared:
         shards = partition_dirichlet(dataset.y_train.numpy(), n, tr.partition.alpha, rng)
     model = build_model(tr.model, scenario.seed)
     device = pick_device(tr.device)
+    torch.set_num_threads(tr.cpu_threads)
     config = TrainConfig(tr.local_epochs, tr.batch_size, tr.lr, tr.momentum, tr.eval_batch_size)
     trainer = LocalTrainer(model, dataset, shards, config, training_flops_per_sample(model), device)
     init_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
