@@ -22,7 +22,7 @@ def overview(runs: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:
     """One row per (swept values, algorithm), means over seeds."""
     keys = swept_keys(runs) if keys is None else keys
     rows = []
-    for (run_id, alg), r in runs.groupby(["run_id", "algorithm"], sort=False):
+    for (_run, alg), r in runs.groupby(["run_id", "algorithm"], sort=False):
         r = r.sort_values("round")
         rows.append({**{k: r[k].iloc[0] for k in keys}, "algorithm": alg,
                      "final_accuracy": r.test_accuracy.iloc[-1],
