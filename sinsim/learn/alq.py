@@ -256,18 +256,23 @@ def nearest_bases(alpha: torch.Tensor, mask: torch.Tensor, target: torch.Tensor)
     for k in torch.unique(widths).tolist():
         if k == 0:
             continue
-        g = (widths == k).nonzero().squeeze(1)
-        slots = order[g, :k]                                            # [Gk, k]
-        a = alpha[g].gather(1, slots).to(torch.float64)                 # [Gk, k]
+        sel = widths == k
+        every = bool(sel.all())  # one width for the whole layer: no gather / scatter of groups
+        g = None if every else sel.nonzero().squeeze(1)
+        slots = order[:, :k] if every else order[g, :k]                 # [Gk, k]
+        a = (alpha if every else alpha[g]).gather(1, slots).to(torch.float64)
         levels, perm = torch.sort(a @ _sign_patterns(k, alpha.device).T, dim=1)  # [Gk, 2^k]
         mid = ((levels[:, 1:] + levels[:, :-1]) / 2).to(target.dtype).contiguous()
-        nearest = torch.searchsorted(mid, target[g].contiguous())       # [Gk, n]
-        pattern = perm.gather(1, nearest)                               # bit j: sign of slot j
-        Bg = torch.zeros(len(g), i_max, n, dtype=torch.int8, device=alpha.device)
-        for j in range(k):
-            bit = ((pattern >> j) & 1).to(torch.int8) * 2 - 1           # [Gk, n]
-            Bg.scatter_(1, slots[:, j, None, None].expand(-1, 1, n), bit.unsqueeze(1))
-        B[g] = Bg
+        t = target.contiguous() if every else target[g].contiguous()
+        pattern = perm.gather(1, torch.searchsorted(mid, t))            # bit j: sign of slot j
+        shifts = torch.arange(k, device=alpha.device).view(1, k, 1)
+        signs = ((pattern.unsqueeze(1) >> shifts) & 1).to(torch.int8) * 2 - 1  # [Gk, k, n]
+        index = slots.unsqueeze(-1).expand(-1, -1, n)
+        if every:
+            B.scatter_(1, index, signs)
+        else:
+            B[g] = torch.zeros(len(g), i_max, n, dtype=torch.int8,
+                               device=alpha.device).scatter_(1, index, signs)
     return B
 
 
@@ -412,12 +417,14 @@ class _Layer:
         B = nearest_bases(self.alpha, self.mask, target)
         alpha = refit_alpha(B, self.mask, target, D)
         self.alpha, self.B = sign_fix(alpha, B)
-        Bf, a = self.B.to(self.alpha.dtype), self.ams_a
+        Bf, a = self.B.to(self.alpha.dtype), self.ams_a  # one float copy for the rest
         a.m = (Bf @ self.ams_w.m.unsqueeze(-1)).squeeze(-1) * self.mask
         a.v = self.ams_w.v.sum(1, keepdim=True) * self.mask
         a.vbar = self.ams_w.vbar.sum(1, keepdim=True) * self.mask
         a.t += 1
-        self.write()
+        with torch.no_grad():  # = write(): alpha is 0 in invalid slots after the refit
+            self.param.copy_(self.gs.from_groups(
+                torch.bmm(self.alpha.unsqueeze(1), Bf).squeeze(1)))
 
     def prune(self, flat_slots: torch.Tensor) -> None:
         g, i = flat_slots // self.gs_i_max, flat_slots % self.gs_i_max
