@@ -264,8 +264,9 @@ def nearest_bases(alpha: torch.Tensor, mask: torch.Tensor, target: torch.Tensor)
         levels, perm = torch.sort(a @ _sign_patterns(k, alpha.device).T, dim=1)  # [Gk, 2^k]
         mid = ((levels[:, 1:] + levels[:, :-1]) / 2).to(target.dtype).contiguous()
         t = target.contiguous() if every else target[g].contiguous()
-        pattern = perm.gather(1, torch.searchsorted(mid, t))            # bit j: sign of slot j
-        shifts = torch.arange(k, device=alpha.device).view(1, k, 1)
+        # bit j of the pattern index: the sign of slot j (k <= 8, so a byte holds it)
+        pattern = perm.gather(1, torch.searchsorted(mid, t)).to(torch.uint8)
+        shifts = torch.arange(k, dtype=torch.uint8, device=alpha.device).view(1, k, 1)
         signs = ((pattern.unsqueeze(1) >> shifts) & 1).to(torch.int8) * 2 - 1  # [Gk, k, n]
         index = slots.unsqueeze(-1).expand(-1, -1, n)
         if every:
