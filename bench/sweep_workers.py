@@ -1,12 +1,11 @@
 """Sweep throughput: the same sweep with 1 and with 2 local workers, in one process.
 
-Runs ``SWEEP`` (default ``sweeps/paper_table1.yaml``) into two fresh temporary directories,
+Runs ``SWEEP`` (default ``sweeps/paper_table1.yaml``, 15 runs) into two fresh temporary directories,
 first with one worker, then with two, and checks the two combined tables are identical
 (``host_wall_s`` aside). ``--set KEY=VALUE`` adds fixed overrides to the sweep's ``set`` (e.g.
 ``--set training.rounds=2`` for a quick look); without them the whole Table I grid runs twice
 (about 25 minutes on 2 cores). The last line is ``sweep_speedup_2_workers: <t1 / t2>``
-(target >= 1.6). The grid has one run per clients-per-round value, each running five
-algorithms in a row, so two workers cannot do better than the longest run allows.
+(target >= 1.6).
 """
 
 from __future__ import annotations
