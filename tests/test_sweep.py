@@ -301,7 +301,7 @@ def test_tiny_2x2_sweep_writes_four_runs_and_the_table(local_sweep):
     assert runs == ["clients_per_round=2,lr=0.01,seed=0", "clients_per_round=2,lr=0.05,seed=0",
                     "clients_per_round=4,lr=0.01,seed=0", "clients_per_round=4,lr=0.05,seed=0"]
     table = pd.read_csv(out / "runs.csv")
-    assert len(table) == 4  # 4 runs x 1 algorithm x 1 round
+    assert len(table) == 8  # 4 runs x 2 algorithms (tiny.yaml: fedavg, spacedml) x 1 round
     assert list(table.columns[:4]) == ["run_id", "seed", "training.clients_per_round",
                                        "training.lr"]
     assert set(zip(table["training.clients_per_round"], table["training.lr"])) == {

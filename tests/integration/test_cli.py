@@ -79,7 +79,8 @@ def test_set_overrides_reach_the_run(tmp_path):
     proc = sinsim("scenarios/tiny.yaml", "--out", str(tmp_path), "--set", "training.rounds=1",
                   "--set", "links.loss.p=0")
     assert proc.returncode == 0, proc.stderr
-    assert len(pd.read_csv(tmp_path / "rounds.csv")) == 1
+    rounds = pd.read_csv(tmp_path / "rounds.csv")
+    assert list(rounds.algorithm) == ["fedavg", "spacedml"] and (rounds["round"] == 1).all()
     resolved = json.loads((tmp_path / "summary.json").read_text())["resolved_scenario"]
     assert resolved["training"]["rounds"] == 1
     assert resolved["links"]["loss"]["p"] == 0
