@@ -479,14 +479,17 @@ class ALQTrainer:
         self.adam.step()
 
     @torch.no_grad()
-    def _each(self, batches, fn, lr: float) -> int:
+    def _each(self, batches, fn, lr: float, step_others: bool = True) -> int:
+        """Per batch: the loss gradient at w_hat, ``fn(layer, g_w)`` on every quantized layer,
+        then (``step_others``) an Adam step of the fp32 parameters; returns samples seen."""
         n = 0
         for x, y in batches:
             with torch.enable_grad():
                 self._backward(x, y)
             for L in self.layers:
                 fn(L, L.grad_w())
-            self._step_others(lr)
+            if step_others:
+                self._step_others(lr)
             n += len(y)
         return n
 
@@ -499,15 +502,7 @@ class ALQTrainer:
             L.ams_w.step(g, lr)
             L.ams_a.step(L.grad_alpha(g), lr)
 
-        n = 0
-        with torch.no_grad():
-            for x, y in batches:
-                with torch.enable_grad():
-                    self._backward(x, y)
-                for L in self.layers:
-                    fn(L, L.grad_w())
-                n += len(y)
-        return n
+        return self._each(batches, fn, lr, step_others=False)
 
     def prune_phase(self, batches, pruning_ratio: float, top_k: float, rng) -> int:
         """One pruning phase in the alpha domain (spec section 2): per step, the Taylor

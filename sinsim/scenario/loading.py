@@ -17,16 +17,16 @@ from sinsim.errors import ConfigError
 from sinsim.scenario.model import ALGORITHM_PARAMS, Algorithm, Scenario
 
 
-def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
-    """Read, override and validate a scenario file. Raises :class:`ConfigError`."""
-    path = Path(path)
+def read_yaml_mapping(path: Path, what: str, needs: str) -> dict[str, Any]:
+    """The top-level mapping of a YAML file (a ``what`` file that ``needs`` some keys); any
+    problem reading or parsing it is a :class:`ConfigError` naming the file."""
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError("no such scenario file", file=file) from None
+        raise ConfigError(f"no such {what} file", file=file) from None
     except IsADirectoryError:
-        raise ConfigError("is a directory, not a scenario file", file=file) from None
+        raise ConfigError(f"is a directory, not a {what} file", file=file) from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read the file: {e}", file=file) from None
     try:
@@ -37,11 +37,18 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"not valid YAML{where}: {problem}", file=file) from None
     if raw is None:
-        raise ConfigError("the file is empty; a scenario needs at least `name` and `clients`", file=file)
+        raise ConfigError(f"the file is empty; a {what} needs at least {needs}", file=file)
     if not isinstance(raw, dict):
-        raise ConfigError(
-            f"a scenario must be a mapping of keys, got a {type(raw).__name__}", file=file
-        )
+        raise ConfigError(f"a {what} must be a mapping of keys, got a {type(raw).__name__}",
+                          file=file)
+    return raw
+
+
+def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
+    """Read, override and validate a scenario file. Raises :class:`ConfigError`."""
+    path = Path(path)
+    file = str(path)
+    raw = read_yaml_mapping(path, "scenario", "`name` and `clients`")
     raw.setdefault("name", path.stem)
     for item in overrides:
         apply_override(raw, item, file=file)

@@ -64,6 +64,7 @@ from pydantic import (
 
 from sinsim.errors import ConfigError
 from sinsim.scenario import Int, load_scenario
+from sinsim.scenario.loading import read_yaml_mapping
 
 DASK_HINT = "executor.kind=dask needs `pip install sinsim[dask]`"
 ID_COLUMNS = ("run_id", "seed")
@@ -223,29 +224,7 @@ def plan_sweep(path: str | Path, *, executor: str | None = None,
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("no such sweep file", file=file) from None
-    except IsADirectoryError:
-        raise ConfigError("is a directory, not a sweep file", file=file) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read the file: {e}", file=file) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"not valid YAML{where}: {problem}", file=file) from None
-    if raw is None:
-        raise ConfigError("the file is empty; a sweep needs at least `scenario` and `grid`",
-                          file=file)
-    if not isinstance(raw, dict):
-        raise ConfigError(f"a sweep must be a mapping of keys, got a {type(raw).__name__}",
-                          file=file)
-    return raw
+    return read_yaml_mapping(path, "sweep", "`scenario` and `grid`")
 
 
 def _check_keys(raw: Mapping[str, Any], valid: Sequence[str], prefix: str, file: str) -> None:
