@@ -38,6 +38,10 @@ class ClientUpdate:
     n_samples: int
     flops: float
     avg_bits: float | None = None  # mean bits per quantized weight; None for fp32
+    # what the strategy keeps for this client until its next round (None: nothing). A strategy
+    # never changes itself in ``client_update``; the engine commits this with
+    # ``set_client_state`` when the client has trained, so training may run in another process.
+    state: Any = None
 
 
 def select_uniform(ctx: RoundContext) -> list[int]:
@@ -66,6 +70,12 @@ class FedAvg:
         self.local_epochs = local_epochs
 
     select = staticmethod(select_uniform)
+
+    def client_state(self, client: int) -> Any:
+        return None
+
+    def set_client_state(self, client: int, state: Any) -> None:
+        pass
 
     def encode_global(self, state: dict[str, torch.Tensor]) -> bytes:
         return self.codec.encode(state)
@@ -138,10 +148,17 @@ class SpaceDML:
                        "coordinate": coordinate_epochs, "ste": ste_epochs}
         self.prune_phases, self.warmup_batches = prune_phases, warmup_batches
         self.server_bits, self.server_refine_passes = server_bits, server_refine_passes
-        self.pretrained: set[int] = set()
+        self.pretrained: set[int] = set()  # per-client state: whether it has pre-trained
         self._global: tuple[dict[str, torch.Tensor], alq.QuantizedModel] | None = None
 
     select = staticmethod(select_uniform)
+
+    def client_state(self, client: int) -> Any:
+        return client in self.pretrained
+
+    def set_client_state(self, client: int, state: Any) -> None:
+        if state:
+            self.pretrained.add(client)
 
     # -- server ----------------------------------------------------------------------------
     def quantize_global(self, state: dict[str, torch.Tensor],
@@ -167,12 +184,12 @@ class SpaceDML:
     def client_update(self, trainer: LocalTrainer, received: alq.QuantizedModel, client: int,
                       rng: np.random.Generator) -> ClientUpdate:
         model, ep, n_seen = trainer.model, self.epochs, 0
-        q = received
-        if ep["pretrain"] and client not in self.pretrained:
+        q, pretrained = received, self.client_state(client)
+        if ep["pretrain"] and not pretrained:
             model.load_state_dict(q.state_dict(self.spec.names))
             n_seen += trainer.sgd(trainer.batches(client, rng, ep["pretrain"]))
             q = alq.sketch_model(model.state_dict(), self.layout, self.cfg.i_max)
-            self.pretrained.add(client)
+            pretrained = True
         run = alq.ALQTrainer(model, q, self.cfg)
         if self.warmup_batches:
             n_seen += run.warmup(trainer.tensors(trainer.epoch(client, rng)[:self.warmup_batches]))
@@ -183,7 +200,8 @@ class SpaceDML:
                 n_seen += step(trainer.tensors(trainer.epoch(client, rng)))
         out = self._wire_alpha(run.result())
         return ClientUpdate(self.codec.encode(out), len(trainer.shards[client]),
-                            float(n_seen) * trainer.flops_per_sample, out.avg_bits())
+                            float(n_seen) * trainer.flops_per_sample, out.avg_bits(),
+                            state=pretrained)
 
     def _prune(self, run: alq.ALQTrainer, trainer: LocalTrainer, client: int,
                rng: np.random.Generator) -> int:

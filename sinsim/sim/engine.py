@@ -193,6 +193,7 @@ def _client(env: simpy.Environment, prep: Prepared, strategy, rnd: _Round, c: in
         return
     update = strategy.client_update(prep.trainer, rnd.received, c,
                                     rng_for(sc.seed, "train", r, c))
+    strategy.set_client_state(c, update.state)
     compute_s = update.flops / sc.compute.flops_per_s
     row["compute_start_s"], row["compute_s"] = env.now, compute_s
     if env.now + compute_s >= rnd.deadline_s:  # still computing when the round closes
