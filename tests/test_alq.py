@@ -249,10 +249,11 @@ def test_network_always_runs_the_quantized_weights(trained_small):
     model, q, batches = trained_small
     run = alq.ALQTrainer(model, q, alq.ALQConfig())
     run.basis_epoch(batches[:2])
-    # Assert
+    # Assert: the levels are summed in float64 and rounded once, the dense reconstruction sums
+    # in float32, so the two agree to float32 rounding
     for L in run.layers:
         torch.testing.assert_close(L.gs.to_groups(L.param.detach()),
-                                   alq.reconstruct(L.B, L.alpha, L.mask), rtol=0, atol=0)
+                                   alq.reconstruct(L.B, L.alpha, L.mask), rtol=2e-6, atol=1e-7)
 
 
 def test_basis_and_ste_steps_lower_the_training_loss(trained_small):

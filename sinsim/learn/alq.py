@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
+from sinsim.learn import alq_kernels
+
 STRUCTURES = ("kernelwise", "pixelwise", "channelwise", "subchannel")
 
 
@@ -294,19 +296,33 @@ def _lstsq_alpha(B: torch.Tensor, mask: torch.Tensor, w: torch.Tensor,
     BD = Bf if D is None else Bf * D.to(w.dtype).unsqueeze(1)
     M = (BD @ Bf.transpose(1, 2)).to(torch.float64)                    # [G, I, I]
     rhs = (BD @ w.unsqueeze(-1)).to(torch.float64)                      # [G, I, 1]
-    M = M + torch.diag_embed((~mask).to(torch.float64))  # invalid slots: alpha = 0
-    L, info = torch.linalg.cholesky_ex(M)
-    alpha = torch.cholesky_solve(rhs, L).squeeze(-1)
-    # A basis (nearly) in the span of the others leaves a pivot that is tiny against its own
-    # diagonal; Cholesky then returns huge cancelling coordinates. Those groups, and failed
-    # factorisations, take the truncated pseudo-inverse: the least-squares optimum with the
-    # smallest coordinates.
-    pivot2 = torch.diagonal(L, dim1=1, dim2=2) ** 2
-    diag = torch.diagonal(M, dim1=1, dim2=2)
-    bad = (info != 0) | (pivot2 < _DEPENDENT * diag).any(1) | ~torch.isfinite(alpha).all(1)
+    return _solve_normal(M, rhs, mask)
+
+
+def _solve_normal(M: torch.Tensor, rhs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """alpha from the normal equations M alpha = rhs (float64 [G, I, I] and [G, I, 1]) over
+    each group's valid slots; float64 [G, I], 0 in invalid slots.
+
+    Solved by Cholesky; a basis (nearly) in the span of the others leaves a pivot that is tiny
+    against its own diagonal, and Cholesky then returns huge cancelling coordinates. Those
+    groups, and failed factorisations, take the truncated pseudo-inverse: the least-squares
+    optimum with the smallest coordinates."""
+    keep = mask.to(torch.float64)
+    fast = alq_kernels.cholesky_solve(M, rhs, mask, _DEPENDENT)
+    if fast is not None:
+        alpha, bad = fast
+    else:
+        M = M * keep.unsqueeze(1) * keep.unsqueeze(2) + torch.diag_embed(1 - keep)
+        L, info = torch.linalg.cholesky_ex(M)
+        alpha = torch.cholesky_solve(rhs * keep.unsqueeze(-1), L).squeeze(-1)
+        pivot2 = torch.diagonal(L, dim1=1, dim2=2) ** 2
+        diag = torch.diagonal(M, dim1=1, dim2=2)
+        bad = (info != 0) | (pivot2 < _DEPENDENT * diag).any(1) | ~torch.isfinite(alpha).all(1)
     if bool(bad.any()):
-        alpha[bad] = (torch.linalg.pinv(M[bad], rtol=_DEPENDENT, hermitian=True)
-                      @ rhs[bad]).squeeze(-1)
+        k = keep[bad]
+        Mb = M[bad] * k.unsqueeze(1) * k.unsqueeze(2) + torch.diag_embed(1 - k)
+        alpha[bad] = (torch.linalg.pinv(Mb, rtol=_DEPENDENT, hermitian=True)
+                      @ (rhs[bad] * k.unsqueeze(-1))).squeeze(-1)
     return torch.where(mask, alpha, torch.zeros_like(alpha))
 
 
@@ -362,12 +378,16 @@ class AMSGrad:
         self.t = 0
 
     def step(self, grad: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+        self.update(grad)
+        return self.moments(lr)
+
+    def update(self, grad: torch.Tensor) -> None:
+        """The moment updates of a step, without P and D (where they would go unused)."""
         b1, b2 = self.betas
         self.t += 1
         self.m.mul_(b1).add_(grad, alpha=1 - b1)
         self.v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
         torch.maximum(self.vbar, self.v, out=self.vbar)
-        return self.moments(lr)
 
     def moments(self, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
         b1, b2 = self.betas
@@ -389,49 +409,81 @@ class ALQConfig:
 
 
 class _Layer:
-    """A quantized layer being trained: its slots and its w- and alpha-domain moments."""
+    """A quantized layer being trained: its slots in code form, and its w- and alpha-domain
+    moments.
+
+    The bases are kept as one pattern code per weight (``codes`` uint8 [G, n], bit i set <=>
+    beta_i = +1; bits of invalid slots carry no meaning) rather than int8 B [G, I_max, n]:
+    every step is then one pass over the weights plus work on the group's 2^I_max levels
+    (`sinsim.learn.alq_kernels`). `B` gives the dense form."""
 
     def __init__(self, gs: GroupSpec, param: torch.nn.Parameter, q: QLayer, cfg: ALQConfig):
         self.gs, self.param = gs, param
         dev = param.device
         # own copies: the phases change them in place, the caller's model stays as it was
-        self.B, self.alpha, self.mask = (t.to(dev, copy=True) for t in (q.B, q.alpha, q.mask))
+        self.alpha, self.mask = (t.to(dev, copy=True) for t in (q.alpha, q.mask))
+        self.codes = _codes_of(q.B.to(dev))
+        i_max = self.alpha.shape[1]
+        self.S = _sign_patterns(i_max, dev).to(torch.float64)                 # [K, I]
+        self.SS = (self.S.unsqueeze(2) * self.S.unsqueeze(1)).flatten(1)     # [K, I*I]
         self.ams_w = AMSGrad(self.gs.to_groups(param.detach()), cfg.betas, cfg.eps)
         self.ams_a = AMSGrad(self.alpha, cfg.betas, cfg.eps)
         self.write()
 
+    @property
+    def K(self) -> int:
+        return self.S.shape[0]
+
+    @property
+    def B(self) -> torch.Tensor:
+        """The dense bases, int8 [G, I_max, n] (0 in invalid slots)."""
+        return _bases_of(self.codes, self.mask)
+
+    def levels(self) -> torch.Tensor:
+        """Every code's level sum_i mu_i alpha_i s_i(c), float32 [G, K]."""
+        a = torch.where(self.mask, self.alpha, torch.zeros_like(self.alpha))
+        return (a.to(torch.float64) @ self.S.T).to(torch.float32)
+
     def write(self) -> None:
         """Put w_hat into the network (the network always runs the quantized weights)."""
+        w = alq_kernels.expand(self.levels(), self.codes)
         with torch.no_grad():
-            self.param.copy_(self.gs.from_groups(reconstruct(self.B, self.alpha, self.mask)))
+            self.param.copy_(self.gs.from_groups(w.to(self.param.device)))
 
     def grad_w(self) -> torch.Tensor:
         return self.gs.to_groups(self.param.grad)
 
     def grad_alpha(self, g_w: torch.Tensor) -> torch.Tensor:
         """Chain rule into alpha: mu_gi beta_gi^T g_w,g."""
-        return (self.B.to(g_w.dtype) @ g_w.unsqueeze(-1)).squeeze(-1) * self.mask
+        return self._bt(alq_kernels.histogram(self.codes, g_w, self.K))
+
+    def _bt(self, hist: torch.Tensor) -> torch.Tensor:
+        """B^T x over valid slots from the code histogram of x, float32 [G, I_max]."""
+        return (hist.to(self.S.device) @ self.S).to(torch.float32) * self.mask
 
     def requantize(self, target: torch.Tensor, D: torch.Tensor) -> None:
         """Nearest-level bases for ``target``, the D-weighted LS coordinates, the sign fix;
         then the alpha moments rebuilt from the w moments (spec section 3 steps 3-6)."""
-        B = nearest_bases(self.alpha, self.mask, target)
-        alpha = refit_alpha(B, self.mask, target, D)
-        self.alpha, self.B = sign_fix(alpha, B)
-        Bf, a = self.B.to(self.alpha.dtype), self.ams_a  # one float copy for the rest
-        a.m = (Bf @ self.ams_w.m.unsqueeze(-1)).squeeze(-1) * self.mask
-        a.v = self.ams_w.v.sum(1, keepdim=True) * self.mask
-        a.vbar = self.ams_w.vbar.sum(1, keepdim=True) * self.mask
-        a.t += 1
-        with torch.no_grad():  # = write(): alpha is 0 in invalid slots after the refit
-            self.param.copy_(self.gs.from_groups(
-                torch.bmm(self.alpha.unsqueeze(1), Bf).squeeze(1)))
+        codes, hD, hDt, hm = alq_kernels.nearest_codes(target, D, self.ams_w.m, self.alpha,
+                                                       self.mask, self.S)
+        # D-weighted normal equations from the histograms: B D B^T = H(D) (S x S)
+        M = (hD @ self.SS).view(-1, self.mask.shape[1], self.mask.shape[1])
+        alpha = _solve_normal(M, (hDt @ self.S).unsqueeze(-1), self.mask).to(torch.float32)
+        neg = alpha < 0
+        flip = (neg.to(torch.long) << torch.arange(neg.shape[1], device=neg.device)).sum(1)
+        self.codes = codes ^ flip.to(torch.uint8).unsqueeze(1).to(codes.device)
+        self.alpha = alpha.abs()
+        a_ = self.ams_a
+        a_.m = self._bt(hm) * torch.where(neg, -1.0, 1.0)
+        a_.v = self.ams_w.v.sum(1, keepdim=True) * self.mask
+        a_.vbar = self.ams_w.vbar.sum(1, keepdim=True) * self.mask
+        a_.t += 1
+        self.write()
 
     def prune(self, flat_slots: torch.Tensor) -> None:
         g, i = flat_slots // self.gs_i_max, flat_slots % self.gs_i_max
         self.mask[g, i] = False
         self.alpha[g, i] = 0.0
-        self.B[g, i] = 0
         for t in (self.ams_a.m, self.ams_a.v, self.ams_a.vbar):  # spec section 10.3
             t[g, i] = 0.0
         self.write()
@@ -442,6 +494,23 @@ class _Layer:
 
     def result(self) -> QLayer:
         return canonical(QLayer(self.B, self.alpha, self.mask))
+
+    def set(self, q: QLayer) -> None:
+        """Take the slots of ``q`` (the moments stay as they are)."""
+        self.codes, self.alpha, self.mask = _codes_of(q.B), q.alpha, q.mask
+        self.write()
+
+
+def _codes_of(B: torch.Tensor) -> torch.Tensor:
+    """Pattern codes uint8 [G, n] of dense bases int8 [G, I, n] (bit i <=> B[:, i] = +1)."""
+    shifts = torch.arange(B.shape[1], device=B.device, dtype=torch.uint8).view(1, -1, 1)
+    return ((B > 0).to(torch.uint8) << shifts).sum(1, dtype=torch.uint8)
+
+
+def _bases_of(codes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    shifts = torch.arange(mask.shape[1], device=codes.device, dtype=torch.uint8).view(1, -1, 1)
+    signs = ((codes.unsqueeze(1) >> shifts) & 1).to(torch.int8) * 2 - 1
+    return signs * mask.unsqueeze(-1).to(torch.int8)
 
 
 Batches = "list[tuple[torch.Tensor, torch.Tensor]]"
@@ -499,8 +568,8 @@ class ALQTrainer:
         lr = self.cfg.prune_lr
 
         def fn(L: _Layer, g: torch.Tensor) -> None:
-            L.ams_w.step(g, lr)
-            L.ams_a.step(L.grad_alpha(g), lr)
+            L.ams_w.update(g)
+            L.ams_a.update(L.grad_alpha(g))
 
         return self._each(batches, fn, lr, step_others=False)
 
@@ -515,7 +584,7 @@ class ALQTrainer:
         lr = self.cfg.prune_lr
 
         def fn(L: _Layer, g: torch.Tensor) -> None:
-            L.ams_w.step(g, lr)
+            L.ams_w.update(g)
             P, D = L.ams_a.step(L.grad_alpha(g), lr)
             L._dl = -P * L.alpha + 0.5 * D * L.alpha * L.alpha
 
@@ -560,7 +629,7 @@ class ALQTrainer:
         lr = self.cfg.lr
 
         def fn(L: _Layer, g: torch.Tensor) -> None:
-            L.ams_w.step(g, lr)
+            L.ams_w.update(g)
             P, D = L.ams_a.step(L.grad_alpha(g), lr)
             L.alpha = (L.alpha - P / D) * L.mask
             L.write()
@@ -587,8 +656,9 @@ class ALQTrainer:
         layers = {}
         for L in self.layers:
             q = L.result()
-            L.B, L.alpha, L.mask = q.B, q.alpha, q.mask
-            L.write()
+            L.set(q)
+            with torch.no_grad():  # exactly as the decoder rebuilds them (reconstruct)
+                L.param.copy_(L.gs.from_groups(q.weights().to(L.param.device)))
             layers[L.gs.name] = QLayer(q.B.cpu(), q.alpha.cpu(), q.mask.cpu())
         params = dict(self.model.named_parameters())
         others = {k: params[k].detach().float().cpu().clone() for k in self.other_names}
