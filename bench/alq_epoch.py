@@ -43,6 +43,7 @@ from sinsim.learn import alq  # noqa: E402
 from sinsim.learn.codecs import ModelSpec  # noqa: E402
 from sinsim.learn.datasets import load_dataset  # noqa: E402
 from sinsim.learn.models import build_model, training_flops_per_sample  # noqa: E402
+from sinsim.learn.schedule import epochs_of, parse_schedule  # noqa: E402
 from sinsim.learn.strategies import SpaceDML  # noqa: E402
 from sinsim.learn.training import LocalTrainer, TrainConfig  # noqa: E402
 
@@ -153,8 +154,7 @@ def main() -> None:
     dataset = load_dataset("mnist", DATA_DIR, download=False)
     subset = np.sort(np.random.default_rng(SEED).permutation(dataset.n_train)[: args.samples])
     d = spacedml_defaults()
-    mix = {"prune": int(d["prune_epochs"]), "basis": int(d["basis_epochs"]),
-           "coordinate": int(d["coordinate_epochs"]), "ste": int(d["ste_epochs"])}
+    mix = epochs_of(parse_schedule(d["schedule"]))
     print(f"dataset: {dataset.name} ({dataset.source}), subset: {len(subset)} training digits")
     print(f"torch {torch.__version__}, threads: {torch.get_num_threads()}, device: cpu, "
           f"repeats: {REPEATS} (interleaved, medians), load average: "

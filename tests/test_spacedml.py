@@ -17,7 +17,7 @@ from sinsim.scenario import validate_scenario
 from sinsim.sim.engine import run_scenario
 from tests.invariants import check_run_invariants, load_tables
 
-FAST = {"prune_epochs": 1, "warmup_batches": 2}  # a short client round for unit tests
+FAST = {"schedule": ["prune", "basis", "coordinate", "ste"], "warmup_batches": 2}  # short
 
 
 def _scenario(algorithms, **training):
@@ -179,3 +179,80 @@ def test_lossy_fedavg_codecs_cut_the_bytes(tmp_path):
     assert per_down["fp16"] == 862_168
     assert per_down["int8"] == 431_152
     assert rounds.test_accuracy["int8"] > 0.5
+
+
+# -- the client round: where it starts, what it keeps ----------------------------------------
+
+@pytest.fixture(scope="module")
+def prep():
+    from sinsim.sim.engine import prepare
+    return prepare(_scenario(["fedavg"]))
+
+
+def _received_with_dead_groups(s: SpaceDML, prep) -> tuple[alq.QuantizedModel, list[int]]:
+    """The initial model sketched at 6 bits with conv2's kernels on input channel 0 pruned away
+    (not whole filters: a filter with no weights left outputs a constant that ReLU may zero,
+    and then no gradient ever reaches it)."""
+    q = s.quantize_global(prep.init_state)
+    layer = q.layers["conv2.weight"]
+    dead = [o * 20 for o in range(50)]  # kernel (o, 0) of conv2 [50, 20, 5, 5]
+    layer.mask[dead] = False
+    layer.alpha[dead] = 0
+    layer.B[dead] = 0
+    return s.decode_global(s.codec.encode(q)), dead
+
+
+def _update(s: SpaceDML, prep, received, client: int = 0):
+    import numpy as np
+    return s.client_update(prep.trainer, received, client, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("pretrain, comes_back", [("every_round", True), ("never", False)])
+def test_a_pruned_away_group_comes_back_when_the_client_resketches_after_fp32_steps(
+        prep, pretrain, comes_back):
+    spec = prep.spec
+    s = SpaceDML(spec, "lenet5", schedule=["coordinate"], pretrain=pretrain, start="resketch",
+                 warmup_batches=1)
+    received, dead = _received_with_dead_groups(s, prep)
+    assert int(received.layers["conv2.weight"].widths[dead].sum()) == 0
+    # Act
+    update = _update(s, prep, received)
+    # Assert: an fp32 epoch gives the dead kernels weights again, the sketch at i_max slots;
+    # re-sketching the received weights alone has nothing to sketch there
+    widths = s.decode_global(update.payload).layers["conv2.weight"].widths[dead]
+    back = float((widths > 0).float().mean())
+    if comes_back:  # (a kernel whose input or output ReLU is dead gets no gradient)
+        assert back >= 0.9 and int(widths.max()) == 6
+    else:
+        assert back == 0
+
+
+def test_pretraining_first_round_only_is_remembered_per_client(prep):
+    s = SpaceDML(prep.spec, "lenet5", schedule=["coordinate"], pretrain="first_round",
+                 warmup_batches=1)
+    received = s.decode_global(s.encode_global(prep.init_state))
+    first = _update(s, prep, received, client=4)
+    # Assert: the strategy is unchanged until the engine commits the returned state
+    assert not s.client_state(4).pretrained
+    s.set_client_state(4, first.state)
+    second = _update(s, prep, received, client=4)
+    assert s.client_state(4).pretrained and not s.client_state(5).pretrained
+    assert second.flops < first.flops  # no fp32 epoch in the second round
+
+
+def test_persistent_moments_are_kept_per_client_and_fresh_ones_are_not(prep):
+    fresh = SpaceDML(prep.spec, "lenet5", schedule=["basis"], moments="fresh", warmup_batches=1)
+    kept = SpaceDML(prep.spec, "lenet5", schedule=["basis"], moments="persistent",
+                    warmup_batches=1)
+    received = fresh.decode_global(fresh.encode_global(prep.init_state))
+    a, b = _update(fresh, prep, received), _update(kept, prep, received)
+    assert a.state.moments is None
+    w = b.state.moments["w"]
+    # Assert: 3 fp32 tensors per quantized weight (430,500 of them) = 5.2 MB
+    n_bytes = sum(t.numel() * t.element_size() for m, v, vbar, _ in w for t in (m, v, vbar))
+    assert n_bytes == 3 * 4 * 430_500
+    # the second round continues the counters (no warm-up batches, t goes on)
+    kept.set_client_state(0, b.state)
+    c = _update(kept, prep, received)
+    assert c.state.moments["w"][0][3] > w[0][3]
+    assert c.flops < b.flops  # the warm-up batches are skipped

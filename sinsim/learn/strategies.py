@@ -18,6 +18,7 @@ from sinsim._rng import rng_for
 from sinsim.learn import alq
 from sinsim.learn.aggregation import WeightedMean
 from sinsim.learn.codecs import CODECS, ALQCodec, ModelSpec
+from sinsim.learn.schedule import parse_schedule
 from sinsim.learn.training import LocalTrainer
 
 
@@ -110,17 +111,30 @@ class _DecodingMean:
         return self.mean.result(global_state)
 
 
+@dataclass(frozen=True)
+class _ClientMemory:
+    """What SpaceDML keeps for a client between its rounds."""
+
+    pretrained: bool = False
+    moments: dict[str, Any] | None = None  # ALQTrainer.moments() with ``moments: persistent``
+
+
 class SpaceDML:
     """SpaceDML (Guo et al., IEEE Network 2021): clients train with ALQ and upload binary bases
     and coordinates; the server averages the reconstructed weights of the clients that made it
     back, re-quantizes the average without data and broadcasts it with the same codec.
 
-    A client's round (docs/alq.md): rebuild the received model; in its first round only,
-    ``pretrain_epochs`` of fp32 SGD then a sketch at ``i_max`` bits; ``warmup_batches`` of
-    moment warm-up; ``prune_epochs`` of alpha-domain pruning (each epoch its own phase, or one
-    ``single`` phase); ``basis_epochs``, ``coordinate_epochs``, ``ste_epochs``; encode.
-    AMSGrad moments start afresh every round (nothing per client is kept but whether it has
-    pre-trained), so memory does not grow with the number of clients.
+    A client's round (docs/alq.md, docs/fidelity.md):
+
+    1. where it starts: with ``pretrain`` (``first_round``: the client's first round only;
+       ``every_round``; ``never``), ``pretrain_epochs`` of fp32 SGD from the decoded global
+       model, then a sketch at ``i_max`` bits; otherwise (``start``) the received quantized
+       model as it is (``server``) or a sketch at ``i_max`` of its decoded weights
+       (``resketch``);
+    2. its moments: ``fresh`` AMSGrad moments plus ``warmup_batches`` of warm-up, or
+       ``persistent`` (the client's own from its last round; 5.2 MB per client for LeNet-5);
+    3. the ALQ phases of ``schedule`` (`sinsim.learn.schedule`: a preset name or a list);
+    4. the canonical (B, alpha) upload.
 
     ``server_bits``: the server's bit-width per group: ``imax`` everywhere, or the max / the
     rounded sample-weighted mean of the arrived clients' widths (bits then only go down).
@@ -130,35 +144,37 @@ class SpaceDML:
 
     def __init__(self, spec: ModelSpec, model_name: str | None = None, *,
                  pruning_ratio: float = 0.8, i_max: int = 6, alpha_dtype: str = "float32",
-                 pretrain_epochs: int = 1, prune_epochs: int = 3, prune_phases: str = "per_epoch",
-                 basis_epochs: int = 1, coordinate_epochs: int = 1, ste_epochs: int = 1,
+                 schedule: Any = "interleaved", pretrain: str = "every_round",
+                 pretrain_epochs: int = 1, start: str = "server", moments: str = "fresh",
                  lr: float = 1e-3, prune_lr: float = 1.2e-6, top_k: float = 0.005,
                  warmup_batches: int = 10, server_bits: str = "imax",
                  server_refine_passes: int = 5):
-        if prune_phases not in ("per_epoch", "single"):
-            raise ValueError(f"prune_phases must be per_epoch or single, got {prune_phases!r}")
-        if server_bits not in ("imax", "client_max", "client_mean"):
-            raise ValueError(f"unknown server_bits {server_bits!r}")
+        for key, value, choices in (
+                ("pretrain", pretrain, PRETRAIN), ("start", start, STARTS),
+                ("moments", moments, MOMENTS), ("server_bits", server_bits, SERVER_BITS)):
+            if value not in choices:
+                raise ValueError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
         self.spec = spec
         self.layout = alq.model_layout(dict(zip(spec.names, spec.shapes)), model_name)
         self.codec = ALQCodec(spec, self.layout, i_max, alpha_dtype)
         self.cfg = alq.ALQConfig(i_max=i_max, lr=lr, prune_lr=prune_lr, top_k=top_k)
         self.pruning_ratio, self.alpha_dtype = pruning_ratio, alpha_dtype
-        self.epochs = {"pretrain": pretrain_epochs, "prune": prune_epochs, "basis": basis_epochs,
-                       "coordinate": coordinate_epochs, "ste": ste_epochs}
-        self.prune_phases, self.warmup_batches = prune_phases, warmup_batches
+        self.schedule = parse_schedule(schedule)
+        self.pretrain, self.pretrain_epochs = pretrain, pretrain_epochs
+        self.start, self.moments = start, moments
+        self.warmup_batches = warmup_batches
         self.server_bits, self.server_refine_passes = server_bits, server_refine_passes
-        self.pretrained: set[int] = set()  # per-client state: whether it has pre-trained
+        self.memory: dict[int, _ClientMemory] = {}  # per client, kept between its rounds
         self._global: tuple[dict[str, torch.Tensor], alq.QuantizedModel] | None = None
 
     select = staticmethod(select_uniform)
 
-    def client_state(self, client: int) -> Any:
-        return client in self.pretrained
+    def client_state(self, client: int) -> _ClientMemory:
+        return self.memory.get(client, _ClientMemory())
 
-    def set_client_state(self, client: int, state: Any) -> None:
-        if state:
-            self.pretrained.add(client)
+    def set_client_state(self, client: int, state: _ClientMemory | None) -> None:
+        if state is not None and state != _ClientMemory():
+            self.memory[client] = state
 
     # -- server ----------------------------------------------------------------------------
     def quantize_global(self, state: dict[str, torch.Tensor],
@@ -183,38 +199,42 @@ class SpaceDML:
     # -- client ----------------------------------------------------------------------------
     def client_update(self, trainer: LocalTrainer, received: alq.QuantizedModel, client: int,
                       rng: np.random.Generator) -> ClientUpdate:
-        model, ep, n_seen = trainer.model, self.epochs, 0
-        q, pretrained = received, self.client_state(client)
-        if ep["pretrain"] and not pretrained:
-            model.load_state_dict(q.state_dict(self.spec.names))
-            n_seen += trainer.sgd(trainer.batches(client, rng, ep["pretrain"]))
+        model, n_seen = trainer.model, 0
+        memory = self.client_state(client)
+        pretrain = self.pretrain_epochs > 0 and (
+            self.pretrain == "every_round"
+            or (self.pretrain == "first_round" and not memory.pretrained))
+        if pretrain:
+            model.load_state_dict(received.state_dict(self.spec.names))
+            n_seen += trainer.sgd(trainer.batches(client, rng, self.pretrain_epochs))
             q = alq.sketch_model(model.state_dict(), self.layout, self.cfg.i_max)
-            pretrained = True
+        elif self.start == "resketch":
+            q = alq.sketch_model(received.state_dict(self.spec.names), self.layout,
+                                 self.cfg.i_max, refine_passes=self.server_refine_passes)
+        else:
+            q = received
         run = alq.ALQTrainer(model, q, self.cfg)
-        if self.warmup_batches:
+        if self.moments == "persistent" and memory.moments is not None:
+            run.load_moments(memory.moments)
+        elif self.warmup_batches:
             n_seen += run.warmup(trainer.tensors(trainer.epoch(client, rng)[:self.warmup_batches]))
-        n_seen += self._prune(run, trainer, client, rng)
-        for phase, step in (("basis", run.basis_epoch), ("coordinate", run.coordinate_epoch),
-                            ("ste", run.ste_epoch)):
-            for _ in range(ep[phase]):
-                n_seen += step(trainer.tensors(trainer.epoch(client, rng)))
+        steps = {"basis": run.basis_epoch, "coordinate": run.coordinate_epoch,
+                 "ste": run.ste_epoch}
+        for phase, epochs in self.schedule:
+            if phase == "prune":  # one phase over ``epochs`` epochs
+                batches = [b for _ in range(epochs)
+                           for b in trainer.tensors(trainer.epoch(client, rng))]
+                n_seen += run.prune_phase(batches, self.pruning_ratio,
+                                          self.effective_top_k(len(batches)), rng)
+            else:
+                for _ in range(epochs):
+                    n_seen += steps[phase](trainer.tensors(trainer.epoch(client, rng)))
         out = self._wire_alpha(run.result())
+        kept = _ClientMemory(memory.pretrained or pretrain,
+                             run.moments() if self.moments == "persistent" else None)
         return ClientUpdate(self.codec.encode(out), len(trainer.shards[client]),
                             float(n_seen) * trainer.flops_per_sample, out.avg_bits(),
-                            state=pretrained)
-
-    def _prune(self, run: alq.ALQTrainer, trainer: LocalTrainer, client: int,
-               rng: np.random.Generator) -> int:
-        n_epochs = self.epochs["prune"]
-        if not n_epochs:
-            return 0
-        epochs = [trainer.tensors(trainer.epoch(client, rng)) for _ in range(n_epochs)]
-        phases = epochs if self.prune_phases == "per_epoch" else [sum(epochs, [])]
-        n_seen = 0
-        for batches in phases:
-            n_seen += run.prune_phase(batches, self.pruning_ratio,
-                                      self.effective_top_k(len(batches)), rng)
-        return n_seen
+                            state=kept)
 
     def effective_top_k(self, steps: int) -> float:
         """top_k, raised to 2 pruning_ratio / steps where a phase has too few steps: pruning
@@ -228,6 +248,12 @@ class SpaceDML:
             for layer in q.layers.values():
                 layer.alpha = layer.alpha.half().float()
         return q
+
+
+PRETRAIN = ("first_round", "every_round", "never")
+STARTS = ("server", "resketch")
+MOMENTS = ("fresh", "persistent")
+SERVER_BITS = ("imax", "client_max", "client_mean")
 
 
 class _ALQMean:

@@ -189,6 +189,6 @@ def _config_error(error: ValidationError, file: str | None) -> ConfigError:
         msg = f"{msg}, got {value!r}"
     msg = msg[:1].lower() + msg[1:]
     key = ".".join(loc) or None
-    if key and key.startswith("algorithms.") and kind.startswith("value_error"):
-        key = "algorithms"
+    if key and len(loc) == 2 and loc[0] == "algorithms" and kind.startswith("value_error"):
+        key = "algorithms"  # about the entry as a whole (its name, a duplicate label)
     return ConfigError(msg, file=file, key=key)

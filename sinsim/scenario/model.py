@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from sinsim.learn.schedule import parse_schedule
 from sinsim.scenario.types import (
     Duration,
     Float,
@@ -313,18 +314,24 @@ class SpaceDMLParams(_Section):
     pruning_ratio: Float = Field(default=0.8, gt=0, le=5)
     i_max: Int = Field(default=6, ge=1, le=8)
     alpha_dtype: Literal["float32", "float16"] = "float32"
-    pretrain_epochs: Int = Field(default=1, ge=0)      # fp32, in a client's first round only
-    prune_epochs: Int = Field(default=3, ge=0)  # calibrated to Table I (docs/alq.md)
-    prune_phases: Literal["per_epoch", "single"] = "per_epoch"
-    basis_epochs: Int = Field(default=1, ge=0)
-    coordinate_epochs: Int = Field(default=1, ge=0)
-    ste_epochs: Int = Field(default=1, ge=0)
+    # the client round (docs/fidelity.md): a preset name or a list of phases (learn/schedule.py)
+    schedule: Any = "interleaved"
+    pretrain: Literal["first_round", "every_round", "never"] = "every_round"
+    pretrain_epochs: Int = Field(default=1, ge=0)      # fp32 SGD before the sketch at i_max
+    start: Literal["server", "resketch"] = "server"    # when the client does not pre-train
+    moments: Literal["fresh", "persistent"] = "fresh"
     lr: Float = Field(default=1e-3, gt=0)
     prune_lr: Float = Field(default=1.2e-6, gt=0)
     top_k: Float = Field(default=0.005, gt=0, le=1)
     warmup_batches: Int = Field(default=10, ge=0)
     server_bits: Literal["imax", "client_max", "client_mean"] = "imax"
     server_refine_passes: Int = Field(default=5, ge=0)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: Any) -> Any:
+        parse_schedule(v)  # raises with the item that is wrong
+        return v
 
 
 ALGORITHM_PARAMS: dict[str, type[_Section]] = {"fedavg": FedAvgParams,
