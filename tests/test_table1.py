@@ -39,7 +39,24 @@ def test_markdown_and_command(tmp_path, capsys):
     md = (tmp_path / "t.md").read_text()
     # Assert
     assert "**K = 3 devices a round**" in md and "**K = 10 devices a round**" in md
-    assert "| fedavg | 32 (fp32) | 95.00 |" in md
+    assert "| fedavg | 32 (fp32) |  | 95.00 |" in md
+    assert "| spacedml-0.8 | 0.4000 | 0.40–0.40 | 97.00 |" in md
     assert "62.9×" in md and "not reached" in md
     assert md.strip() == to_markdown(table1(_runs())).strip()
     assert main([str(tmp_path / "missing")]) == 2
+
+
+def test_several_sweeps_combine_and_seeds_show_a_spread(tmp_path):
+    a = _runs()
+    b = a[a["training.clients_per_round"] == 10].copy()
+    b["seed"] = 1
+    b["test_accuracy"] -= 0.02
+    a.to_csv(tmp_path / "runs.csv", index=False)
+    (tmp_path / "s1").mkdir()
+    b.to_csv(tmp_path / "s1" / "runs.csv", index=False)
+    # Act
+    assert main([str(tmp_path), str(tmp_path / "s1"), "--out", str(tmp_path / "t.md")]) == 0
+    md = (tmp_path / "t.md").read_text()
+    # Assert: K = 10 rows average two seeds and give half their range
+    assert "| spacedml-0.8 | 0.4000 | 0.40–0.40 | 96.00 ± 1.00 (2 seeds) |" in md
+    assert "| fedavg | 32 (fp32) |  | 94.00 ± 1.00 (2 seeds) |" in md

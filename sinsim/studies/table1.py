@@ -2,9 +2,11 @@
 bit-width and accuracy the seed reports, plus the columns it lacks (true bytes per client up and
 down, the true compression ratio against FedAvg, rounds and simulated time to the target).
 
-    python -m sinsim.studies.table1 results/paper_table1 [--out table1.md]
+    python -m sinsim.studies.table1 results/paper_table1 [MORE_SWEEP_DIRS...] [--out table1.md]
 
-Reads only ``runs.csv`` (written by ``python -m sinsim sweep sweeps/paper_table1.yaml``).
+Reads only ``runs.csv`` (written by ``python -m sinsim sweep sweeps/paper_table1.yaml``); several
+sweep directories are combined (e.g. a second seed of the headline rows), and rows with more
+than one seed show the mean and the spread (half the range) of the accuracy.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def table1(runs: pd.DataFrame, target: float = 0.96) -> pd.DataFrame:
             hit = r[r.test_accuracy >= target]
             per_seed.append({
                 "avg_bits": last.avg_bits, "accuracy": last.test_accuracy,
+                "bits_min": r.avg_bits.min(), "bits_max": r.avg_bits.max(),
                 "up_per_client": (r.bytes_up / r.completed.where(r.completed > 0)).mean(),
                 "down_per_client": (r.bytes_down / r.selected).mean(),
                 "rounds": len(r),
@@ -40,6 +43,8 @@ def table1(runs: pd.DataFrame, target: float = 0.96) -> pd.DataFrame:
         s = pd.DataFrame(per_seed)
         rows.append({"K": k, "algorithm": alg, "seeds": len(s),
                      **s.mean(numeric_only=True).to_dict(),
+                     "bits_min": s.bits_min.min(), "bits_max": s.bits_max.max(),
+                     "accuracy_spread": (s.accuracy.max() - s.accuracy.min()) / 2,
                      "reached": int(s.round_at_target.notna().sum())})
     out = pd.DataFrame(rows)
     fed = out[out.algorithm == "fedavg"].set_index("K").up_per_client
@@ -52,14 +57,18 @@ def to_markdown(t: pd.DataFrame, dataset: str = "") -> str:
     lines = []
     for k, g in t.groupby("K"):
         lines += [f"**K = {k} devices a round**{dataset}", "",
-                  "| config | bit-width | acc. (%) | bytes up / client | bytes down / client "
-                  "| up ratio vs FedAvg | rounds | sim. time to 96 % |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| config | bit-width | bits, every round | acc. (%) | bytes up / client "
+                  "| bytes down / client | up ratio vs FedAvg | rounds | sim. time to 96 % |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for _, r in g.iterrows():
             bits = "32 (fp32)" if pd.isna(r.avg_bits) else f"{r.avg_bits:.4f}"
+            band = "" if pd.isna(r.avg_bits) else f"{r.bits_min:.2f}–{r.bits_max:.2f}"
+            acc = f"{100 * r.accuracy:.2f}"
+            if r.seeds > 1:
+                acc += f" ± {100 * r.accuracy_spread:.2f} ({r.seeds} seeds)"
             to_target = ("not reached" if r.reached == 0 else
                          f"{r.sim_s_to_target:,.1f} s (round {r.round_at_target:.0f})")
-            lines.append(f"| {r.algorithm} | {bits} | {100 * r.accuracy:.2f} | "
+            lines.append(f"| {r.algorithm} | {bits} | {band} | {acc} | "
                          f"{r.up_per_client:,.0f} | {r.down_per_client:,.0f} | "
                          f"{r.up_ratio_vs_fedavg:.1f}× | {r.rounds:.0f} | {to_target} |")
         lines.append("")
@@ -69,15 +78,18 @@ def to_markdown(t: pd.DataFrame, dataset: str = "") -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sinsim.studies.table1", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("sweep_dir", help="a sweep directory holding runs.csv")
+    p.add_argument("sweep_dirs", nargs="+", metavar="sweep_dir",
+                   help="sweep directories holding runs.csv (combined)")
     p.add_argument("--target", type=float, default=0.96, help="target accuracy (0.96)")
     p.add_argument("--out", help="also write the markdown here")
     args = p.parse_args(argv)
-    path = Path(args.sweep_dir) / "runs.csv"
-    if not path.is_file():
-        print(f"error: {path}: no runs.csv (run `python -m sinsim sweep` first)", file=sys.stderr)
-        return 2
-    md = to_markdown(table1(pd.read_csv(path), args.target))
+    paths = [Path(d) / "runs.csv" for d in args.sweep_dirs]
+    for path in paths:
+        if not path.is_file():
+            print(f"error: {path}: no runs.csv (run `python -m sinsim sweep` first)",
+                  file=sys.stderr)
+            return 2
+    md = to_markdown(table1(pd.concat([pd.read_csv(p) for p in paths]), args.target))
     print(md)
     if args.out:
         Path(args.out).write_text(md, encoding="utf-8")
