@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from sinsim.errors import ConfigError
 from sinsim.learn.schedule import PRESETS, describe, epochs_of, parse_schedule
 from sinsim.scenario import validate_scenario
-from sinsim.errors import ConfigError
 
 
 def test_presets_expand_to_their_phases():

@@ -213,8 +213,13 @@ def sketch(w: torch.Tensor, i_max: int, bits: torch.Tensor | int | None = None,
     dev = w.device
     cap = torch.full((G,), i_max, dtype=torch.long, device=dev) if bits is None else (
         torch.as_tensor(bits, dtype=torch.long, device=dev).expand(G).clamp(0, i_max))
-    w64 = w.detach().to(torch.float64)
-    B = torch.zeros(G, i_max, n, dtype=torch.int8, device=dev)
+    # in code form (one pattern code per weight, see `_Layer`): the LS refit of slots so far
+    # comes from the histograms of 1 and of w by code, the residual from the levels
+    w64 = w.detach().to(torch.float64).contiguous()
+    S = _sign_patterns(i_max, dev)
+    SS = (S.unsqueeze(2) * S.unsqueeze(1)).flatten(1)
+    ones = torch.ones_like(w64)
+    codes = torch.zeros(G, n, dtype=torch.uint8, device=dev)
     alpha = torch.zeros(G, i_max, dtype=torch.float64, device=dev)
     mask = torch.zeros(G, i_max, dtype=torch.bool, device=dev)
     resid = w64.clone()
@@ -223,13 +228,16 @@ def sketch(w: torch.Tensor, i_max: int, bits: torch.Tensor | int | None = None,
         active = (cap > i) & ((resid * resid).sum(1) >= stop_rel * norm2) & (norm2 > 0)
         if not bool(active.any()):
             break
-        idx = active.nonzero().squeeze(1)
-        r = resid[idx]
-        B[idx, i] = torch.where(r >= 0, 1, -1).to(torch.int8)
-        mask[idx, i] = True
-        alpha[idx] = _lstsq_alpha(B[idx], mask[idx], w64[idx])
-        resid[idx] = w64[idx] - _recon64(B[idx], alpha[idx])
-    q = canonical(QLayer(B, alpha.to(torch.float32), mask))
+        bit = ((resid >= 0).to(torch.uint8) << i) * active.unsqueeze(1).to(torch.uint8)
+        codes = codes | bit
+        mask[:, i] = active
+        K = S.shape[0]
+        M = (alq_kernels.histogram(codes, ones, K).to(dev) @ SS).view(G, i_max, i_max)
+        rhs = (alq_kernels.histogram(codes, w64, K).to(dev) @ S).unsqueeze(-1)
+        alpha = torch.where(active.unsqueeze(1), _solve_normal(M, rhs, mask), alpha)
+        levels = torch.where(mask, alpha, torch.zeros_like(alpha)) @ S.T
+        resid = w64 - alq_kernels.expand(levels, codes).to(dev)
+    q = canonical(QLayer(_bases_of(codes, mask), alpha.to(torch.float32), mask))
     for _ in range(refine_passes):
         q = refine(q, w)
     return q
@@ -238,9 +246,15 @@ def sketch(w: torch.Tensor, i_max: int, bits: torch.Tensor | int | None = None,
 def refine(q: QLayer, w: torch.Tensor) -> QLayer:
     """One alternating pass on ||w - B alpha||^2: the optimal bases for the coordinates, then
     the optimal coordinates for those bases (each step can only lower the error)."""
-    B = nearest_bases(q.alpha, q.mask, w)
-    alpha = refit_alpha(B, q.mask, w)
-    return canonical(QLayer(B, alpha, q.mask))
+    i_max = q.alpha.shape[1]
+    S = _sign_patterns(i_max, w.device)
+    w = w.detach().contiguous()
+    ones = torch.ones_like(w)
+    codes, counts, hw, _ = alq_kernels.nearest_codes(w, ones, ones, q.alpha, q.mask, S)
+    SS = (S.unsqueeze(2) * S.unsqueeze(1)).flatten(1)
+    M = (counts.to(w.device) @ SS).view(-1, i_max, i_max)
+    alpha = _solve_normal(M, (hw.to(w.device) @ S).unsqueeze(-1), q.mask).to(torch.float32)
+    return canonical(QLayer(_bases_of(codes.to(w.device), q.mask), alpha, q.mask))
 
 
 def nearest_bases(alpha: torch.Tensor, mask: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -327,10 +341,6 @@ def _solve_normal(M: torch.Tensor, rhs: torch.Tensor, mask: torch.Tensor) -> tor
 
 
 _DEPENDENT = 1e-9  # relative size of a pivot below which a basis counts as dependent
-
-
-def _recon64(B: torch.Tensor, alpha64: torch.Tensor) -> torch.Tensor:
-    return torch.bmm(alpha64.unsqueeze(1), B.to(torch.float64)).squeeze(1)
 
 
 _PATTERNS: dict[tuple[int, str], torch.Tensor] = {}
