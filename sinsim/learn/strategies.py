@@ -147,6 +147,7 @@ class SpaceDML:
                  schedule: Any = "interleaved", pretrain: str = "every_round",
                  pretrain_epochs: int = 1, start: str = "server", moments: str = "fresh",
                  lr: float = 1e-3, prune_lr: float = 1.2e-6, top_k: float = 0.005,
+                 pool_factor: float = 2.0,
                  warmup_batches: int = 10, server_bits: str = "imax",
                  server_refine_passes: int = 5):
         for key, value, choices in (
@@ -159,6 +160,7 @@ class SpaceDML:
         self.codec = ALQCodec(spec, self.layout, i_max, alpha_dtype)
         self.cfg = alq.ALQConfig(i_max=i_max, lr=lr, prune_lr=prune_lr, top_k=top_k)
         self.pruning_ratio, self.alpha_dtype = pruning_ratio, alpha_dtype
+        self.pool_factor = pool_factor
         self.schedule = parse_schedule(schedule)
         self.pretrain, self.pretrain_epochs = pretrain, pretrain_epochs
         self.start, self.moments = start, moments
@@ -237,9 +239,14 @@ class SpaceDML:
                             state=kept)
 
     def effective_top_k(self, steps: int) -> float:
-        """top_k, raised to 2 pruning_ratio / steps where a phase has too few steps: pruning
-        needs top_k * steps >= pruning_ratio or it silently stalls (docs/alq.md)."""
-        return min(1.0, max(self.cfg.top_k, 2 * self.pruning_ratio / max(steps, 1)))
+        """top_k, raised to pool_factor * pruning_ratio / steps where a phase has too few steps:
+        pruning needs top_k * steps >= pruning_ratio or it silently stalls (docs/alq.md). The
+        pool of candidates is then ``pool_factor`` times what a step prunes: at 1 every
+        layer loses its own share (each keeps e^-pruning_ratio of its slots per phase), above 1
+        the layers compete for it by the loss estimate (the ALQ reference's LeNet-5 setting is
+        about 2.4)."""
+        return min(1.0, max(self.cfg.top_k, self.pool_factor * self.pruning_ratio
+                            / max(steps, 1)))
 
     def _wire_alpha(self, q: alq.QuantizedModel) -> alq.QuantizedModel:
         """With fp16 coordinates on the wire, round them here so that what a node runs is
