@@ -583,13 +583,24 @@ class ALQTrainer:
 
         return self._each(batches, fn, lr, step_others=False)
 
-    def prune_phase(self, batches, pruning_ratio: float, top_k: float, rng) -> int:
+    def avg_bits(self) -> float:
+        """The mean bits per quantized weight now (Sum_g n_g I_g / Sum_g n_g)."""
+        num = sum(L.gs.group_size * int(L.mask.sum()) for L in self.layers)
+        return num / sum(L.gs.numel for L in self.layers)
+
+    def prune_phase(self, batches, pruning_ratio: float, top_k: float, rng,
+                    target_bits: float | None = None) -> int:
         """One pruning phase in the alpha domain (spec section 2): per step, the Taylor
         estimate dl = -P alpha + D alpha^2 / 2 of removing each valid slot; per layer the
         stochastic_round(top_k N_l) lowest are candidates; of the pooled candidates the
         floor(|pool| rho) lowest are pruned, rho = pruning_ratio / (top_k T) with T the
-        phase's steps. About e^-pruning_ratio of the slots survive a phase."""
+        phase's steps. About e^-pruning_ratio of the slots survive a phase.
+
+        With ``target_bits`` the phase instead ends at that mean bit-width: each step prunes
+        the lowest pooled candidates until the bits have come down by an even share of what
+        is left to go (nothing when the bits are already at or below the target)."""
         T = len(batches)
+        total = sum(L.gs.numel for L in self.layers)
         rho = pruning_ratio / (top_k * T) if T else 0.0
         lr = self.cfg.prune_lr
 
@@ -599,7 +610,7 @@ class ALQTrainer:
             L._dl = -P * L.alpha + 0.5 * D * L.alpha * L.alpha
 
         n = 0
-        for x, y in batches:
+        for step, (x, y) in enumerate(batches):
             n += self._each([(x, y)], fn, lr)
             values, owners, slots = [], [], []
             for li, L in enumerate(self.layers):
@@ -614,10 +625,19 @@ class ALQTrainer:
             if not values:
                 continue
             pool = torch.cat(values)
-            m = math.floor(len(pool) * min(rho, 1.0))
+            order = torch.sort(pool.cpu(), stable=True).indices
+            if target_bits is None:
+                m = math.floor(len(pool) * min(rho, 1.0))
+            else:  # the bits each candidate's removal takes off, in the pruning order
+                owner_all = torch.cat(owners)[order]
+                sizes = torch.tensor([L.gs.group_size for L in self.layers])[owner_all]
+                quota = (self.avg_bits() - target_bits) / (T - step) * total
+                m = 0 if quota <= 0 else int(torch.searchsorted(
+                    torch.cumsum(sizes, 0).double(), torch.tensor([quota]).double()).item()) + 1
+                m = min(m, len(pool))
             if m == 0:
                 continue
-            chosen = torch.sort(pool.cpu(), stable=True).indices[:m]
+            chosen = order[:m]
             owner, slot = torch.cat(owners)[chosen], torch.cat(slots)[chosen]
             for li in torch.unique(owner).tolist():
                 self.layers[li].prune(slot[owner == li].to(self.layers[li].alpha.device))

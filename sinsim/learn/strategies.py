@@ -7,6 +7,7 @@ what a client computes, and how the server combines what arrived. The event loop
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -147,7 +148,7 @@ class SpaceDML:
                  schedule: Any = "interleaved", pretrain: str = "every_round",
                  pretrain_epochs: int = 1, start: str = "server", moments: str = "fresh",
                  lr: float = 1e-3, prune_lr: float = 1.2e-6, top_k: float = 0.005,
-                 pool_factor: float = 2.0,
+                 pool_factor: float = 2.0, prune_to: str = "survival",
                  warmup_batches: int = 10, server_bits: str = "imax",
                  server_refine_passes: int = 5):
         for key, value, choices in (
@@ -161,6 +162,9 @@ class SpaceDML:
         self.cfg = alq.ALQConfig(i_max=i_max, lr=lr, prune_lr=prune_lr, top_k=top_k)
         self.pruning_ratio, self.alpha_dtype = pruning_ratio, alpha_dtype
         self.pool_factor = pool_factor
+        if prune_to not in PRUNE_TO:
+            raise ValueError(f"prune_to must be one of {', '.join(PRUNE_TO)}, got {prune_to!r}")
+        self.prune_to = prune_to
         self.schedule = parse_schedule(schedule)
         self.pretrain, self.pretrain_epochs = pretrain, pretrain_epochs
         self.start, self.moments = start, moments
@@ -222,12 +226,16 @@ class SpaceDML:
             n_seen += run.warmup(trainer.tensors(trainer.epoch(client, rng)[:self.warmup_batches]))
         steps = {"basis": run.basis_epoch, "coordinate": run.coordinate_epoch,
                  "ste": run.ste_epoch}
+        n_prune = 0
         for phase, epochs in self.schedule:
             if phase == "prune":  # one phase over ``epochs`` epochs
                 batches = [b for _ in range(epochs)
                            for b in trainer.tensors(trainer.epoch(client, rng))]
+                n_prune += 1
+                target = (self.cfg.i_max * math.exp(-n_prune * self.pruning_ratio)
+                          if self.prune_to == "bits" else None)
                 n_seen += run.prune_phase(batches, self.pruning_ratio,
-                                          self.effective_top_k(len(batches)), rng)
+                                          self.effective_top_k(len(batches)), rng, target)
             else:
                 for _ in range(epochs):
                     n_seen += steps[phase](trainer.tensors(trainer.epoch(client, rng)))
@@ -258,6 +266,7 @@ class SpaceDML:
 
 
 PRETRAIN = ("first_round", "every_round", "never")
+PRUNE_TO = ("survival", "bits")
 STARTS = ("server", "resketch")
 MOMENTS = ("fresh", "persistent")
 SERVER_BITS = ("imax", "client_max", "client_mean")
