@@ -315,3 +315,23 @@ def test_refinement_stays_stable_when_levels_go_unused():
         q = alq.refine(q, w)
         assert _rel_err(w, q) <= e * (1 + 1e-5)
         assert float(q.alpha.max()) < 10 * float(w.abs().max())
+
+
+def test_pruning_to_a_bit_target_ends_at_it_and_never_below(trained_small):
+    model, q, batches = trained_small
+    run = alq.ALQTrainer(model, q, alq.ALQConfig())
+    rng = np.random.default_rng(0)
+    top_k = 2 * 0.8 / len(batches)
+    # Act: two phases of a round at pr 0.8, each to its target 6 e^(-j 0.8)
+    run.prune_phase(batches, 0.8, top_k, rng, target_bits=6 * math.exp(-0.8))
+    first = run.avg_bits()
+    run.prune_phase(batches, 0.8, top_k, rng, target_bits=6 * math.exp(-1.6))
+    second = run.avg_bits()
+    # Assert: within one slot of the largest group (fc2: 500 of 430,500 weights) of the target
+    slot = 500 / 430_500
+    assert 6 * math.exp(-0.8) - slot <= first <= 6 * math.exp(-0.8) + 1e-9
+    assert 6 * math.exp(-1.6) - slot <= second <= 6 * math.exp(-1.6) + 1e-9
+    # a phase whose target is above the bits prunes nothing
+    masks = _slots(run)
+    run.prune_phase(batches[:2], 0.8, top_k, rng, target_bits=5.0)
+    assert all(torch.equal(a, b) for a, b in zip(masks, _slots(run)))
