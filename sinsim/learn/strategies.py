@@ -148,7 +148,7 @@ class SpaceDML:
                  schedule: Any = "interleaved", pretrain: str = "every_round",
                  pretrain_epochs: int = 1, start: str = "server", moments: str = "fresh",
                  lr: float = 1e-3, prune_lr: float = 1.2e-6, top_k: float = 0.005,
-                 pool_factor: float = 2.0, prune_to: str = "survival",
+                 pool_factor: float = 2.0, prune_to: str = "bits",
                  warmup_batches: int = 10, server_bits: str = "imax",
                  server_refine_passes: int = 5):
         for key, value, choices in (

@@ -326,7 +326,7 @@ class SpaceDMLParams(_Section):
     pool_factor: Float = Field(default=2.0, ge=1)  # pruning candidates / pruned, short phases
     # survival: a phase keeps ~e^-pr of the slots it starts with (the ALQ reference code);
     # bits: the j-th phase of a round ends at i_max e^(-j pr) mean bits (docs/fidelity.md)
-    prune_to: Literal["survival", "bits"] = "survival"
+    prune_to: Literal["survival", "bits"] = "bits"
     warmup_batches: Int = Field(default=10, ge=0)
     server_bits: Literal["imax", "client_max", "client_mean"] = "imax"
     server_refine_passes: Int = Field(default=5, ge=0)
