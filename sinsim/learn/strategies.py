@@ -134,7 +134,10 @@ class SpaceDML:
        (``resketch``);
     2. its moments: ``fresh`` AMSGrad moments plus ``warmup_batches`` of warm-up, or
        ``persistent`` (the client's own from its last round; 5.2 MB per client for LeNet-5);
-    3. the ALQ phases of ``schedule`` (`sinsim.learn.schedule`: a preset name or a list);
+    3. the ALQ phases of ``schedule`` (`sinsim.learn.schedule`: a preset name or a list); with
+       ``prune_to: bits`` the j-th pruning phase of the round ends at ``i_max e^(-j pr)`` mean
+       bits, with ``survival`` it keeps about e^-pr of the slots it starts with (the ALQ
+       reference code); ``pool_factor`` sets how many candidates short phases pool;
     4. the canonical (B, alpha) upload.
 
     ``server_bits``: the server's bit-width per group: ``imax`` everywhere, or the max / the

@@ -75,6 +75,27 @@ def test_same_scenario_twice_gives_identical_tables(tiny_run, tmp_path):
 
 
 @pytest.mark.slow
+def test_spacedml_bits_stay_in_the_seeds_band_every_round(tmp_path):
+    """With the default client round (docs/fidelity.md) SpaceDML's mean bits stay inside the
+    seed's band (0.4-0.8 at pruning ratios 0.7-0.9) in every one of 5 rounds, at all three
+    ratios, and do not drift round after round."""
+    proc = sinsim("scenarios/tiny.yaml", "--out", str(tmp_path), "--set", "training.rounds=5",
+                  "--set", "training.clients_per_round=2",
+                  "--set", "algorithms=[{spacedml: {label: s7, pruning_ratio: 0.7}}, "
+                  "{spacedml: {label: s8, pruning_ratio: 0.8}}, "
+                  "{spacedml: {label: s9, pruning_ratio: 0.9}}]")
+    assert proc.returncode == 0, proc.stderr
+    rounds = pd.read_csv(tmp_path / "rounds.csv")
+    assert len(rounds) == 15 and (rounds.completed > 0).all()
+    for label, g in rounds.groupby("algorithm"):
+        bits = g.sort_values("round").avg_bits
+        assert bits.between(0.4, 0.8).all(), (label, list(bits))
+        assert bits.max() - bits.min() < 0.02, (label, list(bits))
+    means = rounds.groupby("algorithm").avg_bits.mean()
+    assert means["s7"] > means["s8"] > means["s9"]
+
+
+@pytest.mark.slow
 def test_set_overrides_reach_the_run(tmp_path):
     proc = sinsim("scenarios/tiny.yaml", "--out", str(tmp_path), "--set", "training.rounds=1",
                   "--set", "links.loss.p=0")
