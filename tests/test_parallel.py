@@ -201,6 +201,22 @@ def test_resolve_workers():
     assert resolve_workers("auto", clients_per_round=100, cpu_threads=10_000, device=cpu) == 1
 
 
+def test_auto_workers_count_idle_cores_only(monkeypatch):
+    from sinsim.learn import parallel
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(parallel, "usable_cores", lambda: 8)
+    monkeypatch.setattr(parallel.os, "getloadavg", lambda: (0.3, 0.0, 0.0))
+    assert resolve_workers("auto", clients_per_round=10, device=cpu) == 8
+    assert resolve_workers("auto", clients_per_round=5, device=cpu) == 5
+    assert resolve_workers("auto", clients_per_round=10, cpu_threads=2, device=cpu) == 4
+    monkeypatch.setattr(parallel.os, "getloadavg", lambda: (5.2, 0.0, 0.0))
+    assert resolve_workers("auto", clients_per_round=10, device=cpu) == 3
+    monkeypatch.setattr(parallel.os, "getloadavg", lambda: (11.0, 0.0, 0.0))
+    assert resolve_workers("auto", clients_per_round=10, device=cpu) == 1
+    assert resolve_workers(4, clients_per_round=10, device=cpu) == 4  # a number is a number
+
+
 # --------------------------------------------------------------------------------------------
 # batched training
 

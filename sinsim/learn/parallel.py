@@ -49,18 +49,28 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def idle_cores() -> float:
+    """Usable cores minus the 1-minute load average (what other jobs keep busy)."""
+    try:
+        return usable_cores() - os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average here: assume the machine is ours
+        return float(usable_cores())
+
+
 def resolve_workers(setting: int | str, *, clients_per_round: int, cpu_threads: int = 1,
                     device: torch.device | None = None) -> int:
     """How many processes train: ``setting`` when it is a number; ``auto``: one per
-    ``cpu_threads`` cores, at most ``clients_per_round`` and 8. Always 1 on a GPU, and for
-    ``auto`` inside a process of another pool (a sweep's workers already use the cores)."""
+    ``cpu_threads`` idle cores (cores minus the load average: on a machine that others keep
+    busy a second process only slows both), at most ``clients_per_round`` and 8. Always 1 on a
+    GPU, and for ``auto`` inside a process of another pool (a sweep's workers use the cores)."""
     if device is not None and device.type != "cpu":
         return 1
     if setting == "auto":
         if multiprocessing.parent_process() is not None:
             return 1
-        return max(1, min(usable_cores() // max(cpu_threads, 1), clients_per_round,
-                          MAX_AUTO_PROCESSES))
+        threads = max(cpu_threads, 1)
+        return max(1, min(usable_cores() // threads, round(idle_cores()) // threads,
+                          clients_per_round, MAX_AUTO_PROCESSES))
     n = int(setting)
     if n > 1 and multiprocessing.current_process().daemon:
         return 1  # a daemonic process may not have children
@@ -103,7 +113,7 @@ class TrainingPool:
         self._inboxes: list = []
         if self.processes == 1:
             return
-        ctx = _mp_context()
+        ctx = self._ctx = _mp_context()
         for t in (trainer.x_train, trainer.y_train, trainer.x_test, trainer.y_test):
             t.share_memory_()  # moved once into shared memory; the helpers map it
         self._jobs, self._results = ctx.Queue(), ctx.Queue()
@@ -118,15 +128,22 @@ class TrainingPool:
             self._inboxes.append(inbox)
         self._start_error: BaseException | None = None
         self._closing = False
-        self._starter = threading.Thread(target=self._start_helpers, daemon=True)
-        self._starter.start()
+        self._start_lock = threading.Lock()
+        threading.Thread(target=self._start_helpers, daemon=True).start()
 
     def _start_helpers(self) -> None:
         try:
-            for p in self._procs:
-                if self._closing:
-                    return
-                p.start()  # the first one waits for the fork server to import torch
+            if self._ctx.get_start_method() == "forkserver":
+                # a process that needs nothing from this run: it returns once the fork server
+                # has imported torch (the first pool of a Python process only), so a run that
+                # ends before that leaves no helper half-started
+                ping = self._ctx.Process(target=_ping, daemon=True)
+                ping.start()
+                ping.join()
+            with self._start_lock:  # milliseconds now
+                if not self._closing:
+                    for p in self._procs:
+                        p.start()
         except BaseException as e:  # noqa: BLE001 - reported by the waiting process
             self._start_error = e
 
@@ -262,11 +279,12 @@ class TrainingPool:
 
     # -- lifetime --------------------------------------------------------------------------
     def close(self) -> None:
+        """Stop the helpers (a run that ends before the fork server is up starts none)."""
         procs, self._procs = self._procs, []
         if not procs:
             return
-        self._closing = True
-        self._starter.join()
+        with self._start_lock:
+            self._closing = True
         started = [p for p in procs if p.pid is not None]
         for _ in started:
             self._jobs.put(None)
@@ -277,8 +295,7 @@ class TrainingPool:
                 p.terminate()
                 p.join()
         for q in (self._jobs, self._results, *self._inboxes):
-            q.cancel_join_thread()
-            q.close()
+            q.cancel_join_thread()  # never block this process's exit on unread items
 
     def __enter__(self) -> TrainingPool:
         return self
@@ -293,10 +310,13 @@ def _mp_context():
     this process would not survive it."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = torch.multiprocessing.get_context("forkserver")
-        # torch._dynamo: the first torch.optim optimizer of a process imports it (ALQ's Adam)
-        ctx.set_forkserver_preload([__name__, "torch._dynamo"])
+        ctx.set_forkserver_preload([__name__])
         return ctx
     return torch.multiprocessing.get_context("spawn")
+
+
+def _ping() -> None:
+    pass
 
 
 def _helper(jobs, inbox, results, threads: int) -> None:

@@ -273,7 +273,8 @@ class Training(_Section):
     # ALQ's many small tensor operations lose several-fold to thread hand-offs
     cpu_threads: Int = Field(default=1, gt=0)
     # processes that train a round's clients (this one included; same tables as 1): ``auto``
-    # one per cpu_threads cores, at most clients_per_round and 8 (sinsim.learn.parallel)
+    # one per cpu_threads idle cores (cores minus the load average), at most clients_per_round
+    # and 8 (sinsim.learn.parallel.resolve_workers)
     workers: int | Literal["auto"] = "auto"
     # FedAvg clients of a round trained together in one vectorised step (torch.func.vmap):
     # equal to the sequential numbers up to floating-point summation order
