@@ -319,39 +319,61 @@ def _ping() -> None:
     pass
 
 
+def _get(q) -> Any:
+    """The next item of ``q``; None when the run's process has gone (so no helper outlives
+    it, whatever it was waiting for)."""
+    parent = multiprocessing.parent_process()
+    while True:
+        try:
+            return q.get(timeout=1.0)
+        except queue.Empty:
+            if parent is not None and not parent.is_alive():
+                return None
+
+
 def _helper(jobs, inbox, results, threads: int) -> None:
     """A helper process: build the trainer, then run jobs until told to stop (or orphaned)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's process to handle
+    results.cancel_join_thread()  # exiting never waits for results nobody will read
     torch.set_num_threads(threads)
     from sinsim.learn.datasets import Dataset
 
-    _, _, init = inbox.get()
-    model_blob, x_train, y_train, x_test, y_test, shards, config, flops = init
+    msg = _get(inbox)
+    if msg is None:
+        return
+    model_blob, x_train, y_train, x_test, y_test, shards, config, flops = msg[2]
     dataset = Dataset("shared", "shared", x_train, y_train, x_test, y_test)
     trainer = LocalTrainer(pickle.loads(model_blob), dataset, shards, config, flops,
                            torch.device("cpu"))
-    parent = multiprocessing.parent_process()
-    token, strategy, received, rng_key, eval_state = 0, None, None, (), None
+    ctx = {"token": 0, "strategy": None, "received": None, "rng_key": (), "eval_state": None}
+
+    def apply(msg) -> None:  # a round's or an evaluation's context, in the order sent
+        what, ctx["token"], value = msg
+        if what == "round":
+            blob, payload, ctx["rng_key"] = value
+            if blob is not None:
+                ctx["strategy"] = pickle.loads(blob)
+            ctx["received"] = ctx["strategy"].decode_global(payload)
+        elif what == "eval":
+            ctx["eval_state"] = pickle.loads(value)
+
     while True:
-        try:
-            item = jobs.get(timeout=1.0)
-        except queue.Empty:
-            if parent is not None and not parent.is_alive():
-                return
-            continue
+        item = _get(jobs)
         if item is None:
             return
         kind, job_id, job_token = item[:3]
-        while token < job_token:  # the round or evaluation this job belongs to
-            what, token, value = inbox.get()
-            if what == "round":
-                blob, payload, rng_key = value
-                if blob is not None:
-                    strategy = pickle.loads(blob)
-                received = strategy.decode_global(payload)
-            elif what == "eval":
-                eval_state = pickle.loads(value)
-        if job_token < token:
+        while True:  # contexts already here: a job of an older one is not needed any more
+            try:
+                apply(inbox.get(block=False))
+            except queue.Empty:
+                break
+        while ctx["token"] < job_token:  # the round or evaluation this job belongs to
+            msg = _get(inbox)
+            if msg is None:
+                return
+            apply(msg)
+        strategy, received, rng_key = ctx["strategy"], ctx["received"], ctx["rng_key"]
+        if job_token < ctx["token"]:
             results.put((job_id, "stale", None))
             continue
         try:
@@ -365,7 +387,7 @@ def _helper(jobs, inbox, results, threads: int) -> None:
                 else:
                     out = [strategy.client_update(trainer, received, clients[0], rngs[0])]
             else:
-                out = trainer.evaluate_batches(eval_state, range(item[3], item[4]))
+                out = trainer.evaluate_batches(ctx["eval_state"], range(item[3], item[4]))
             results.put((job_id, "ok", out))
         except Exception:  # noqa: BLE001 - reported to the run's process, which raises it
             results.put((job_id, "error", traceback.format_exc()))
