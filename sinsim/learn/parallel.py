@@ -9,11 +9,12 @@ run, from a fork server that has imported torch once per Python process, in a ba
 so that the run does not wait for them; each builds its own model and ``LocalTrainer`` on the
 training data, shared through torch's shared memory, not copied; ``threads`` torch threads
 each). The run's own process is the last worker: while it waits for an update it takes queued
-jobs itself, so it also does all the work until the helpers are up. Per round the pool sends every helper, once, the strategy (only when its
-pickle changed) and the broadcast payload, which each decodes as the clients do. A job carries
-the clients, their states (``strategy.client_state``) and the round's random-stream key; it
-returns ``ClientUpdate``s and changes nothing: the engine commits the states itself. A job
-whose update is never asked for (its downlink failed after all) is dropped.
+jobs itself, so it also does all the work until the helpers are up. Per round the pool sends
+every helper, once, the strategy (only when its pickle changed) and the broadcast payload, which
+each decodes as the clients do. A job carries the clients, their states
+(``strategy.client_state``) and the round's random-stream key; it returns ``ClientUpdate``s and
+changes nothing: the engine commits the states itself. A job whose update is never asked for
+(its downlink failed after all) is dropped.
 
 ``evaluate`` splits the test batches across the processes and sums the per-batch results in
 batch order, so accuracy and loss equal ``LocalTrainer.evaluate``'s to the last bit.
