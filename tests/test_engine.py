@@ -155,8 +155,8 @@ def test_failed_run_keeps_finished_rounds(tmp_path, monkeypatch):
         return original(self, state)
 
     monkeypatch.setattr(LocalTrainer, "evaluate", failing)
-    with pytest.raises(RuntimeError, match="disk on fire"):
-        run_scenario(_scenario(), tmp_path)
+    with pytest.raises(RuntimeError, match="disk on fire"):  # one process: the patch applies
+        run_scenario(_scenario(training__workers=1), tmp_path)
     rounds = pd.read_csv(tmp_path / "rounds.csv")
     assert list(rounds["round"]) == [1]
     summary = json.loads((tmp_path / "summary.json").read_text())

@@ -191,6 +191,14 @@ BAD_VALUES = [
      ["'resume'", "'restart'", "got 'retry'"]),
     ("clients-per-round-above-clients", "training.clients_per_round", 5,
      "training.clients_per_round", ["(5)", "larger than the number of clients (4)"]),
+    ("zero-workers", "training.workers", 0, "training.workers",
+     ["must be auto or a whole number >= 1", "got 0"]),
+    ("workers-not-auto", "training.workers", "many", "training.workers",
+     ["must be auto or a whole number >= 1", "got 'many'"]),
+    ("workers-fraction", "training.workers", 1.5, "training.workers", ["got 1.5"]),
+    ("workers-boolean", "training.workers", True, "training.workers", ["got True"]),
+    ("batched-not-boolean", "training.batched", "sometimes", "training.batched",
+     ["valid boolean", "got 'sometimes'"]),
 ]
 
 
@@ -259,6 +267,20 @@ def test_out_of_range_message_matches_the_documented_example(write_yaml, tiny_ra
 
     # Assert
     assert "links.uplink.rate_bps: must be > 0, got -5" in str(error)
+
+
+def test_training_workers_and_batched_defaults(tiny_raw):
+    training = validate_scenario(tiny_raw).training
+    assert (training.workers, training.batched) == ("auto", False)
+
+
+def test_bad_workers_on_the_command_line_exits_2(write_yaml, tiny_raw, capsys):
+    from sinsim.cli import main
+
+    path = write_yaml(tiny_raw)
+    assert main([str(path), "--set", "training.workers=0"]) == 2
+    err = capsys.readouterr().err
+    assert "training.workers: must be auto or a whole number >= 1, got 0" in err
 
 
 def test_boolean_is_not_an_integer(write_yaml, tiny_raw):
@@ -371,6 +393,9 @@ def test_validate_without_file_names_only_the_key(tiny_raw):
         ("training.partition={kind: dirichlet, alpha: 0.1}",
          lambda s: (s.training.partition.kind, s.training.partition.alpha), ("dirichlet", 0.1)),
         ("seed=7", lambda s: s.seed, 7),
+        ("training.workers=3", lambda s: s.training.workers, 3),
+        ("training.workers=auto", lambda s: s.training.workers, "auto"),
+        ("training.batched=true", lambda s: s.training.batched, True),
     ],
 )
 def test_override_is_applied(write_yaml, tiny_raw, override, read, expected):

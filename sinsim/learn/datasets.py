@@ -19,6 +19,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,9 +90,25 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, download: boo
 # sources
 
 
+# the files torchvision looks for in ROOT/<class>/raw, and where it downloads them from
+TORCHVISION_RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+TORCHVISION_MIRROR_HOSTS = {"MNIST": ("ossci-datasets.s3.amazonaws.com", "yann.lecun.com"),
+                            "FashionMNIST": ("fashion-mnist.s3-website.eu-central-1.amazonaws.com",)}
+
+
 def _torchvision(cls_name: str, root: Path, download: bool):
-    """Local torchvision copy (and, if allowed, a download). Returns None when unavailable."""
-    import torchvision.datasets as tvd
+    """Local torchvision copy (and, if allowed, a download). Returns None when unavailable.
+
+    torchvision is imported (about 1.5 s) only when there is a copy to read or a mirror whose
+    name resolves: offline and without a copy, the next source is tried at once."""
+    local = all((root / cls_name / "raw" / f).is_file() for f in TORCHVISION_RAW_FILES)
+    if not local and not (download and _any_resolves(TORCHVISION_MIRROR_HOSTS[cls_name])):
+        return None
+    try:
+        import torchvision.datasets as tvd
+    except ImportError:
+        return None
 
     cls = getattr(tvd, cls_name)
     for attempt_download in (False, True) if download else (False,):
@@ -104,6 +121,17 @@ def _torchvision(cls_name: str, root: Path, download: bool):
         return (f"torchvision:{where}:{root / cls_name}", train.data.numpy(),
                 train.targets.numpy(), test.data.numpy(), test.targets.numpy())
     return None
+
+
+def _any_resolves(hosts: tuple[str, ...]) -> bool:
+    """Does any of ``hosts`` resolve (as torchvision's download would need first)?"""
+    for host in hosts:
+        try:
+            socket.getaddrinfo(host, 443)
+            return True
+        except OSError:
+            continue
+    return False
 
 
 def _load_mnist(root: Path, download: bool):

@@ -90,6 +90,14 @@ class FedAvg:
         result = trainer.train(global_state, client, rng, self.local_epochs)
         return ClientUpdate(self.codec.encode(result.state), result.n_samples, result.flops)
 
+    def client_updates_batched(self, trainer: LocalTrainer,
+                               global_state: dict[str, torch.Tensor], clients: list[int],
+                               rngs: list[np.random.Generator]) -> list[ClientUpdate]:
+        """``client_update`` of several clients in one vectorised training
+        (``LocalTrainer.train_batched``; equal up to floating-point summation order)."""
+        results = trainer.train_batched(global_state, clients, rngs, self.local_epochs)
+        return [ClientUpdate(self.codec.encode(r.state), r.n_samples, r.flops) for r in results]
+
     def new_aggregator(self) -> _DecodingMean:
         return _DecodingMean(self.codec.decode)
 

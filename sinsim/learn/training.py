@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,15 +87,18 @@ class LocalTrainer:
 
     def sgd(self, batches: list[np.ndarray]) -> int:
         """Plain SGD (configured lr and momentum) on the model as it is; returns the samples
-        seen."""
+        seen. The arithmetic of ``torch.optim.SGD`` (see ``sgd_step``), without constructing
+        one: the first optimizer of a process imports ``torch._dynamo`` (1.5 s or more)."""
         model, cfg = self.model, self.config
         model.train()
-        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+        params = list(model.parameters())
+        bufs: list[torch.Tensor | None] = [None] * len(params)
         n_seen = 0
         for x, y in self.tensors(batches):
-            opt.zero_grad(set_to_none=True)
+            for p in params:
+                p.grad = None
             F.cross_entropy(model(x), y).backward()
-            opt.step()
+            bufs = sgd_step(params, [p.grad for p in params], bufs, cfg.lr, cfg.momentum)
             n_seen += len(y)
         return n_seen
 
@@ -107,17 +111,122 @@ class LocalTrainer:
         return TrainResult(state, len(self.shards[client]), len(batches),
                            float(n_seen) * self.flops_per_sample)
 
-    @torch.no_grad()
-    def evaluate(self, state: dict[str, torch.Tensor]) -> tuple[float, float]:
-        """(accuracy, mean cross-entropy) of ``state`` on the test set."""
-        model = self.model
+    def train_batched(self, global_state: dict[str, torch.Tensor], clients: Sequence[int],
+                      rngs: Sequence[np.random.Generator],
+                      epochs: int | None = None) -> list[TrainResult]:
+        """``train`` for several clients at once, as one vectorised step per batch index.
+
+        Every client gets exactly the batches ``batches`` draws from its own ``rng``; the stack
+        holds one copy of the parameters per client (``torch.func.vmap`` of ``grad`` over
+        ``functional_call``) and applies plain SGD with the configured lr and momentum as
+        ``torch.optim.SGD`` does. Clients whose batches run out drop out of the stack; clients
+        whose batch at a step has another size (a partial last batch) form their own stack.
+        The numbers equal ``train``'s up to floating-point summation order (grouped
+        convolutions and batched matrix products): see ``tests/test_parallel.py``.
+        """
+        from torch.func import functional_call, grad, vmap
+
+        model, cfg, dev = self.model, self.config, self.device
+        if any(True for _ in model.buffers()):
+            raise ValueError("batched training needs a model without buffers")
+        names = [n for n, _ in model.named_parameters()]
+        k = len(clients)
+        params = {n: global_state[n].to(dev).unsqueeze(0).repeat(k, *[1] * global_state[n].dim())
+                  for n in names}
+        bufs: dict[str, torch.Tensor | None] = dict.fromkeys(names)
+        plans = [self.batches(c, rng, epochs) for c, rng in zip(clients, rngs)]
+        model.train()
+
+        def loss(p: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return F.cross_entropy(functional_call(model, p, (x,)), y)
+
+        grads_of = vmap(grad(loss))
+        for step in range(max(len(b) for b in plans)):
+            groups: dict[int, list[int]] = {}
+            for i, b in enumerate(plans):
+                if step < len(b):
+                    groups.setdefault(len(b[step]), []).append(i)
+            for members in groups.values():
+                index = torch.from_numpy(np.stack([plans[i][step] for i in members])).to(dev)
+                x, y = self.x_train[index], self.y_train[index]
+                if len(members) == k:  # the whole stack: update in place
+                    grads = grads_of(params, x, y)
+                    new = sgd_step([params[n] for n in names], [grads[n] for n in names],
+                                   [bufs[n] for n in names], cfg.lr, cfg.momentum)
+                    bufs.update(zip(names, new))
+                    continue
+                sel = torch.tensor(members, device=dev)
+                sub = {n: params[n][sel] for n in names}
+                grads = grads_of(sub, x, y)
+                sub_bufs = [None if step == 0 else bufs[n][sel] for n in names]
+                new = sgd_step([sub[n] for n in names], [grads[n] for n in names], sub_bufs,
+                               cfg.lr, cfg.momentum)
+                for n, b in zip(names, new):
+                    params[n][sel] = sub[n]
+                    if b is not None:
+                        if bufs[n] is None:  # the first step (every client takes part in it)
+                            bufs[n] = torch.zeros_like(params[n])
+                        bufs[n][sel] = b
+        out = []
+        for i, c in enumerate(clients):
+            n_seen = sum(len(b) for b in plans[i])
+            state = {n: params[n][i].clone() for n in names}
+            out.append(TrainResult(state, len(self.shards[c]), len(plans[i]),
+                                   float(n_seen) * self.flops_per_sample))
+        return out
+
+    @property
+    def n_eval_batches(self) -> int:
+        """How many batches of ``eval_batch_size`` the test set makes."""
+        return -(-len(self.y_test) // self.config.eval_batch_size)
+
+    @torch.inference_mode()
+    def evaluate_batches(self, state: dict[str, torch.Tensor],
+                         batches: range) -> list[tuple[int, float]]:
+        """(correct, summed cross-entropy) of ``state`` on each of the test ``batches`` (indices
+        of ``eval_batch_size`` slices), so that parts evaluated elsewhere combine exactly."""
+        model, bs = self.model, self.config.eval_batch_size
         model.load_state_dict(state)
         model.eval()
-        correct, loss_sum, bs = 0, 0.0, self.config.eval_batch_size
-        for i in range(0, len(self.y_test), bs):
-            logits = model(self.x_test[i: i + bs])
-            y = self.y_test[i: i + bs]
-            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-            correct += int((logits.argmax(1) == y).sum())
-        n = len(self.y_test)
-        return correct / n, loss_sum / n
+        out = []
+        for b in batches:
+            x, y = self.x_test[b * bs: (b + 1) * bs], self.y_test[b * bs: (b + 1) * bs]
+            logits = model(x)
+            out.append((int((logits.argmax(1) == y).sum()),
+                        float(F.cross_entropy(logits, y, reduction="sum"))))
+        return out
+
+    def evaluate(self, state: dict[str, torch.Tensor]) -> tuple[float, float]:
+        """(accuracy, mean cross-entropy) of ``state`` on the test set."""
+        return combine_eval(self.evaluate_batches(state, range(self.n_eval_batches)),
+                            len(self.y_test))
+
+
+@torch.no_grad()
+def sgd_step(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None],
+             bufs: Sequence[torch.Tensor | None], lr: float,
+             momentum: float) -> list[torch.Tensor | None]:
+    """One step of ``torch.optim.SGD`` (no dampening, weight decay or Nesterov), the same
+    in-place operations as its single-tensor path; ``bufs`` are the momentum buffers (None
+    before the first step; updated in place after). Returns the buffers."""
+    out = list(bufs)
+    for i, (p, g) in enumerate(zip(params, grads)):
+        if g is None:
+            continue
+        if momentum != 0:
+            if out[i] is None:
+                out[i] = g.detach().clone()
+            else:
+                out[i].mul_(momentum).add_(g, alpha=1)
+            g = out[i]
+        p.add_(g, alpha=-lr)
+    return out
+
+
+def combine_eval(parts: Sequence[tuple[int, float]], n: int) -> tuple[float, float]:
+    """(accuracy, mean loss) from per-batch (correct, loss sum), summed in batch order."""
+    correct, loss_sum = 0, 0.0
+    for c, loss in parts:
+        correct += c
+        loss_sum += loss
+    return correct / n, loss_sum / n

@@ -273,6 +273,22 @@ class Training(_Section):
     # torch intra-op threads on the CPU: LeNet-5 steps are too small to gain from more, and
     # ALQ's many small tensor operations lose several-fold to thread hand-offs
     cpu_threads: Int = Field(default=1, gt=0)
+    # processes that train a round's clients (this one included; same tables as 1): ``auto``
+    # one per cpu_threads idle cores (cores minus the load average), at most clients_per_round
+    # and 8 (sinsim.learn.parallel.resolve_workers)
+    workers: int | Literal["auto"] = "auto"
+    # FedAvg clients of a round trained together in one vectorised step (torch.func.vmap):
+    # equal to the sequential numbers up to floating-point summation order
+    batched: bool = False
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers(cls, v: Any) -> int | str:
+        if v == "auto" and isinstance(v, str):
+            return v
+        if isinstance(v, int) and not isinstance(v, bool) and v >= 1:
+            return v
+        raise ValueError(f"must be auto or a whole number >= 1, got {v!r}")
 
     @model_validator(mode="after")
     def _target(self) -> Training:

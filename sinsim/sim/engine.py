@@ -2,7 +2,11 @@
 receives the global model, trains, and sends its update back.
 
 What is trained is computed by the strategy and the trainer from (global model, client, seed)
-only; SimPy decides *when* each step happens and whether it made it before the deadline.
+only; SimPy decides *when* each step happens and whether it made it before the deadline. So with
+``training.workers`` > 1 (or ``training.batched``) a round queues its training jobs when it
+starts, for the clients whose downlink will arrive (a dry run of the same transfers) in the order
+they arrive, and a client takes its update from ``sinsim.learn.parallel.TrainingPool`` when it
+needs it: the same tables as in one process.
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ from sinsim.errors import ConfigError
 from sinsim.learn.codecs import ModelSpec
 from sinsim.learn.datasets import Dataset, load_dataset, partition_dirichlet, partition_iid
 from sinsim.learn.models import build_model, training_flops_per_sample
+from sinsim.learn.parallel import TrainingPool, resolve_workers
 from sinsim.learn.strategies import RoundContext, build_strategy
 from sinsim.learn.training import LocalTrainer, TrainConfig, pick_device
 from sinsim.scenario import Algorithm, Scenario
 from sinsim.sim.network import DOWN, UP, Network, build_network
 from sinsim.sim.recorder import Recorder
 from sinsim.sim.transfer import TransferOutcome, transfer
+from sinsim.sim.transfer import transfer as dry_run_transfer  # not counted by spies on transfer
 
 
 @dataclass
@@ -72,12 +78,26 @@ def prepare(scenario: Scenario, network: Network | None = None) -> Prepared:
 RoundCallback = Callable[[dict[str, Any]], None]
 
 
+def training_pool(prep: Prepared) -> TrainingPool | None:
+    """The pool for ``training.workers`` / ``training.batched``; None: train in this process,
+    each client when its downlink arrives."""
+    tr = prep.scenario.training
+    processes = resolve_workers(tr.workers, clients_per_round=tr.clients_per_round,
+                                cpu_threads=tr.cpu_threads, device=prep.trainer.device)
+    if processes == 1 and not tr.batched:
+        return None
+    return TrainingPool(prep.trainer, processes, tr.cpu_threads)
+
+
 def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
-                  on_round_end: RoundCallback | None = None) -> dict[str, Any]:
-    """Run every round of one algorithm in its own SimPy environment; returns its summary."""
+                  on_round_end: RoundCallback | None = None,
+                  pool: TrainingPool | None = None) -> dict[str, Any]:
+    """Run every round of one algorithm in its own SimPy environment; returns its summary.
+    ``pool`` (see ``training_pool``) trains the clients; None: in this process."""
     sc, net = prep.scenario, prep.network
     strategy = build_strategy(algorithm.name, prep.spec, algorithm.strategy_params,
                               sc.training.model)
+    batched = sc.training.batched and hasattr(strategy, "client_updates_batched")
     env = simpy.Environment()
     rows: list[dict[str, Any]] = []  # the rounds.csv rows of this algorithm
     global_state = prep.init_state
@@ -101,11 +121,14 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
             down_payload = strategy.encode_global(global_state)
             rnd = _Round(algorithm.label, r, t0 + sc.training.round_deadline, down_payload,
                          strategy.decode_global(down_payload), strategy.new_aggregator())
-            yield env.all_of([env.process(_client(env, prep, strategy, rnd, c))
+            if pool is not None:
+                pool.start_round(strategy, rnd.received, down_payload, (sc.seed, "train", r))
+                pool.submit(_downlinks_delivered(prep, rnd, selected, env.now), batched=batched)
+            yield env.all_of([env.process(_client(env, prep, strategy, rnd, c, pool))
                               for c in selected])
             agg, transfers, clients, bits = rnd.aggregator, rnd.transfers, rnd.clients, rnd.bits
             global_state = agg.result(global_state)
-            acc, loss = prep.trainer.evaluate(global_state)
+            acc, loss = (pool or prep.trainer).evaluate(global_state)
             for row in clients:
                 row["aggregated"] = row["up_status"] == "delivered"
             up = sum(t["bytes"] for t in transfers if t["direction"] == "up")
@@ -177,7 +200,26 @@ class _Round:
     bits: list[float] = field(default_factory=list)
 
 
-def _client(env: simpy.Environment, prep: Prepared, strategy, rnd: _Round, c: int):
+def _downlinks_delivered(prep: Prepared, rnd: _Round, selected: list[int],
+                         now_s: float) -> list[int]:
+    """The selected clients whose downlink of this round will be delivered, earliest first:
+    the same transfers as ``_client``'s, run alone (a transfer depends only on its channel,
+    its size, the deadline and keyed loss draws). Only the order of training depends on it."""
+    net, policy, r = prep.network, prep.scenario.links.on_loss_of_signal, rnd.number
+    arrivals = []
+    for c in dict.fromkeys(selected):
+        env = simpy.Environment(initial_time=now_s)
+        down = env.process(dry_run_transfer(env, net.down[c], len(rnd.down_payload),
+                                            rnd.deadline_s, policy=policy,
+                                            lost=lambda segs, c=c: net.lost(r, c, DOWN, segs)))
+        env.run()
+        if down.value.status == "delivered":
+            arrivals.append((down.value.end_s, c))
+    return [c for _, c in sorted(arrivals, key=lambda a: a[0])]
+
+
+def _client(env: simpy.Environment, prep: Prepared, strategy, rnd: _Round, c: int,
+            pool: TrainingPool | None = None):
     sc, net, r = prep.scenario, prep.network, rnd.number
     policy = sc.links.on_loss_of_signal
     cid = net.client_ids[c]
@@ -191,8 +233,11 @@ def _client(env: simpy.Environment, prep: Prepared, strategy, rnd: _Round, c: in
     row["down_status"] = down.status
     if down.status != "delivered":
         return
-    update = strategy.client_update(prep.trainer, rnd.received, c,
-                                    rng_for(sc.seed, "train", r, c))
+    if pool is None:
+        update = strategy.client_update(prep.trainer, rnd.received, c,
+                                        rng_for(sc.seed, "train", r, c))
+    else:
+        update = pool.update(c)
     strategy.set_client_state(c, update.state)
     compute_s = update.flops / sc.compute.flops_per_s
     row["compute_start_s"], row["compute_s"] = env.now, compute_s
@@ -255,9 +300,15 @@ def run_scenario(scenario: Scenario, out_dir, *, on_round_end: RoundCallback | N
         summary["device"] = str(prep.trainer.device)
         if on_prepared:
             on_prepared(prep)
-        for algorithm in scenario.algorithms:
-            summary["algorithms"][algorithm.label] = run_algorithm(prep, algorithm, recorder,
-                                                                  on_round_end)
+        pool = training_pool(prep)
+        summary["training_processes"] = pool.processes if pool is not None else 1
+        try:
+            for algorithm in scenario.algorithms:
+                summary["algorithms"][algorithm.label] = run_algorithm(
+                    prep, algorithm, recorder, on_round_end, pool)
+        finally:
+            if pool is not None:
+                pool.close()
         summary["status"] = "complete"
         return summary
     except BaseException as e:
