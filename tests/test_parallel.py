@@ -20,8 +20,9 @@ from sinsim.sim import engine
 from sinsim.sim.engine import run_scenario
 
 # the cheap ALQ phases only (no basis or STE epochs): a few seconds a run
-SPACEDML_SHORT = {"spacedml": {"pretrain_epochs": 1, "prune_epochs": 1, "basis_epochs": 0,
-                               "coordinate_epochs": 1, "ste_epochs": 0, "warmup_batches": 2}}
+# (pre-training in the first round only: the per-client state then matters across rounds)
+SPACEDML_SHORT = {"spacedml": {"pretrain": "first_round", "pretrain_epochs": 1,
+                               "schedule": ["prune", "coordinate"], "warmup_batches": 2}}
 
 
 def _scenario(workers, *, algorithms=("fedavg", SPACEDML_SHORT), rounds=2, batched=False):
