@@ -12,6 +12,7 @@ than one seed show the mean and the spread (half the range) of the accuracy.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -75,6 +76,17 @@ def to_markdown(t: pd.DataFrame, dataset: str = "") -> str:
     return "\n".join(lines)
 
 
+def _load(sweep_dir: Path) -> pd.DataFrame:
+    """A sweep's runs.csv; K from the sweep's fixed ``set`` when it is not a swept column."""
+    runs = pd.read_csv(sweep_dir / "runs.csv")
+    meta = sweep_dir / "sweep.json"
+    if K not in runs and meta.is_file():
+        fixed = json.loads(meta.read_text(encoding="utf-8")).get("set", {})
+        if K in fixed:
+            runs[K] = fixed[K]
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sinsim.studies.table1", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -89,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {path}: no runs.csv (run `python -m sinsim sweep` first)",
                   file=sys.stderr)
             return 2
-    md = to_markdown(table1(pd.concat([pd.read_csv(p) for p in paths]), args.target))
+    md = to_markdown(table1(pd.concat([_load(p.parent) for p in paths]), args.target))
     print(md)
     if args.out:
         Path(args.out).write_text(md, encoding="utf-8")
