@@ -215,6 +215,8 @@ def test_malformed_tle_exits_2_naming_file_and_line(tmp_path):
     ("engine_overhead.py", (), "overhead_ratio"),
     ("memory_10k_clients.py", (), "peak_rss_mb"),
     ("contact_plan.py", ("--quick",), "speedup_vs_find_events"),
+    ("batched_training.py", ("--clients", "3"), "batched_speedup"),
+    ("training_workers.py", ("--set", "algorithms=[fedavg]"), "training_workers_speedup"),
 ])
 def test_benches_run_and_end_with_their_headline(bench, args, headline):
     """Benches are not timed here; this only keeps them runnable (one repeat each)."""
