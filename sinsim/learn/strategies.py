@@ -189,6 +189,13 @@ class SpaceDML:
     def client_state(self, client: int) -> _ClientMemory:
         return self.memory.get(client, _ClientMemory())
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a training process needs: not the clients' memory (each job brings its
+        client's, up to 5.2 MB with persistent moments) nor the server's quantized model."""
+        state = dict(self.__dict__)
+        state["memory"], state["_global"] = {}, None
+        return state
+
     def set_client_state(self, client: int, state: _ClientMemory | None) -> None:
         if state is not None and state != _ClientMemory():
             self.memory[client] = state
