@@ -60,3 +60,22 @@ def test_several_sweeps_combine_and_seeds_show_a_spread(tmp_path):
     # Assert: K = 10 rows average two seeds and give half their range
     assert "| spacedml-0.8 | 0.4000 | 0.40–0.40 | 96.00 ± 1.00 (2 seeds) |" in md
     assert "| fedavg | 32 (fp32) |  | 94.00 ± 1.00 (2 seeds) |" in md
+
+
+def test_single_run_directories_combine_too(tmp_path):
+    import json
+    run = tmp_path / "run"
+    run.mkdir()
+    r = _runs()
+    r = r[(r["training.clients_per_round"] == 3) & (r.algorithm == "spacedml-0.8")]
+    r.drop(columns=["run_id", "seed", "training.clients_per_round"]).to_csv(run / "rounds.csv",
+                                                                           index=False)
+    (run / "summary.json").write_text(json.dumps(
+        {"resolved_scenario": {"seed": 4, "training": {"clients_per_round": 3}}}))
+    other = _runs()
+    other = other[other.algorithm == "fedavg"]
+    other.to_csv(tmp_path / "runs.csv", index=False)
+    # Act
+    assert main([str(tmp_path), str(run), "--out", str(tmp_path / "t.md")]) == 0
+    # Assert
+    assert "| spacedml-0.8 | 0.4000 | 0.40–0.40 | 97.00 |" in (tmp_path / "t.md").read_text()

@@ -77,7 +77,14 @@ def to_markdown(t: pd.DataFrame, dataset: str = "") -> str:
 
 
 def _load(sweep_dir: Path) -> pd.DataFrame:
-    """A sweep's runs.csv; K from the sweep's fixed ``set`` when it is not a swept column."""
+    """A sweep's runs.csv (K from the sweep's fixed ``set`` when it is not a swept column), or
+    one run's results directory (its rounds.csv, seed and K from its summary.json)."""
+    if not (sweep_dir / "runs.csv").is_file():
+        rounds = pd.read_csv(sweep_dir / "rounds.csv")
+        summary = json.loads((sweep_dir / "summary.json").read_text(encoding="utf-8"))
+        resolved = summary["resolved_scenario"]
+        return rounds.assign(run_id=str(sweep_dir), seed=resolved["seed"],
+                             **{K: resolved["training"]["clients_per_round"]})
     runs = pd.read_csv(sweep_dir / "runs.csv")
     meta = sweep_dir / "sweep.json"
     if K not in runs and meta.is_file():
@@ -91,17 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sinsim.studies.table1", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sweep_dirs", nargs="+", metavar="sweep_dir",
-                   help="sweep directories holding runs.csv (combined)")
+                   help="sweep directories holding runs.csv, or single runs' results "
+                        "directories (combined)")
     p.add_argument("--target", type=float, default=0.96, help="target accuracy (0.96)")
     p.add_argument("--out", help="also write the markdown here")
     args = p.parse_args(argv)
-    paths = [Path(d) / "runs.csv" for d in args.sweep_dirs]
-    for path in paths:
-        if not path.is_file():
-            print(f"error: {path}: no runs.csv (run `python -m sinsim sweep` first)",
-                  file=sys.stderr)
+    dirs = [Path(d) for d in args.sweep_dirs]
+    for d in dirs:
+        if not (d / "runs.csv").is_file() and not (d / "summary.json").is_file():
+            print(f"error: {d / 'runs.csv'}: no runs.csv (run `python -m sinsim sweep` first) "
+                  f"and no single run there", file=sys.stderr)
             return 2
-    md = to_markdown(table1(pd.concat([_load(p.parent) for p in paths]), args.target))
+    md = to_markdown(table1(pd.concat([_load(d) for d in dirs]), args.target))
     print(md)
     if args.out:
         Path(args.out).write_text(md, encoding="utf-8")
