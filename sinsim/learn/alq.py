@@ -216,8 +216,7 @@ def sketch(w: torch.Tensor, i_max: int, bits: torch.Tensor | int | None = None,
     # in code form (one pattern code per weight, see `_Layer`): the LS refit of slots so far
     # comes from the histograms of 1 and of w by code, the residual from the levels
     w64 = w.detach().to(torch.float64).contiguous()
-    S = _sign_patterns(i_max, dev)
-    SS = (S.unsqueeze(2) * S.unsqueeze(1)).flatten(1)
+    S, SS = _sign_tables(i_max, dev)
     ones = torch.ones_like(w64)
     codes = torch.zeros(G, n, dtype=torch.uint8, device=dev)
     alpha = torch.zeros(G, i_max, dtype=torch.float64, device=dev)
@@ -247,11 +246,10 @@ def refine(q: QLayer, w: torch.Tensor) -> QLayer:
     """One alternating pass on ||w - B alpha||^2: the optimal bases for the coordinates, then
     the optimal coordinates for those bases (each step can only lower the error)."""
     i_max = q.alpha.shape[1]
-    S = _sign_patterns(i_max, w.device)
+    S, SS = _sign_tables(i_max, w.device)
     w = w.detach().contiguous()
     ones = torch.ones_like(w)
     codes, counts, hw, _ = alq_kernels.nearest_codes(w, ones, ones, q.alpha, q.mask, S)
-    SS = (S.unsqueeze(2) * S.unsqueeze(1)).flatten(1)
     M = (counts.to(w.device) @ SS).view(-1, i_max, i_max)
     alpha = _solve_normal(M, (hw.to(w.device) @ S).unsqueeze(-1), q.mask).to(torch.float32)
     return canonical(QLayer(_bases_of(codes.to(w.device), q.mask), alpha, q.mask))
@@ -356,6 +354,16 @@ def _sign_patterns(k: int, device: torch.device) -> torch.Tensor:
     return _PATTERNS[key]
 
 
+def _sign_tables(k: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sign patterns S [2^k, k] and their pairwise products S (x) S [2^k, k*k] (float64):
+    with the code histograms H, B^T x = H(x) S and B D B^T = H(D) (S (x) S)."""
+    S = _sign_patterns(k, device)
+    key = (-k, str(device))
+    if key not in _PATTERNS:
+        _PATTERNS[key] = (S.unsqueeze(2) * S.unsqueeze(1)).flatten(1)
+    return S, _PATTERNS[key]
+
+
 def sketch_model(state: dict[str, torch.Tensor], layout: tuple[GroupSpec, ...], i_max: int,
                  bits: dict[str, torch.Tensor] | int | None = None, refine_passes: int = 0
                  ) -> QuantizedModel:
@@ -434,8 +442,7 @@ class _Layer:
         self.alpha, self.mask = (t.to(dev, copy=True) for t in (q.alpha, q.mask))
         self.codes = _codes_of(q.B.to(dev))
         i_max = self.alpha.shape[1]
-        self.S = _sign_patterns(i_max, dev).to(torch.float64)                 # [K, I]
-        self.SS = (self.S.unsqueeze(2) * self.S.unsqueeze(1)).flatten(1)     # [K, I*I]
+        self.S, self.SS = _sign_tables(i_max, dev)                     # [K, I], [K, I*I]
         self.ams_w = AMSGrad(self.gs.to_groups(param.detach()), cfg.betas, cfg.eps)
         self.ams_a = AMSGrad(self.alpha, cfg.betas, cfg.eps)
         self.write()
