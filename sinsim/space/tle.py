@@ -60,10 +60,6 @@ def tle_checksum(line: str) -> int:
     return total % 10
 
 
-def _is_element_line(text: str, digit: str) -> bool:
-    return text.startswith(digit + " ") and len(text) == TLE_LINE_LENGTH
-
-
 def _check_line(path: str, line_no: int, text: str, digit: str) -> None:
     if not text.startswith(digit + " "):
         raise TLEFormatError(
