@@ -27,9 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from skyfield.api import wgs84  # noqa: E402
 
-from sinsim.space.contacts import contact_windows, windows_from_find_events  # noqa: E402
+from sinsim.space.contacts import contact_windows  # noqa: E402
 from sinsim.space.orbits import GroundStation, walker_constellation  # noqa: E402
 from sinsim.space.timebase import Timebase  # noqa: E402
+from tests.space.space_oracle import windows_from_find_events  # noqa: E402  (the test oracle)
 
 CITIES = [  # (id, lat_deg, lon_deg) -- approximate city centres
     ("madrid", 40.4168, -3.7038),

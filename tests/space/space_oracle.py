@@ -5,8 +5,27 @@ from __future__ import annotations
 import numpy as np
 from skyfield.api import wgs84
 
-from sinsim.space.contacts import windows_from_find_events
 from sinsim.space.orbits import positions_itrs_m
+
+
+def windows_from_find_events(times_s, events, horizon_s: float) -> list[tuple[float, float]]:
+    """[(start_s, end_s)] from the output of Skyfield's ``find_events`` (0 rise, 1 culminate,
+    2 set), clipped to [0, horizon_s]: the reference that tests and bench/contact_plan.py
+    compare against."""
+    wins: list[tuple[float, float]] = []
+    start, seen_set = None, False
+    events = np.atleast_1d(events)
+    for x, e in zip(np.atleast_1d(times_s), events):
+        if e == 0:
+            start = float(x)
+        elif e == 2:
+            wins.append((0.0 if start is None else start, float(x)))
+            start, seen_set = None, True
+    if start is not None:
+        wins.append((start, float(horizon_s)))
+    elif not wins and len(events) and not seen_set and all(e == 1 for e in events):
+        wins.append((0.0, float(horizon_s)))  # above the mask for the whole horizon
+    return wins
 
 
 def find_events_windows(sat, station, timebase, horizon_s):
