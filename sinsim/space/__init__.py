@@ -10,7 +10,6 @@ from .links import (
     LEO_UPLINK_S_BAND,
     BudgetLinkParams,
     free_space_path_loss_db,
-    gilbert_elliott_states,
     propagation_delay_s,
     rate_bps,
     snr_db,
@@ -53,5 +52,4 @@ __all__ = [
     "propagation_delay_s",
     "snr_db",
     "rate_bps",
-    "gilbert_elliott_states",
 ]

@@ -1,4 +1,4 @@
-"""Radio link model: free-space link budget -> SNR -> Shannon-style rate, plus a bursty-loss helper.
+"""Radio link model: free-space link budget -> SNR -> Shannon-style rate.
 
 ``rate = min(max_rate_bps, efficiency * bandwidth_hz * log2(1 + SNR))`` with
 
@@ -32,7 +32,6 @@ __all__ = [
     "dish_gain_dbi",
     "snr_db",
     "rate_bps",
-    "gilbert_elliott_states",
 ]
 
 
@@ -160,56 +159,3 @@ def rate_bps(range_m, params: BudgetLinkParams):
     return np.minimum(
         params.max_rate_bps, params.efficiency * params.bandwidth_hz * np.log2(1.0 + snr_lin)
     )
-
-
-def gilbert_elliott_states(
-    rng: np.random.Generator,
-    n_steps: int,
-    p_good_to_bad: float,
-    p_bad_to_good: float,
-    start_good: bool = True,
-) -> np.ndarray:
-    """States of a two-state (Gilbert-Elliott) Markov chain, ``True`` = bad.
-
-    Element 0 is the start state; each later step leaves the current state
-    with its transition probability.  Run lengths are drawn as geometric
-    variables in batches, so it is vectorised and reproducible for a given
-    ``rng``.
-    """
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError("rng must be a numpy.random.Generator")
-    if not isinstance(n_steps, (int, np.integer)) or n_steps < 0:
-        raise ValueError(f"n_steps must be an int >= 0, got {n_steps!r}")
-    for name, p in (("p_good_to_bad", p_good_to_bad), ("p_bad_to_good", p_bad_to_good)):
-        if not (0.0 <= p <= 1.0):
-            raise ValueError(f"{name} must be in [0, 1], got {p!r}")
-    n = int(n_steps)
-    out = np.empty(n, dtype=bool)
-    pos, bad = 0, not start_good
-    while pos < n:
-        p_first = p_bad_to_good if bad else p_good_to_bad
-        p_second = p_good_to_bad if bad else p_bad_to_good
-        if p_first == 0.0:
-            out[pos:] = bad
-            break
-        # expected pair length bounds the batch size; draws never exceed what is needed by much
-        mean_pair = 1.0 / p_first + (1.0 / p_second if p_second > 0 else n)
-        m = int(min(n - pos, max(16, 2 * (n - pos) / mean_pair + 16)))
-        first = rng.geometric(p_first, size=m)
-        second = rng.geometric(p_second, size=m) if p_second > 0 else np.full(m, n + 1)
-        runs = np.empty(2 * m, dtype=np.int64)
-        runs[0::2], runs[1::2] = first, second
-        states = np.empty(2 * m, dtype=bool)
-        states[0::2], states[1::2] = bad, not bad
-        ends = pos + np.cumsum(runs)
-        last = int(np.searchsorted(ends, n, side="left"))  # runs[:last+1] cover the rest
-        last = min(last, 2 * m - 1)
-        lengths = runs[: last + 1].copy()
-        seq = np.repeat(states[: last + 1], lengths)
-        take = min(seq.size, n - pos)
-        out[pos : pos + take] = seq[:take]
-        pos += take
-        bad = bool(states[last]) if take == seq.size else bad
-        if take == seq.size:
-            bad = not bad  # the next run starts in the other state
-    return out

@@ -1,4 +1,4 @@
-"""Link budget against hand-computed values; Gilbert-Elliott helper."""
+"""Link budget against hand-computed values."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from sinsim.space.links import (
     BudgetLinkParams,
     dish_gain_dbi,
     free_space_path_loss_db,
-    gilbert_elliott_states,
     propagation_delay_s,
     rate_bps,
     snr_db,
@@ -97,22 +96,3 @@ def test_delay_and_validation():
         BudgetLinkParams(efficiency=1.5)
     with pytest.raises(ValueError):
         BudgetLinkParams(bandwidth_hz=0.0)
-
-
-def test_gilbert_elliott_statistics_and_reproducibility():
-    n, p_gb, p_bg = 200_000, 0.02, 0.2
-    a = gilbert_elliott_states(np.random.default_rng(7), n, p_gb, p_bg)
-    b = gilbert_elliott_states(np.random.default_rng(7), n, p_gb, p_bg)
-    assert a.dtype == bool and a.shape == (n,) and np.array_equal(a, b)
-    assert not a[0]  # starts good
-    assert a.mean() == pytest.approx(p_gb / (p_gb + p_bg), abs=0.01)  # stationary bad fraction 1/11
-    edges = np.flatnonzero(np.diff(a.astype(int)))
-    runs = np.diff(edges)
-    bad_runs = runs[a[edges[:-1] + 1]]
-    assert bad_runs.mean() == pytest.approx(1 / p_bg, rel=0.05)  # geometric sojourns
-    assert gilbert_elliott_states(np.random.default_rng(0), 5, 0.5, 0.5, start_good=False)[0]
-    assert not gilbert_elliott_states(np.random.default_rng(0), 1000, 0.0, 0.3).any()
-    assert gilbert_elliott_states(np.random.default_rng(0), 1000, 1.0, 0.0)[1:].all()
-    assert gilbert_elliott_states(np.random.default_rng(0), 0, 0.1, 0.1).shape == (0,)
-    with pytest.raises(ValueError):
-        gilbert_elliott_states(np.random.default_rng(0), 10, 1.2, 0.1)
