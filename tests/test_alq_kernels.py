@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from sinsim.learn import alq, alq_kernels
+from sinsim.learn import alq, alq_kernels, alq_sketch, alq_train
 
 pytestmark = pytest.mark.skipif(alq_kernels.numba is None, reason="numba not installed")
 
@@ -28,7 +28,7 @@ def _random_layer(G: int, n: int, i_max: int, seed: int, prune: float = 0.3):
 @pytest.mark.parametrize("i_max", [1, 3, 6, 8])
 def test_nearest_codes_kernel_equals_the_torch_search(i_max):
     alpha, mask, target, D, m = _random_layer(200, 37, i_max, seed=i_max)
-    S = alq._sign_patterns(i_max, torch.device("cpu"))
+    S = alq_sketch._sign_patterns(i_max, torch.device("cpu"))
     # Act
     fast = alq_kernels.nearest_codes(target, D, m, alpha, mask, S)
     mid, perm = alq_kernels.search_tables_torch(alpha, mask, S)
@@ -42,13 +42,13 @@ def test_nearest_codes_kernel_equals_the_torch_search(i_max):
 
 def test_codes_are_the_dense_nearest_bases():
     alpha, mask, target, D, m = _random_layer(300, 25, 6, seed=1)
-    S = alq._sign_patterns(6, torch.device("cpu"))
+    S = alq_sketch._sign_patterns(6, torch.device("cpu"))
     codes = alq_kernels.nearest_codes(target, D, m, alpha, mask, S)[0]
     # Act
     dense = alq.nearest_bases(alpha, mask, target)
     # Assert: same bases wherever the nearest level is unique (random alphas: everywhere)
-    assert torch.equal(alq._bases_of(codes, mask), dense)
-    assert torch.equal(alq._codes_of(dense), codes & _valid_bits(mask))
+    assert torch.equal(alq_sketch._bases_of(codes, mask), dense)
+    assert torch.equal(alq_sketch._codes_of(dense), codes & _valid_bits(mask))
 
 
 def _valid_bits(mask: torch.Tensor) -> torch.Tensor:
@@ -58,9 +58,9 @@ def _valid_bits(mask: torch.Tensor) -> torch.Tensor:
 
 def test_histograms_give_the_dense_chain_rule_and_normal_equations():
     alpha, mask, target, D, m = _random_layer(150, 40, 6, seed=2)
-    S = alq._sign_patterns(6, torch.device("cpu"))
+    S = alq_sketch._sign_patterns(6, torch.device("cpu"))
     codes, hD, hDt, hm = alq_kernels.nearest_codes(target, D, m, alpha, mask, S)
-    B = alq._bases_of(codes, mask).to(torch.float64)
+    B = alq_sketch._bases_of(codes, mask).to(torch.float64)
     SS = (S.unsqueeze(2) * S.unsqueeze(1)).flatten(1)
     keep = mask.to(torch.float64)
     # Act / Assert: B^T m, B D B^T, B D t from the histograms
@@ -82,7 +82,7 @@ def test_cholesky_kernel_equals_torch_and_flags_dependent_bases():
     mask = torch.rand(G, n_slots, generator=gen) > 0.2
     mask[5, :2] = True
     # Act
-    alpha, bad = alq_kernels.cholesky_solve(M, rhs, mask, alq._DEPENDENT)
+    alpha, bad = alq_kernels.cholesky_solve(M, rhs, mask, alq_sketch._DEPENDENT)
     # Assert
     assert bool(bad[5])
     keep = mask.double()
@@ -92,7 +92,7 @@ def test_cholesky_kernel_equals_torch_and_flags_dependent_bases():
     torch.testing.assert_close(alpha[ok], ref[ok])
     assert (alpha[~mask & ok.unsqueeze(1)] == 0).all()
     # the solver the layers use takes the pseudo-inverse there: a least-squares optimum
-    full = alq._solve_normal(M, rhs, mask)
+    full = alq_sketch._solve_normal(M, rhs, mask)
     assert torch.isfinite(full).all()
     torch.testing.assert_close(full[ok], ref[ok])
 
@@ -108,7 +108,7 @@ def test_requantize_matches_the_dense_basis_step():
     q.B[~q.mask] = 0
     gs = alq.GroupSpec("w", (120, 1, 5, 5), "kernelwise")
     param = torch.nn.Parameter(torch.zeros(120, 1, 5, 5))
-    L = alq._Layer(gs, param, q, alq.ALQConfig())
+    L = alq_train._Layer(gs, param, q, alq.ALQConfig())
     L.ams_w.update(torch.randn(120, 25, generator=gen) * 0.01)
     target = L.gs.to_groups(param.detach()) + torch.randn(120, 25, generator=gen) * 0.02
     D = torch.rand(120, 25, generator=gen) + 0.5

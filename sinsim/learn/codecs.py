@@ -72,7 +72,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sinsim.learn.alq import GroupSpec, QLayer, QuantizedModel
+from sinsim.learn.alq_layout import GroupSpec, QLayer, QuantizedModel
 
 _FLAT_HEADER = struct.Struct("<4sI")
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
