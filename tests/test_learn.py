@@ -17,7 +17,7 @@ from sinsim.errors import DatasetUnavailable, InputError
 from sinsim.learn.aggregation import WeightedMean
 from sinsim.learn.codecs import CodecError, Float32Codec, ModelSpec
 from sinsim.learn.datasets import (
-    NORMALISATION,
+    DATASETS,
     Dataset,
     load_dataset,
     partition_dirichlet,
@@ -280,7 +280,8 @@ def test_float32_encode_rejects_a_state_of_another_spec(lenet_state):
 
 def test_synthetic_dataset_shapes_and_normalisation(synthetic):
     # Prepare
-    mean, std = NORMALISATION["synthetic"]
+    entry = DATASETS["synthetic"]
+    mean, std = entry.mean, entry.std
 
     # Assert
     assert synthetic.name == "synthetic"
@@ -724,7 +725,7 @@ def test_fedavg_select_is_deterministic_and_keyed_by_round_and_seed(lenet_state)
 
 def test_fedavg_rejects_parameters(lenet_state):
     # Execute / Assert
-    with pytest.raises(TypeError, match="mu"):
+    with pytest.raises(ValueError, match="mu"):  # a parameter its Params does not declare
         build_strategy("fedavg", ModelSpec.of(lenet_state), {"mu": 0.1})
     with pytest.raises(ValueError, match="unknown algorithm"):
         build_strategy("fedprox", ModelSpec.of(lenet_state), {})

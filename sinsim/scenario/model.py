@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from sinsim.learn.schedule import parse_schedule
-from sinsim.scenario.types import (
+
+from sinsim.learn.datasets import DATASETS
+from sinsim.learn.models import MODELS
+from sinsim.learn.strategies import STRATEGIES
+from sinsim.params import (
     Duration,
     Float,
     Int,
     PositiveDuration,
     UtcDatetime,
-    _one_of,
-    _Section,
+    Section,
+    one_of,
 )
+from sinsim.space.links import BudgetLinkParams
+
+# the link-budget parameters a link direction may set (the dataclass declares them)
+BUDGET_KEYS = tuple(f.name for f in dataclasses.fields(BudgetLinkParams))
 
 
-class Walker(_Section):
+class Walker(Section):
     """A Walker constellation i:T/P/F at one altitude (``delta``: RAAN over 360 deg, ``star``:
     over 180 deg)."""
 
@@ -41,7 +49,7 @@ class Walker(_Section):
         return self
 
 
-class TLESource(_Section):
+class TLESource(Section):
     """Satellites from a TLE file (2- or 3-line); a relative path is relative to the scenario."""
 
     path: str = Field(min_length=1)
@@ -49,13 +57,13 @@ class TLESource(_Section):
     limit: Int | None = Field(default=None, gt=0)
 
 
-class Loiter(_Section):
+class Loiter(Section):
     lat_deg: Float = Field(ge=-90, le=90)
     lon_deg: Float = Field(ge=-180, le=360)
     radius_m: Float = Field(gt=0, le=500_000)
 
 
-class UAVSpec(_Section):
+class UAVSpec(Section):
     """A UAV or HAP: altitude plus a circular loiter or a closed waypoint path."""
 
     id: str = Field(min_length=1)
@@ -71,7 +79,7 @@ class UAVSpec(_Section):
         return self
 
 
-class Clients(_Section):
+class Clients(Section):
     """Who trains: ``count`` abstract clients always in view, or orbital nodes (a Walker shell,
     a TLE file and/or UAVs; several may be combined)."""
 
@@ -94,7 +102,7 @@ class Clients(_Section):
         return self.count is None
 
 
-class GroundStationSpec(_Section):
+class GroundStationSpec(Section):
     id: str = Field(default="gs0", min_length=1)
     lat_deg: Float = Field(ge=-90, le=90)
     lon_deg: Float = Field(ge=-180, le=360)
@@ -102,14 +110,14 @@ class GroundStationSpec(_Section):
     min_elevation_deg: Float = Field(default=10.0, ge=0, lt=90)
 
 
-class CircularOrbit(_Section):
+class CircularOrbit(Section):
     altitude_km: Float = Field(gt=150, le=40_000)
     inclination_deg: Float = Field(ge=0, le=180)
     raan_deg: Float = Field(default=0.0, ge=0, lt=360)
     arg_latitude_deg: Float = Field(default=0.0, ge=0, lt=360)
 
 
-class ServerSatellite(_Section):
+class ServerSatellite(Section):
     """A satellite server: one of the client constellation (``client``: its node id, which then
     stops being a client) or its own circular ``orbit``."""
 
@@ -124,7 +132,7 @@ class ServerSatellite(_Section):
         return self
 
 
-class Server(_Section):
+class Server(Section):
     """Who aggregates: ground station(s) (a client reaches the server when it sees any of them),
     a satellite or a UAV. Abstract clients (``clients.count``) have an abstract server."""
 
@@ -147,7 +155,7 @@ class Server(_Section):
         return any(getattr(self, k) is not None for k in ("ground_stations", "satellite", "uav"))
 
 
-class Contacts(_Section):
+class Contacts(Section):
     """How the contact plan is computed."""
 
     step: PositiveDuration = 30.0
@@ -157,7 +165,7 @@ class Contacts(_Section):
     rate_step: PositiveDuration = 10.0  # budget links: rate sampled along each pass
 
 
-class LinkDirection(_Section):
+class LinkDirection(Section):
     """One direction of the client-server link.
 
     ``fixed``: ``rate_bps`` (and ``propagation_delay_s`` for abstract clients; orbital links take
@@ -178,20 +186,31 @@ class LinkDirection(_Section):
     misc_losses_db: Float | None = Field(default=None, ge=0)
 
     def budget_overrides(self) -> dict[str, float]:
-        keys = ("frequency_hz", "tx_power_dbw", "tx_antenna_gain_dbi", "rx_antenna_gain_dbi",
-                "system_noise_temp_k", "bandwidth_hz", "efficiency", "max_rate_bps",
-                "misc_losses_db")
-        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        """The link-budget parameters given here (``sinsim.space.links.BudgetLinkParams``
+        names them; a test checks that every one of them is a key of this section)."""
+        return {k: getattr(self, k) for k in BUDGET_KEYS if getattr(self, k) is not None}
 
 
-class Loss(_Section):
-    """``bernoulli``: each transfer is lost with probability ``p``. ``gilbert_elliott``: each
-    link alternates good/bad states (per ``step``: good->bad with ``p_good_to_bad``, bad->good
-    with ``p_bad_to_good``); a transfer that is on the air during a bad state is lost with
-    probability ``loss_bad``, otherwise with ``loss_good``."""
+class NoLoss(Section):
+    """``none``: every transfer that completes in time is delivered."""
 
-    kind: Literal["none", "bernoulli", "gilbert_elliott"] = "none"
+    kind: Literal["none"] = "none"
+
+
+class BernoulliLoss(Section):
+    """``bernoulli``: each transfer is lost with probability ``p`` (a keyed draw per round,
+    client and direction, the same for every algorithm of the run)."""
+
+    kind: Literal["bernoulli"]
     p: Float = Field(default=0.0, ge=0, le=1)
+
+
+class GilbertElliottLoss(Section):
+    """``gilbert_elliott``: each link alternates good/bad states (per ``step``: good->bad with
+    ``p_good_to_bad``, bad->good with ``p_bad_to_good``); a transfer that is on the air during a
+    bad state is lost with probability ``loss_bad``, otherwise with ``loss_good``."""
+
+    kind: Literal["gilbert_elliott"]
     p_good_to_bad: Float = Field(default=0.01, gt=0, le=1)
     p_bad_to_good: Float = Field(default=0.1, gt=0, le=1)
     loss_good: Float = Field(default=0.0, ge=0, le=1)
@@ -199,7 +218,21 @@ class Loss(_Section):
     step: PositiveDuration = 1.0
 
 
-class Failures(_Section):
+LOSS_KINDS = ("none", "bernoulli", "gilbert_elliott")
+
+
+def _loss_kind(value: Any) -> Any:
+    if isinstance(value, Mapping) and "kind" not in value:
+        raise ValueError(f"give its kind: one of {', '.join(LOSS_KINDS)}")
+    return value
+
+
+# one section per loss kind, chosen by ``kind`` (sinsim.sim.impairments implements each)
+Loss = Annotated[NoLoss | BernoulliLoss | GilbertElliottLoss, Field(discriminator="kind"),
+                 BeforeValidator(_loss_kind)]
+
+
+class Failures(Section):
     """Node failures: each client goes dark at the times of a Poisson process of
     ``rate_per_day`` and stays dark for ``duration``; nothing moves to or from it then."""
 
@@ -207,14 +240,14 @@ class Failures(_Section):
     duration: PositiveDuration = 3600.0
 
 
-class Links(_Section):
+class Links(Section):
     """Client-to-server links. ``uplink`` is client -> server (an update), ``downlink`` is
     server -> client (the global model)."""
 
     model: Literal["fixed", "budget"] = "fixed"
     uplink: LinkDirection = LinkDirection(rate_bps=10e6)
     downlink: LinkDirection = LinkDirection(rate_bps=50e6)
-    loss: Loss = Loss()
+    loss: Loss = NoLoss()
     failures: Failures = Failures()
     on_loss_of_signal: Literal["resume", "restart"] = "resume"
 
@@ -227,7 +260,7 @@ class Links(_Section):
         return self
 
 
-class Selection(_Section):
+class Selection(Section):
     """``random``: uniform over all clients (the seed paper). ``visible``: uniform over the
     clients in view of the server now or within ``lookahead``."""
 
@@ -239,7 +272,7 @@ def _selection(value: Any) -> Any:
     return {"kind": value} if isinstance(value, str) else value
 
 
-class Partition(_Section):
+class Partition(Section):
     kind: Literal["iid", "dirichlet"] = "iid"
     alpha: Float = Field(default=0.5, gt=0)
 
@@ -248,11 +281,9 @@ def _partition(value: Any) -> Any:
     return {"kind": value} if isinstance(value, str) else value
 
 
-DATASETS = ("mnist", "fashion_mnist", "synthetic")
-MODELS = ("lenet5",)
 
 
-class Training(_Section):
+class Training(Section):
     dataset: str = "mnist"
     data_dir: str | None = None
     download: bool = True
@@ -299,77 +330,37 @@ class Training(_Section):
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, v: str) -> str:
-        return _one_of(v, DATASETS, "dataset")
+        return one_of(v, DATASETS.names(), "dataset")
 
     @field_validator("model")
     @classmethod
     def _known_model(cls, v: str) -> str:
-        return _one_of(v, MODELS, "model")
+        return one_of(v, MODELS.names(), "model")
 
 
-class Compute(_Section):
+class Compute(Section):
     """On-board compute: simulated training time = training FLOPs / ``flops_per_s``."""
 
     flops_per_s: Float = Field(default=1e12, gt=0)
 
 
-class FedAvgParams(_Section):
-    """``fedavg``: fp32 weights both ways (McMahan et al.), or a lossy codec for comparison."""
-
-    label: str | None = Field(default=None, min_length=1)
-    local_epochs: Int | None = Field(default=None, gt=0)  # None: training.local_epochs
-    codec: Literal["float32", "float16", "int8"] = "float32"
-
-
-class SpaceDMLParams(_Section):
-    """``spacedml``: ALQ-quantized uplink and downlink with partial weight averaging (Guo et
-    al. 2021). Defaults: the seed paper's phases and the ALQ authors' LeNet-5 settings; see
-    docs/alq.md for what each one means and how they were calibrated."""
-
-    label: str | None = Field(default=None, min_length=1)
-    pruning_ratio: Float = Field(default=0.8, gt=0, le=5)
-    i_max: Int = Field(default=6, ge=1, le=8)
-    alpha_dtype: Literal["float32", "float16"] = "float32"
-    # the client round (docs/fidelity.md): a preset name or a list of phases (learn/schedule.py)
-    schedule: Any = "interleaved"
-    pretrain: Literal["first_round", "every_round", "never"] = "every_round"
-    pretrain_epochs: Int = Field(default=1, ge=0)      # fp32 SGD before the sketch at i_max
-    start: Literal["server", "resketch"] = "server"    # when the client does not pre-train
-    moments: Literal["fresh", "persistent"] = "fresh"
-    lr: Float = Field(default=1e-3, gt=0)
-    prune_lr: Float = Field(default=1.2e-6, gt=0)
-    top_k: Float = Field(default=0.005, gt=0, le=1)
-    pool_factor: Float = Field(default=2.0, ge=1)  # pruning candidates / pruned, short phases
-    # survival: a phase keeps ~e^-pr of the slots it starts with (the ALQ reference code);
-    # bits: the j-th phase of a round ends at i_max e^(-j pr) mean bits (docs/fidelity.md)
-    prune_to: Literal["survival", "bits"] = "bits"
-    warmup_batches: Int = Field(default=10, ge=0)
-    server_bits: Literal["imax", "client_max", "client_mean"] = "imax"
-    server_refine_passes: Int = Field(default=5, ge=0)
-
-    @field_validator("schedule")
-    @classmethod
-    def _schedule(cls, v: Any) -> Any:
-        parse_schedule(v)  # raises with the item that is wrong
-        return v
-
-
-ALGORITHM_PARAMS: dict[str, type[_Section]] = {"fedavg": FedAvgParams,
-                                               "spacedml": SpaceDMLParams}
-ALGORITHMS = tuple(ALGORITHM_PARAMS)
-
-
-class Algorithm(_Section):
-    """One algorithm of the run. ``params`` are checked against the algorithm's own section
-    (`ALGORITHM_PARAMS`) and hold every parameter with its default filled in."""
+class Algorithm(Section):
+    """One algorithm of the run: a name in the strategy registry
+    (``sinsim.learn.strategies.STRATEGIES``) and its parameters, checked against the
+    strategy's own ``Params`` section, with every default filled in; plus ``label``, its name
+    in the output tables (default: the algorithm's name)."""
 
     name: str
     params: dict[str, Any] = {}
 
     @model_validator(mode="after")
     def _params(self) -> Algorithm:
-        _one_of(self.name, ALGORITHMS, "algorithm")
-        full = ALGORITHM_PARAMS[self.name].model_validate(self.params).model_dump()
+        strategy = STRATEGIES[self.name]  # an unknown name: ValueError with a did-you-mean
+        given = dict(self.params)
+        label = given.pop("label", None)
+        if label is not None and (not isinstance(label, str) or not label):
+            raise ValueError(f"label must be a non-empty string, got {label!r}")
+        full = {"label": label, **strategy.Params.model_validate(given).model_dump()}
         object.__setattr__(self, "params", full)
         return self
 
@@ -392,7 +383,7 @@ def _algorithm(value: Any) -> Any:
     return value
 
 
-class Scenario(_Section):
+class Scenario(Section):
     name: str = Field(min_length=1)
     seed: Int = Field(default=0, ge=0)
     start: UtcDatetime = datetime(2026, 1, 1, tzinfo=timezone.utc)

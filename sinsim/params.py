@@ -1,4 +1,10 @@
-"""Value types of scenario files: durations, numbers that are not booleans, UTC datetimes."""
+"""Parameters as every room declares them: the pydantic base of a section (frozen, unknown keys
+rejected) and the value types of scenario files (durations, numbers that are not booleans, UTC
+datetimes).
+
+It sits below ``scenario``, ``learn``, ``space`` and ``sim``, so each strategy, codec or loss kind
+declares its own parameters as one section, next to the code that uses them, and the scenario
+schema is assembled from them (``sinsim.registry``)."""
 
 from __future__ import annotations
 
@@ -81,11 +87,13 @@ UtcDatetime = Annotated[datetime, BeforeValidator(_utc)]
 # sections
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
+    """A block of parameters: frozen, unknown keys rejected."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _one_of(value: str, choices: Sequence[str], what: str) -> str:
+def one_of(value: str, choices: Sequence[str], what: str) -> str:
     if value in choices:
         return value
     close = difflib.get_close_matches(value, choices, n=1)

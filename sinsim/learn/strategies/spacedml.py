@@ -1,123 +1,55 @@
-"""Federated-learning algorithms as small strategy objects (data in, data out).
-
-A strategy says whom to pick, how the global model and the updates are encoded on the wire,
-what a client computes, and how the server combines what arrived. The event loop lives in
-``sinsim.sim.engine``, never here.
-"""
+"""SpaceDML (Guo et al., IEEE Network 2021): ALQ-quantized models both ways, partial weight
+averaging over the clients that made it back (docs/alq.md, docs/fidelity.md)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from pydantic import Field, field_validator
 
-from sinsim._rng import rng_for
 from sinsim.learn import alq
 from sinsim.learn.aggregation import WeightedMean
-from sinsim.learn.codecs import CODECS, ALQCodec, ModelSpec
+from sinsim.learn.codecs import ALQCodec, ModelSpec
 from sinsim.learn.schedule import parse_schedule
+from sinsim.learn.strategies.base import ClientUpdate, State, Strategy
 from sinsim.learn.training import LocalTrainer
+from sinsim.params import Float, Int, Section
 
 
-@dataclass(frozen=True)
-class RoundContext:
-    """What a strategy may know when a round starts (read-only)."""
+class SpaceDMLParams(Section):
+    """``spacedml``: ALQ-quantized uplink and downlink with partial weight averaging (Guo et
+    al. 2021). Defaults: chosen by the ablation of docs/fidelity.md and the ALQ authors'
+    LeNet-5 settings; docs/alq.md says what each one means and how it was calibrated."""
 
-    round: int
-    now_s: float
-    candidates: tuple[int, ...]  # the clients this round may pick (all, or those in view)
-    clients_per_round: int
-    seed: int
+    pruning_ratio: Float = Field(default=0.8, gt=0, le=5)
+    i_max: Int = Field(default=6, ge=1, le=8)
+    alpha_dtype: Literal["float32", "float16"] = "float32"
+    # the client round (docs/fidelity.md): a preset name or a list of phases (learn/schedule.py)
+    schedule: Any = "interleaved"
+    pretrain: Literal["first_round", "every_round", "never"] = "every_round"
+    pretrain_epochs: Int = Field(default=1, ge=0)      # fp32 SGD before the sketch at i_max
+    start: Literal["server", "resketch"] = "server"    # when the client does not pre-train
+    moments: Literal["fresh", "persistent"] = "fresh"
+    lr: Float = Field(default=1e-3, gt=0)
+    prune_lr: Float = Field(default=1.2e-6, gt=0)
+    top_k: Float = Field(default=0.005, gt=0, le=1)
+    pool_factor: Float = Field(default=2.0, ge=1)  # pruning candidates / pruned, short phases
+    # survival: a phase keeps ~e^-pr of the slots it starts with (the ALQ reference code);
+    # bits: the j-th phase of a round ends at i_max e^(-j pr) mean bits (docs/fidelity.md)
+    prune_to: Literal["survival", "bits"] = "bits"
+    warmup_batches: Int = Field(default=10, ge=0)
+    server_bits: Literal["imax", "client_max", "client_mean"] = "imax"
+    server_refine_passes: Int = Field(default=5, ge=0)
 
-
-@dataclass(frozen=True)
-class ClientUpdate:
-    payload: bytes
-    n_samples: int
-    flops: float
-    avg_bits: float | None = None  # mean bits per quantized weight; None for fp32
-    # what the strategy keeps for this client until its next round (None: nothing). A strategy
-    # never changes itself in ``client_update``; the engine commits this with
-    # ``set_client_state`` when the client has trained, so training may run in another process.
-    state: Any = None
-
-
-def select_uniform(ctx: RoundContext) -> list[int]:
-    """``clients_per_round`` of the candidates drawn uniformly without replacement (seeded by
-    round); all of them when there are fewer."""
-    rng = rng_for(ctx.seed, "select", ctx.round)
-    k = min(ctx.clients_per_round, len(ctx.candidates))
-    return sorted(int(c) for c in rng.choice(np.asarray(ctx.candidates), k, replace=False))
-
-
-class FedAvg:
-    """FedAvg (McMahan et al., 2017): fp32 weights both ways, sample-weighted mean of the
-    updates that arrived before the round deadline (partial averaging over survivors).
-
-    ``local_epochs`` overrides the scenario's (e.g. FedAvg with SpaceDML's compute);
-    ``codec`` ``float16`` or ``int8`` sends lossy weights both ways instead of fp32.
-    """
-
-    name = "fedavg"
-
-    def __init__(self, spec: ModelSpec, model_name: str | None = None, *,
-                 local_epochs: int | None = None, codec: str = "float32"):
-        if codec not in CODECS:
-            raise ValueError(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
-        self.codec = CODECS[codec](spec)
-        self.local_epochs = local_epochs
-
-    select = staticmethod(select_uniform)
-
-    def client_state(self, client: int) -> Any:
-        return None
-
-    def set_client_state(self, client: int, state: Any) -> None:
-        pass
-
-    def encode_global(self, state: dict[str, torch.Tensor]) -> bytes:
-        return self.codec.encode(state)
-
-    def decode_global(self, payload: bytes) -> dict[str, torch.Tensor]:
-        return self.codec.decode(payload)
-
-    def client_update(self, trainer: LocalTrainer, global_state: dict[str, torch.Tensor],
-                      client: int, rng: np.random.Generator) -> ClientUpdate:
-        result = trainer.train(global_state, client, rng, self.local_epochs)
-        return ClientUpdate(self.codec.encode(result.state), result.n_samples, result.flops)
-
-    def client_updates_batched(self, trainer: LocalTrainer,
-                               global_state: dict[str, torch.Tensor], clients: list[int],
-                               rngs: list[np.random.Generator]) -> list[ClientUpdate]:
-        """``client_update`` of several clients in one vectorised training
-        (``LocalTrainer.train_batched``; equal up to floating-point summation order)."""
-        results = trainer.train_batched(global_state, clients, rngs, self.local_epochs)
-        return [ClientUpdate(self.codec.encode(r.state), r.n_samples, r.flops) for r in results]
-
-    def new_aggregator(self) -> _DecodingMean:
-        return _DecodingMean(self.codec.decode)
-
-
-class _DecodingMean:
-    """Decodes each arriving payload and folds it into a running weighted mean."""
-
-    def __init__(self, decode: Callable[[bytes], dict[str, torch.Tensor]]):
-        self.decode = decode
-        self.mean = WeightedMean()
-
-    def add(self, payload: bytes, n_samples: int) -> None:
-        self.mean.add(self.decode(payload), float(n_samples))
-
-    @property
-    def count(self) -> int:
-        return self.mean.count
-
-    def result(self, global_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return self.mean.result(global_state)
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: Any) -> Any:
+        parse_schedule(v)  # raises with the item that is wrong
+        return v
 
 
 @dataclass(frozen=True)
@@ -128,7 +60,7 @@ class _ClientMemory:
     moments: dict[str, Any] | None = None  # ALQTrainer.moments() with ``moments: persistent``
 
 
-class SpaceDML:
+class SpaceDML(Strategy):
     """SpaceDML (Guo et al., IEEE Network 2021): clients train with ALQ and upload binary bases
     and coordinates; the server averages the reconstructed weights of the clients that made it
     back, re-quantizes the average without data and broadcasts it with the same codec.
@@ -153,38 +85,23 @@ class SpaceDML:
     """
 
     name = "spacedml"
+    Params = SpaceDMLParams
 
-    def __init__(self, spec: ModelSpec, model_name: str | None = None, *,
-                 pruning_ratio: float = 0.8, i_max: int = 6, alpha_dtype: str = "float32",
-                 schedule: Any = "interleaved", pretrain: str = "every_round",
-                 pretrain_epochs: int = 1, start: str = "server", moments: str = "fresh",
-                 lr: float = 1e-3, prune_lr: float = 1.2e-6, top_k: float = 0.005,
-                 pool_factor: float = 2.0, prune_to: str = "bits",
-                 warmup_batches: int = 10, server_bits: str = "imax",
-                 server_refine_passes: int = 5):
-        for key, value, choices in (
-                ("pretrain", pretrain, PRETRAIN), ("start", start, STARTS),
-                ("moments", moments, MOMENTS), ("server_bits", server_bits, SERVER_BITS)):
-            if value not in choices:
-                raise ValueError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
-        self.spec = spec
+    def __init__(self, spec: ModelSpec, model_name: str | None = None, **params: Any):
+        super().__init__(spec, model_name, **params)
+        p = self.params
         self.layout = alq.model_layout(dict(zip(spec.names, spec.shapes)), model_name)
-        self.codec = ALQCodec(spec, self.layout, i_max, alpha_dtype)
-        self.cfg = alq.ALQConfig(i_max=i_max, lr=lr, prune_lr=prune_lr, top_k=top_k)
-        self.pruning_ratio, self.alpha_dtype = pruning_ratio, alpha_dtype
-        self.pool_factor = pool_factor
-        if prune_to not in PRUNE_TO:
-            raise ValueError(f"prune_to must be one of {', '.join(PRUNE_TO)}, got {prune_to!r}")
-        self.prune_to = prune_to
-        self.schedule = parse_schedule(schedule)
-        self.pretrain, self.pretrain_epochs = pretrain, pretrain_epochs
-        self.start, self.moments = start, moments
-        self.warmup_batches = warmup_batches
-        self.server_bits, self.server_refine_passes = server_bits, server_refine_passes
+        self.codec = ALQCodec(spec, self.layout, p.i_max, p.alpha_dtype)
+        self.cfg = alq.ALQConfig(i_max=p.i_max, lr=p.lr, prune_lr=p.prune_lr, top_k=p.top_k)
+        self.pruning_ratio, self.alpha_dtype = p.pruning_ratio, p.alpha_dtype
+        self.pool_factor, self.prune_to = p.pool_factor, p.prune_to
+        self.schedule = parse_schedule(p.schedule)
+        self.pretrain, self.pretrain_epochs = p.pretrain, p.pretrain_epochs
+        self.start, self.moments = p.start, p.moments
+        self.warmup_batches = p.warmup_batches
+        self.server_bits, self.server_refine_passes = p.server_bits, p.server_refine_passes
         self.memory: dict[int, _ClientMemory] = {}  # per client, kept between its rounds
-        self._global: tuple[dict[str, torch.Tensor], alq.QuantizedModel] | None = None
-
-    select = staticmethod(select_uniform)
+        self._global: tuple[State, alq.QuantizedModel] | None = None
 
     def client_state(self, client: int) -> _ClientMemory:
         return self.memory.get(client, _ClientMemory())
@@ -201,13 +118,13 @@ class SpaceDML:
             self.memory[client] = state
 
     # -- server ----------------------------------------------------------------------------
-    def quantize_global(self, state: dict[str, torch.Tensor],
-                        bits: dict[str, torch.Tensor] | None = None) -> alq.QuantizedModel:
+    def quantize_global(self, state: State,
+                        bits: State | None = None) -> alq.QuantizedModel:
         """The data-free sketch of a full-precision global model (greedy + refinement)."""
         q = alq.sketch_model(state, self.layout, self.cfg.i_max, bits, self.server_refine_passes)
         return self._wire_alpha(q)
 
-    def encode_global(self, state: dict[str, torch.Tensor]) -> bytes:
+    def encode_global(self, state: State) -> bytes:
         if self._global is not None and self._global[0] is state:
             q = self._global[1]  # the server's model is already in quantized form
         else:  # the initial model (or one given from outside)
@@ -283,11 +200,6 @@ class SpaceDML:
         return q
 
 
-PRETRAIN = ("first_round", "every_round", "never")
-PRUNE_TO = ("survival", "bits")
-STARTS = ("server", "resketch")
-MOMENTS = ("fresh", "persistent")
-SERVER_BITS = ("imax", "client_max", "client_mean")
 
 
 class _ALQMean:
@@ -316,7 +228,7 @@ class _ALQMean:
     def count(self) -> int:
         return self.mean.count
 
-    def result(self, global_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def result(self, global_state: State) -> State:
         """The re-quantized average (the server keeps only B and alpha); the global state
         unchanged when nobody made it back."""
         s = self.strategy
@@ -333,13 +245,3 @@ class _ALQMean:
         state = q.state_dict(s.spec.names)
         s._global = (state, q)
         return state
-
-
-STRATEGIES = {"fedavg": FedAvg, "spacedml": SpaceDML}
-
-
-def build_strategy(name: str, spec: ModelSpec, params: dict[str, Any],
-                   model_name: str | None = None) -> FedAvg | SpaceDML:
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown algorithm {name!r}; choose one of {', '.join(STRATEGIES)}")
-    return STRATEGIES[name](spec, model_name, **params)
