@@ -124,16 +124,16 @@ def test_deadline_closes_the_round_with_what_arrived(tmp_path):
 
 
 def test_partial_averaging_counts_only_survivors(tmp_path, monkeypatch):
-    from sinsim.learn import strategies
+    from sinsim.learn.strategies import fedavg
 
     added = []
-    original = strategies._DecodingMean.add
+    original = fedavg.DecodingMean.add
 
     def spy(self, payload, n_samples):
         added.append(n_samples)
         original(self, payload, n_samples)
 
-    monkeypatch.setattr(strategies._DecodingMean, "add", spy)
+    monkeypatch.setattr(fedavg.DecodingMean, "add", spy)
     run_scenario(_scenario(), tmp_path)
     _, _, clients = load_tables(tmp_path)
     survivors = clients[clients.aggregated.astype(bool)]
