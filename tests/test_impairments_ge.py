@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pytest
 
-from sinsim.sim.network import gilbert_elliott_bad_periods
+from sinsim.sim.impairments import gilbert_elliott_bad_periods
 
 CASES = [  # (p_gb, p_bg, steps in the horizon): ~20k-50k sojourns each
     (0.01, 0.1, 2_000_000),

@@ -9,9 +9,8 @@ import pandas as pd
 import pytest
 
 from sinsim.scenario import validate_scenario
-from sinsim.sim import engine
+from sinsim.sim import routing
 from sinsim.sim.engine import run_scenario
-from sinsim.sim.network import failure_periods, gilbert_elliott_bad_periods, subtract_intervals
 from tests.invariants import check_run_invariants, load_tables
 
 TOL_S = 1e-6
@@ -37,20 +36,21 @@ def orbital_raw(tmp_path, **training):
 
 
 def run_capturing(raw, out):
-    """Run and keep every (channel, outcome, deadline) the engine's transfers produced."""
+    """Run and keep every (channel, outcome, deadline) of the hops the engine's transfers
+    took (the downlink dry run of a pool is not counted)."""
     captured = []
-    original = engine.transfer
+    original = routing.transfer
 
     def spy(env, channel, n_bytes, deadline_s, **kw):
         outcome = yield from original(env, channel, n_bytes, deadline_s, **kw)
         captured.append((channel, outcome, deadline_s))
         return outcome
 
-    engine.transfer = spy
+    routing.transfer = spy
     try:
         summary = run_scenario(validate_scenario(raw), out)
     finally:
-        engine.transfer = original
+        routing.transfer = original
     return summary, captured
 
 
@@ -170,37 +170,6 @@ def test_sat_and_uav_servers_run(tmp_path):
     check_run_invariants(tmp_path / "sat")
     nodes = pd.read_csv(tmp_path / "sat" / "nodes.csv")
     assert nodes[nodes.role == "server"].id.tolist() == ["server_sat"]
-
-
-def test_failures_and_bursty_losses_are_keyed_and_bounded(rng):
-    a = failure_periods(np.random.default_rng(5), 86400 * 30, 2.0, 3600)
-    b = failure_periods(np.random.default_rng(5), 86400 * 30, 2.0, 3600)
-    np.testing.assert_array_equal(a, b)
-    assert 30 < len(a) < 90  # ~60 failures in 30 days at 2/day
-    assert (a[:-1, 1] - a[:-1, 0] >= 3600 - 1e-9).all()  # overlapping outages merge
-    assert (a[1:, 0] > a[:-1, 1]).all()
-    bad = gilbert_elliott_bad_periods(rng, 1e6, 1.0, 0.01, 0.1)
-    fraction = (bad[:, 1] - bad[:, 0]).sum() / 1e6
-    assert fraction == pytest.approx(0.01 / 0.11, abs=0.02)  # stationary P(bad)
-    assert (bad[:, 1] - bad[:, 0]).mean() == pytest.approx(10.0, rel=0.15)  # 1 / p_bad_to_good
-    windows = np.array([[0.0, 100.0], [200.0, 300.0]])
-    holes = np.array([[50.0, 250.0]])
-    np.testing.assert_array_equal(subtract_intervals(windows, holes), [[0, 50], [250, 300]])
-
-
-def test_gilbert_elliott_loses_transfers_on_the_air_in_a_bad_period():
-    from sinsim.scenario import Loss
-    from sinsim.sim.channel import fixed_channel
-    from sinsim.sim.network import DOWN, UP, Network
-
-    ch = fixed_channel(1e6)
-    bad = np.array([[100.0, 200.0]])
-    loss = Loss(kind="gilbert_elliott", loss_good=0.0, loss_bad=1.0)
-    net = Network(("a",), (ch,), (ch,), loss, seed=0, bad=((bad, np.empty((0, 2))),))
-    assert net.lost(1, 0, UP, [(150.0, 160.0)])  # inside the bad period
-    assert net.lost(1, 0, UP, [(50.0, 60.0), (190.0, 250.0)])  # a later segment touches it
-    assert not net.lost(1, 0, UP, [(0.0, 100.0), (200.0, 300.0)])  # edges only: good
-    assert not net.lost(1, 0, DOWN, [(150.0, 160.0)])  # the other direction is good
 
 
 @pytest.mark.slow

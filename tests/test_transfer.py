@@ -1,4 +1,5 @@
-"""The transfer process on hand-made channels, rate profiles, and the keyed loss draws."""
+"""The transfer process on hand-made channels, and rate profiles (keyed loss draws:
+``test_impairments.py``; routes: ``test_routing.py``)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,7 @@ import numpy as np
 import pytest
 import simpy
 
-from sinsim.scenario import Loss, validate_scenario
 from sinsim.sim.channel import ALWAYS, Channel, ConstantRate, SampledRate, fixed_channel
-from sinsim.sim.network import DOWN, UP, Network, build_network
 from sinsim.sim.transfer import TransferOutcome, transfer
 
 INF = math.inf
@@ -562,73 +561,3 @@ def test_sampled_rate_rejects_bad_profiles(times, rates):
     # Execute / Assert
     with pytest.raises(ValueError):
         SampledRate(np.array(times), np.array(rates))
-
-
-# --------------------------------------------------------------------------------------------
-# keyed loss draws
-
-
-def _network(p: float, seed: int = 0) -> Network:
-    channel = fixed_channel(1e6)
-    return Network(("a", "b"), (channel, channel), (channel, channel),
-                   Loss(kind="bernoulli", p=p), seed)
-
-
-def test_loss_draw_is_deterministic_and_keyed():
-    # Prepare
-    net, same = _network(0.5), _network(0.5)
-    keys = [(r, c, d) for r in range(1, 21) for c in range(10) for d in (UP, DOWN)]
-
-    # Execute
-    first = [net.lost(*k, ()) for k in keys]
-    again = [net.lost(*k, ()) for k in reversed(keys)][::-1]  # order of the calls does not matter
-    other = [same.lost(*k, ()) for k in keys]
-    reseeded = [_network(0.5, seed=1).lost(*k, ()) for k in keys]
-
-    # Assert
-    assert first == again == other
-    assert first != reseeded
-    assert 0 < sum(first) < len(first)
-
-
-def test_loss_frequency_is_close_to_p():
-    # Prepare
-    keys = [(r, c, d) for r in range(1, 101) for c in range(50) for d in (UP, DOWN)]
-    for p in (0.05, 0.3):
-        net = _network(p, seed=3)
-
-        # Execute
-        rate = np.mean([net.lost(*k, ()) for k in keys])
-
-        # Assert: 10,000 draws, std <= 0.005
-        assert rate == pytest.approx(p, abs=0.02)
-
-
-@pytest.mark.parametrize(("p", "expected"), [(0.0, False), (1.0, True)])
-def test_loss_probability_zero_and_one(p, expected):
-    # Prepare
-    net = _network(p)
-
-    # Execute
-    draws = {net.lost(r, c, d, ()) for r in range(20) for c in range(2) for d in (UP, DOWN)}
-
-    # Assert
-    assert draws == {expected}
-
-
-def test_build_network_uses_the_scenario_links(tiny_raw):
-    # Prepare
-    tiny_raw["links"] = {"uplink": {"rate_bps": 2e6, "propagation_delay_s": 0.01},
-                         "loss": {"kind": "none", "p": 0.9}}
-    scenario = validate_scenario(tiny_raw)
-
-    # Execute
-    net = build_network(scenario)
-
-    # Assert
-    assert net.client_ids == ("client0000", "client0001", "client0002", "client0003")
-    assert net.loss.kind == "none"  # p is ignored
-    assert net.up[0].rate.rate_at(0.0) == 2e6
-    assert net.up[0].delay_s(0.0) == 0.01
-    assert net.down[3].rate.rate_at(0.0) == 50e6
-    assert not any(net.lost(1, c, UP, ()) for c in range(4))

@@ -1,4 +1,4 @@
-"""One direction of one client-server link over the horizon: when it is up and how fast.
+"""One directed link over the horizon: when it is up and how fast.
 
 A ``Channel`` is plain data plus pure functions (no SimPy): the contact windows in which bits can
 move, a rate profile, and the propagation delay. The transfer process in ``transfer.py`` walks it.

@@ -30,10 +30,12 @@ from sinsim.learn.parallel import TrainingPool, resolve_workers
 from sinsim.learn.strategies import RoundContext, build_strategy
 from sinsim.learn.training import LocalTrainer, TrainConfig, pick_device
 from sinsim.scenario import Algorithm, Scenario
-from sinsim.sim.network import DOWN, UP, Network, build_network
+from sinsim.sim.network import Network
 from sinsim.sim.recorder import Recorder
-from sinsim.sim.transfer import TransferOutcome, transfer
+from sinsim.sim.routing import RouteOutcome, transfer_over_route
+from sinsim.sim.topology import contacts_info, write_topology
 from sinsim.sim.transfer import transfer as dry_run_transfer  # not counted by spies on transfer
+from sinsim.sim.wiring import build_network, orbital_topology
 
 
 @dataclass
@@ -203,15 +205,15 @@ class _Round:
 def _downlinks_delivered(prep: Prepared, rnd: _Round, selected: list[int],
                          now_s: float) -> list[int]:
     """The selected clients whose downlink of this round will be delivered, earliest first:
-    the same transfers as ``_client``'s, run alone (a transfer depends only on its channel,
+    the same transfers as ``_client``'s, run alone (a transfer depends only on its route,
     its size, the deadline and keyed loss draws). Only the order of training depends on it."""
     net, policy, r = prep.network, prep.scenario.links.on_loss_of_signal, rnd.number
     arrivals = []
     for c in dict.fromkeys(selected):
         env = simpy.Environment(initial_time=now_s)
-        down = env.process(dry_run_transfer(env, net.down[c], len(rnd.down_payload),
-                                            rnd.deadline_s, policy=policy,
-                                            lost=lambda segs, c=c: net.lost(r, c, DOWN, segs)))
+        down = env.process(transfer_over_route(
+            env, net.route_down(c), len(rnd.down_payload), rnd.deadline_s, policy=policy,
+            lost=lambda link, segs: net.lost(link, r, segs), hop_transfer=dry_run_transfer))
         env.run()
         if down.value.status == "delivered":
             arrivals.append((down.value.end_s, c))
@@ -223,12 +225,16 @@ def _client(env: simpy.Environment, prep: Prepared, strategy, rnd: _Round, c: in
     sc, net, r = prep.scenario, prep.network, rnd.number
     policy = sc.links.on_loss_of_signal
     cid = net.client_ids[c]
+
+    def lost(link, segments):
+        return net.lost(link, r, segments)
+
     row = {"algorithm": rnd.algorithm, "round": r, "client": cid,
            "n_samples": len(prep.shards[c]), "down_status": None, "compute_start_s": None,
            "compute_s": None, "up_status": None, "arrived_s": None, "aggregated": False}
     rnd.clients.append(row)
-    down = yield from transfer(env, net.down[c], len(rnd.down_payload), rnd.deadline_s,
-                               lost=lambda segs: net.lost(r, c, DOWN, segs), policy=policy)
+    down = yield from transfer_over_route(env, net.route_down(c), len(rnd.down_payload),
+                                          rnd.deadline_s, lost=lost, policy=policy)
     rnd.transfers.append(_transfer_row(rnd.algorithm, r, cid, "down", down))
     row["down_status"] = down.status
     if down.status != "delivered":
@@ -246,8 +252,8 @@ def _client(env: simpy.Environment, prep: Prepared, strategy, rnd: _Round, c: in
         row["up_status"] = "not_sent"
         return
     yield env.timeout(compute_s)
-    up = yield from transfer(env, net.up[c], len(update.payload), rnd.deadline_s,
-                             lost=lambda segs: net.lost(r, c, UP, segs), policy=policy)
+    up = yield from transfer_over_route(env, net.route_up(c), len(update.payload),
+                                        rnd.deadline_s, lost=lost, policy=policy)
     rnd.transfers.append(_transfer_row(rnd.algorithm, r, cid, "up", up))
     row["up_status"] = up.status
     if up.status == "delivered":
@@ -258,19 +264,11 @@ def _client(env: simpy.Environment, prep: Prepared, strategy, rnd: _Round, c: in
 
 
 def _transfer_row(algorithm: str, r: int, client: str, direction: str,
-                  t: TransferOutcome) -> dict[str, Any]:
+                  t: RouteOutcome) -> dict[str, Any]:
     return {"algorithm": algorithm, "round": r, "client": client, "direction": direction,
             "bytes": t.n_bytes, "start_s": t.start_s, "end_s": t.end_s, "status": t.status,
             "pauses": t.pauses, "mean_rate_bps": t.mean_rate_bps,
             "bytes_sent": int(round(t.bits_sent / 8)), "wait_s": t.wait_s}
-
-
-def contacts_info(topology) -> dict[str, Any]:
-    w = topology.plan.windows
-    return {"windows": len(w), "clients": len(topology.clients),
-            "clients_with_contact": int(w.client.nunique()) if len(w) else 0,
-            "servers": [n.id for n in topology.servers],
-            "mean_window_s": float(w.duration_s.mean()) if len(w) else None}
 
 
 def run_scenario(scenario: Scenario, out_dir, *, on_round_end: RoundCallback | None = None,
@@ -286,15 +284,11 @@ def run_scenario(scenario: Scenario, out_dir, *, on_round_end: RoundCallback | N
         "resolved_scenario": scenario.resolved(), "algorithms": {},
     }
     try:
-        network = None
-        if scenario.clients.orbital:
-            from sinsim.sim.topology import build_topology, orbital_network, write_topology
-
-            topology = build_topology(scenario)
+        topology = orbital_topology(scenario)
+        if topology is not None:
             write_topology(topology, recorder.out_dir)
-            network = orbital_network(scenario, topology)
             summary["contacts"] = contacts_info(topology)
-        prep = prepare(scenario, network)
+        prep = prepare(scenario, build_network(scenario, topology))
         summary["dataset"] = prep.dataset.info()
         summary["n_clients"] = len(prep.network.client_ids)
         summary["device"] = str(prep.trainer.device)

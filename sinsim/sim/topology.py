@@ -1,9 +1,8 @@
-"""From a scenario to space nodes, a contact plan and the channels the engine walks.
+"""From a scenario to space nodes and a contact plan.
 
 This is where ``sim`` meets ``space``: the scenario's node descriptions become
-``sinsim.space`` objects, the contact plan is computed (or read from its cache), and every
-client gets an up- and a down-channel whose windows are its contact windows (minus its dark
-periods) and whose rate follows the link model along each pass.
+``sinsim.space`` objects and the contact plan is computed (or read from its cache).
+``sinsim.sim.wiring`` turns them into the network's links.
 """
 
 from __future__ import annotations
@@ -11,14 +10,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from sinsim.errors import ConfigError
-from sinsim.scenario import LinkDirection, Scenario, UAVSpec
-from sinsim.sim.channel import Channel, ConstantRate, SampledRate
-from sinsim.sim.network import Network, client_impairments, subtract_intervals
-from sinsim.space import links as space_links
+from sinsim.scenario import Scenario, UAVSpec
 from sinsim.space.contacts import ContactPlan, compute_contact_plan
 from sinsim.space.orbits import (
     UAV,
@@ -121,65 +116,10 @@ def write_topology(topo: Topology, out_dir: str | Path) -> None:
     write_tle_file(out / "nodes.tle", [n for n in nodes if isinstance(n, Satellite)])
 
 
-# ---------------------------------------------------------------------------------------------
-# channels
-
-
-def _budget_params(direction: LinkDirection, default):
-    overrides = direction.budget_overrides()
-    try:
-        return space_links.BudgetLinkParams(**{**default.__dict__, **overrides})
-    except (TypeError, ValueError) as e:
-        raise ConfigError(str(e), key="links") from None
-
-
-def _sampled_rate(plan: ContactPlan, client_id: str, windows: np.ndarray, params,
-                  step_s: float) -> SampledRate:
-    """Piecewise-constant rate over the windows: each ``step_s`` slice of a pass takes the
-    rate at its midpoint's range; zero between windows."""
-    starts, mids = [], []
-    for begin, end in windows:
-        t = np.arange(begin, end, step_s)
-        starts.append(t)
-        mids.append((t + np.minimum(t + step_s, end)) / 2)
-    if not starts:
-        return SampledRate(np.array([0.0]), np.array([0.0]))
-    t_all, mid_all = np.concatenate(starts), np.concatenate(mids)
-    range_m, _ = plan.geometry(client_id, mid_all)
-    rates = np.asarray(space_links.rate_bps(range_m, params), dtype=float)
-    # a zero-rate knot at each window end, unless the next window starts right there
-    ends = windows[:, 1]
-    ends = ends[np.isfinite(ends) & ~np.isin(ends, t_all)]
-    times = np.concatenate([[0.0], t_all, ends])
-    values = np.concatenate([[0.0], rates, np.zeros(len(ends))])
-    times, first = np.unique(times[::-1], return_index=True)  # keep the last value per time
-    values = values[::-1][first]
-    return SampledRate(times, values)
-
-
-def orbital_network(sc: Scenario, topo: Topology) -> Network:
-    """Channels from the contact plan: windows (minus dark periods), rate, range-based delay."""
-    links = sc.links
-    ids = tuple(n.id for n in topo.clients)
-    dark, bad = client_impairments(sc, len(ids))
-    up_default, down_default = space_links.DEFAULT_SPACE_TO_GROUND, space_links.DEFAULT_GROUND_TO_SPACE
-    ups, downs = [], []
-    for i, cid in enumerate(ids):
-        windows = subtract_intervals(topo.plan.windows_for(cid), dark[i])
-        for direction, default, out in ((links.uplink, up_default, ups),
-                                        (links.downlink, down_default, downs)):
-            if links.model == "fixed":
-                rate = ConstantRate(direction.rate_bps)
-            else:
-                rate = _sampled_rate(topo.plan, cid, windows, _budget_params(direction, default),
-                                     sc.contacts.rate_step)
-            out.append(Channel(windows, rate, _delay_fn(topo.plan, cid)))
-    return Network(ids, tuple(ups), tuple(downs), links.loss, sc.seed, bad)
-
-
-def _delay_fn(plan: ContactPlan, client_id: str):
-    def delay_s(t_s: float) -> float:
-        range_m, _ = plan.geometry(client_id, np.array([t_s]))
-        return float(space_links.propagation_delay_s(range_m[0]))
-
-    return delay_s
+def contacts_info(topo: Topology) -> dict[str, Any]:
+    """What ``summary.json`` says about the contact plan."""
+    w = topo.plan.windows
+    return {"windows": len(w), "clients": len(topo.clients),
+            "clients_with_contact": int(w.client.nunique()) if len(w) else 0,
+            "servers": [n.id for n in topo.servers],
+            "mean_window_s": float(w.duration_s.mean()) if len(w) else None}

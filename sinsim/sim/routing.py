@@ -1,0 +1,80 @@
+"""A transfer over a route, hop by hop, store-and-forward.
+
+Each hop is a :func:`sinsim.sim.transfer.transfer` on that link's channel that starts when the
+previous hop delivered the whole payload (the relay keeps it until then); the route stops at the
+first hop that is not delivered (dropped or timed out), and every hop shares the transfer's
+deadline. The outcome has the fields of one transfer: over one hop they are that hop's exactly;
+over several, the start of the first hop, the end of the last one tried, the status of that
+hop, and the pauses, bits and transmit time summed over the hops (the mean rate is then bits
+over transmit time). The hops' own outcomes are kept.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import simpy
+
+from sinsim.sim.network import Link
+from sinsim.sim.transfer import TransferOutcome, transfer
+
+Lost = Callable[[Link, Sequence[tuple[float, float]]], bool]
+
+
+@dataclass
+class RouteOutcome:
+    n_bytes: int
+    start_s: float
+    end_s: float = math.nan
+    status: str = "pending"  # delivered | dropped | timeout
+    hops: list[TransferOutcome] = field(default_factory=list)  # one per hop tried, in order
+    links: list[Link] = field(default_factory=list)  # the links of those hops
+
+    @property
+    def pauses(self) -> int:
+        return sum(h.pauses for h in self.hops)
+
+    @property
+    def bits_sent(self) -> float:
+        return sum(h.bits_sent for h in self.hops)
+
+    @property
+    def transmit_s(self) -> float:
+        return sum(h.transmit_s for h in self.hops)
+
+    @property
+    def mean_rate_bps(self) -> float:
+        transmit_s = self.transmit_s
+        return self.bits_sent / transmit_s if transmit_s > 0 else math.nan
+
+    @property
+    def wait_s(self) -> float:
+        return (self.end_s - self.start_s) - self.transmit_s
+
+
+def transfer_over_route(env: simpy.Environment, route: Sequence[Link], n_bytes: int,
+                        deadline_s: float, *, lost: Lost | None = None, policy: str = "resume",
+                        hop_transfer: Callable | None = None):
+    """Send ``n_bytes`` over ``route`` (a generator for ``yield from``); a :class:`RouteOutcome`.
+
+    ``lost(link, segments)`` decides whether the hop on ``link`` was lost (None: never).
+    ``hop_transfer`` replaces :func:`transfer` for every hop (same signature). A route with no
+    hop (no way there) times out at the deadline."""
+    hop = hop_transfer if hop_transfer is not None else transfer
+    out = RouteOutcome(n_bytes=n_bytes, start_s=env.now)
+    for link in route:
+        decide = (lambda segs, link=link: lost(link, segs)) if lost is not None else False
+        result = yield from hop(env, link.channel, n_bytes, deadline_s, lost=decide,
+                                policy=policy)
+        out.hops.append(result)
+        out.links.append(link)
+        out.end_s, out.status = result.end_s, result.status
+        if result.status != "delivered":
+            return out
+    if not out.hops:
+        if deadline_s > env.now:
+            yield env.timeout(deadline_s - env.now)
+        out.end_s, out.status = deadline_s, "timeout"
+    return out

@@ -1,0 +1,148 @@
+"""From a scenario to the network the engine walks: the one place that builds it.
+
+Abstract clients (``clients.count``) get fixed-rate links that are always up; orbital clients
+(walker, TLE, UAVs) get links whose windows are their contact windows and whose rate follows the
+link model along each pass (:mod:`sinsim.sim.topology` computes the nodes and the contact plan).
+Either way the network is a star: for client ``c``, a link to the server with stream key
+``(c, UP)`` and one back with ``(c, DOWN)``, both dark when the client is (failures), each with
+its own loss model (:mod:`sinsim.sim.impairments`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from sinsim.errors import ConfigError
+from sinsim.scenario import LinkDirection, Scenario
+from sinsim.sim.channel import Channel, ConstantRate, SampledRate, fixed_channel
+from sinsim.sim.impairments import client_failure_periods, impairment, subtract_intervals
+from sinsim.sim.network import DOWN, UP, Link, Network
+from sinsim.sim.topology import Topology, build_topology
+from sinsim.space import links as space_links
+from sinsim.space.contacts import ContactPlan
+
+SERVER = "server"
+
+
+def orbital_topology(scenario: Scenario) -> Topology | None:
+    """The nodes and contact plan of an orbital scenario; None for abstract clients. The one
+    place that tells the two apart."""
+    return build_topology(scenario) if scenario.clients.orbital else None
+
+
+def build_network(scenario: Scenario, topology: Topology | None = None) -> Network:
+    """The network of ``scenario``: from ``topology`` (else the scenario's own, built here, if
+    it is orbital), or abstract."""
+    if topology is None:
+        topology = orbital_topology(scenario)
+    if topology is None:
+        return abstract_network(scenario)
+    return orbital_network(scenario, topology)
+
+
+def star_network(scenario: Scenario, client_ids: Sequence[str], up: Sequence[Channel],
+                 down: Sequence[Channel]) -> Network:
+    """Client ``c`` -> server over ``up[c]``, server -> client ``c`` over ``down[c]``; the loss
+    model of each link from ``scenario.links.loss``, keyed by (c, direction)."""
+    loss, seed, horizon = scenario.links.loss, scenario.seed, scenario.horizon
+    server = _server_id(client_ids)
+    links = []
+    for c, cid in enumerate(client_ids):
+        links.append(Link(cid, server, up[c], impairment(loss, seed, (c, UP), horizon), (c, UP)))
+        links.append(Link(server, cid, down[c], impairment(loss, seed, (c, DOWN), horizon),
+                          (c, DOWN)))
+    return Network(tuple(client_ids), tuple(links), seed, server)
+
+
+def _server_id(client_ids: Sequence[str]) -> str:
+    ids, name = set(client_ids), SERVER
+    while name in ids:
+        name = "_" + name
+    return name
+
+
+def _dark(scenario: Scenario, n_clients: int) -> list[np.ndarray]:
+    failures = scenario.links.failures
+    return [client_failure_periods(scenario.seed, c, scenario.horizon, failures)
+            for c in range(n_clients)]
+
+
+def abstract_network(scenario: Scenario) -> Network:
+    """Fixed-rate links to ``clients.count`` clients that are always up (but when dark)."""
+    links = scenario.links
+    n = scenario.clients.count
+    width = max(4, len(str(n - 1)))
+    dark = _dark(scenario, n)
+    always = np.array([[0.0, math.inf]])
+
+    def channel(direction, holes):
+        return fixed_channel(direction.rate_bps, direction.propagation_delay_s,
+                             subtract_intervals(always, holes))
+
+    up = [channel(links.uplink, dark[c]) for c in range(n)]
+    down = [channel(links.downlink, dark[c]) for c in range(n)]
+    return star_network(scenario, [f"client{i:0{width}d}" for i in range(n)], up, down)
+
+
+def orbital_network(sc: Scenario, topo: Topology) -> Network:
+    """Channels from the contact plan: windows (minus dark periods), rate, range-based delay."""
+    links = sc.links
+    ids = [n.id for n in topo.clients]
+    dark = _dark(sc, len(ids))
+    up_default = space_links.DEFAULT_SPACE_TO_GROUND
+    down_default = space_links.DEFAULT_GROUND_TO_SPACE
+    ups, downs = [], []
+    for i, cid in enumerate(ids):
+        windows = subtract_intervals(topo.plan.windows_for(cid), dark[i])
+        for direction, default, out in ((links.uplink, up_default, ups),
+                                        (links.downlink, down_default, downs)):
+            if links.model == "fixed":
+                rate = ConstantRate(direction.rate_bps)
+            else:
+                rate = _sampled_rate(topo.plan, cid, windows, _budget_params(direction, default),
+                                     sc.contacts.rate_step)
+            out.append(Channel(windows, rate, _delay_fn(topo.plan, cid)))
+    return star_network(sc, ids, ups, downs)
+
+
+def _budget_params(direction: LinkDirection, default):
+    overrides = direction.budget_overrides()
+    try:
+        return space_links.BudgetLinkParams(**{**default.__dict__, **overrides})
+    except (TypeError, ValueError) as e:
+        raise ConfigError(str(e), key="links") from None
+
+
+def _sampled_rate(plan: ContactPlan, client_id: str, windows: np.ndarray, params,
+                  step_s: float) -> SampledRate:
+    """Piecewise-constant rate over the windows: each ``step_s`` slice of a pass takes the
+    rate at its midpoint's range; zero between windows."""
+    starts, mids = [], []
+    for begin, end in windows:
+        t = np.arange(begin, end, step_s)
+        starts.append(t)
+        mids.append((t + np.minimum(t + step_s, end)) / 2)
+    if not starts:
+        return SampledRate(np.array([0.0]), np.array([0.0]))
+    t_all, mid_all = np.concatenate(starts), np.concatenate(mids)
+    range_m, _ = plan.geometry(client_id, mid_all)
+    rates = np.asarray(space_links.rate_bps(range_m, params), dtype=float)
+    # a zero-rate knot at each window end, unless the next window starts right there
+    ends = windows[:, 1]
+    ends = ends[np.isfinite(ends) & ~np.isin(ends, t_all)]
+    times = np.concatenate([[0.0], t_all, ends])
+    values = np.concatenate([[0.0], rates, np.zeros(len(ends))])
+    times, first = np.unique(times[::-1], return_index=True)  # keep the last value per time
+    values = values[::-1][first]
+    return SampledRate(times, values)
+
+
+def _delay_fn(plan: ContactPlan, client_id: str):
+    def delay_s(t_s: float) -> float:
+        range_m, _ = plan.geometry(client_id, np.array([t_s]))
+        return float(space_links.propagation_delay_s(range_m[0]))
+
+    return delay_s
