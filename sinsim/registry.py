@@ -10,9 +10,13 @@ name is an error that lists the valid ones and suggests the closest.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Generic, TypeVar
+from functools import reduce
+from operator import or_
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from sinsim.params import one_of
+from pydantic import BeforeValidator, Field, create_model
+
+from sinsim.params import Section, one_of
 
 T = TypeVar("T")
 
@@ -30,6 +34,7 @@ class Registry(Mapping[str, T], Generic[T]):
     def __init__(self, what: str, entries: Mapping[str, T] | None = None):
         self.what = what
         self._entries: dict[str, T] = {}
+        self._kind_sections: dict[str, type[Section]] = {}  # see kind_sections
         for name, entry in (entries or {}).items():
             self.register(name, entry)
 
@@ -60,3 +65,44 @@ class Registry(Mapping[str, T], Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.what!r}, {', '.join(self._entries)})"
+
+
+class NoParams(Section):
+    """The parameters of an entry that takes none."""
+
+
+def kind_sections(registry: Registry[Any]) -> dict[str, type[Section]]:
+    """For each entry of ``registry``, its ``Params`` (``NoParams`` when it declares none)
+    with a ``kind`` field naming the entry: the members of a tagged union (made once per
+    registry and entry, so a default built from them is a member of the union)."""
+    out = registry._kind_sections
+    for name, entry in registry.items():
+        if name in out:
+            continue
+        params = getattr(entry, "Params", NoParams)
+        out[name] = create_model(f"{params.__name__}_{name}", __base__=params,
+                                 __doc__=params.__doc__,
+                                 kind=(Literal[name], name))  # type: ignore[valid-type]
+    return dict(out)
+
+
+def tagged_union(registry: Registry[Any]) -> Any:
+    """A scenario field choosing one entry of ``registry`` with its parameters:
+    ``{kind: NAME, ...parameters}``, or just ``NAME`` when the defaults will do."""
+    members = tuple(kind_sections(registry).values())
+
+    def shorthand(value: Any) -> Any:
+        if isinstance(value, str):
+            return {"kind": value}
+        if isinstance(value, Mapping) and "kind" not in value:
+            raise ValueError(f"give its kind: one of {', '.join(registry)}")
+        return value
+
+    union = reduce(or_, members) if len(members) > 1 else members[0]
+    return Annotated[union, Field(discriminator="kind"), BeforeValidator(shorthand)]
+
+
+def build_entry(registry: Registry[Any], choice: Section, *args: Any) -> Any:
+    """The entry ``choice.kind`` of ``registry``, built with ``args`` and its parameters."""
+    params = {k: v for k, v in choice.model_dump().items() if k != "kind"}
+    return registry[choice.kind](*args, **params)

@@ -73,6 +73,7 @@ import numpy as np
 import torch
 
 from sinsim.learn.alq_layout import GroupSpec, QLayer, QuantizedModel
+from sinsim.registry import Registry
 
 _FLAT_HEADER = struct.Struct("<4sI")
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
@@ -270,7 +271,10 @@ class Int8Codec:
         return _unflatten(flat, self.spec.names, self.spec.shapes)
 
 
-CODECS = {"float32": Float32Codec, "float16": Float16Codec, "int8": Int8Codec}
+# the codecs a strategy's ``codec`` parameter chooses from (a codec that takes parameters
+# declares them as ``Params``, a sinsim.params.Section, and takes them as keywords)
+CODECS: Registry[type] = Registry("codec", {
+    "float32": Float32Codec, "float16": Float16Codec, "int8": Int8Codec})
 
 
 # --------------------------------------------------------------------------------------------

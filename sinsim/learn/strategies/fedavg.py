@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
 import numpy as np
 from pydantic import Field
@@ -13,13 +12,15 @@ from sinsim.learn.codecs import CODECS, ModelSpec
 from sinsim.learn.strategies.base import ClientUpdate, State, Strategy
 from sinsim.learn.training import LocalTrainer
 from sinsim.params import Int, Section
+from sinsim.registry import build_entry, kind_sections, tagged_union
 
 
 class FedAvgParams(Section):
     """``fedavg``: fp32 weights both ways (McMahan et al.), or a lossy codec for comparison."""
 
     local_epochs: Int | None = Field(default=None, gt=0)  # None: training.local_epochs
-    codec: Literal[tuple(CODECS)] = "float32"  # type: ignore[valid-type]
+    # the codec both ways: a name (``float16``) or ``{kind: NAME, ...its parameters}``
+    codec: tagged_union(CODECS) = kind_sections(CODECS)["float32"]()  # type: ignore[valid-type]
 
 
 class FedAvg(Strategy):
@@ -35,7 +36,7 @@ class FedAvg(Strategy):
 
     def __init__(self, spec: ModelSpec, model_name: str | None = None, **params):
         super().__init__(spec, model_name, **params)
-        self.codec = CODECS[self.params.codec](spec)
+        self.codec = build_entry(CODECS, self.params.codec, spec)
         self.local_epochs = self.params.local_epochs
 
     def encode_global(self, state: State) -> bytes:
