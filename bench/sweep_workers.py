@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from sinsim.studies.sweep import plan_sweep, run_sweep  # noqa: E402
+from sinsim.sweep import plan_sweep, run_sweep  # noqa: E402
 
 
 def main() -> None:

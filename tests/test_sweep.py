@@ -3,6 +3,7 @@ finished runs, failures, the combined table; end to end on the local pool and on
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -17,8 +18,8 @@ import yaml
 
 from sinsim.cli import main
 from sinsim.scenario import load_scenario
-from sinsim.studies import sweep as sw
-from sinsim.studies.sweep import load_sweep, plan_sweep, run_sweep
+from sinsim.studies.tables import load_sweep
+from sinsim.sweep import RunSpec, ids, plan_sweep, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "scenarios" / "tiny.yaml")
@@ -91,20 +92,20 @@ def test_mapping_values_are_yaml_values_and_get_a_hashed_id(sweep_file):
 
 
 def test_run_ids_are_safe_readable_and_unique():
-    labels = sw._labels(["training.lr", "links.uplink.rate_bps", "links.downlink.rate_bps",
+    labels = ids.labels(["training.lr", "links.uplink.rate_bps", "links.downlink.rate_bps",
                          "algorithms.0"])
     assert labels == {"training.lr": "lr", "links.uplink.rate_bps": "uplink.rate_bps",
                       "links.downlink.rate_bps": "downlink.rate_bps",
                       "algorithms.0": "algorithms.0"}
-    assert sw._value_text(True) == "true" and sw._value_text(1e-05) == "1e-05"
-    assert sw._value_text("10min") == "10min"
-    assert sw._value_text("a/b").startswith("h-")  # not filesystem-safe: hashed
-    long_id = sw._run_id({"x": "v" * 30, "y": "w" * 30, "z": "u" * 30, "q": "t" * 30,
+    assert ids.value_text(True) == "true" and ids.value_text(1e-05) == "1e-05"
+    assert ids.value_text("10min") == "10min"
+    assert ids.value_text("a/b").startswith("h-")  # not filesystem-safe: hashed
+    long_id = ids.run_id({"x": "v" * 30, "y": "w" * 30, "z": "u" * 30, "q": "t" * 30,
                           "r": "s" * 30}, dict(zip("xyzqr", "xyzqr")), 0)
     assert len(long_id) <= 150 and re.search(r"-[0-9a-f]{8}$", long_id)
-    runs = [sw.RunSpec(sw._run_id({"k": v}, {"k": "k"}, 0), 0, {"k": v}, (), {})
+    runs = [RunSpec(ids.run_id({"k": v}, {"k": "k"}, 0), 0, {"k": v}, (), {})
             for v in (0.1, "0.1")]
-    unique = sw._unique_ids(runs)
+    unique = ids.unique_ids(runs)
     assert len({r.run_id for r in unique}) == 2
     assert all(r.run_id.startswith("k=0.1,seed=0-") for r in unique)
 
@@ -185,8 +186,8 @@ def test_missing_or_malformed_sweep_file_exits_2(capsys, tmp_path):
 
 
 def test_dask_missing_says_how_to_install_it(capsys, sweep_file, monkeypatch):
-    real = sw.importlib.util.find_spec
-    monkeypatch.setattr(sw.importlib.util, "find_spec",
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "distributed" else real(name, *a))
     path = sweep_file(grid={"training.lr": [0.1]})
     err = _exit_2(capsys, path, "--executor", "dask")
