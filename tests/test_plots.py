@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from sinsim.cli import main  # noqa: E402
-from sinsim.studies import analysis, plots  # noqa: E402
+from sinsim.studies import analysis, plots, sweep_plots, tables  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 STORED = ROOT / "tests" / "data" / "results_small"
@@ -115,15 +115,15 @@ def test_round_time_split_stacks_wait_transmit_compute(d, algorithms, tmp_path):
 
 
 def test_round_time_breakdown_of_loaded_tables_matches_the_directory():
-    tables = plots.load_results(LEO)
+    loaded = tables.load_results(LEO)
     pd.testing.assert_frame_equal(
-        analysis.round_time_breakdown_of(tables["rounds"], tables["transfers"], tables["clients"]),
+        analysis.round_time_breakdown_of(loaded["rounds"], loaded["transfers"], loaded["clients"]),
         analysis.round_time_breakdown(LEO))
 
 
 def test_contact_timeline_caps_the_clients(tmp_path):
-    contacts = plots.load_table(LEO, "contacts")
-    transfers = plots.load_table(LEO, "transfers")
+    contacts = tables.load_table(LEO, "contacts")
+    transfers = tables.load_table(LEO, "transfers")
     ax = plots.contact_timeline(contacts, max_clients=5, transfers=transfers)
     assert len(ax.get_yticks()) == 5
     assert "(5 of 19 clients)" in ax.get_title()
@@ -134,9 +134,9 @@ def test_contact_timeline_caps_the_clients(tmp_path):
 
 
 def test_ground_tracks_from_the_stored_tles(tmp_path):
-    satellites = plots.load_tles(LEO)
-    nodes = plots.load_table(LEO, "nodes")
-    assert [s.name for s in satellites] == nodes[nodes.kind == "satellite"].id.tolist()
+    satellites = tables.load_tles(LEO)
+    nodes = tables.load_table(LEO, "nodes")
+    assert [s.id for s in satellites] == nodes[nodes.kind == "satellite"].id.tolist()
     ax = plots.ground_tracks(satellites, nodes, max_satellites=4, orbits=1)
     tracks = [line for line in ax.lines if len(line.get_xdata()) > 10]
     assert len(tracks) == 4
@@ -147,9 +147,9 @@ def test_ground_tracks_from_the_stored_tles(tmp_path):
 
 
 def test_ground_tracks_skip_uavs_and_thicken_server_satellites():
-    satellites = plots.load_tles(LEO)[:3]
+    satellites = tables.load_tles(LEO)[:3]
     nodes = pd.DataFrame({
-        "id": [s.name for s in satellites] + ["uav00"],
+        "id": [s.id for s in satellites] + ["uav00"],
         "kind": ["satellite"] * 3 + ["uav"],
         "role": ["server", "client", "client", "client"],
         "lat_deg": [np.nan] * 3 + [48.3], "lon_deg": [np.nan] * 3 + [11.5]})
@@ -160,7 +160,7 @@ def test_ground_tracks_skip_uavs_and_thicken_server_satellites():
 
 
 def test_sweep_metric_means_and_stds_over_seeds(sweep, tmp_path):
-    assert analysis.swept_keys(sweep) == ["training.clients_per_round", "training.lr"]
+    assert tables.swept_keys(sweep) == ["training.clients_per_round", "training.lr"]
     stats = analysis.sweep_stats(sweep, "training.clients_per_round", "test_accuracy")
     assert len(stats) == 2 * 2 * 2  # other key values x algorithms x swept values
     assert (stats.n == 2).all() and (stats["std"] > 0).all()
@@ -168,18 +168,18 @@ def test_sweep_metric_means_and_stds_over_seeds(sweep, tmp_path):
     last = sweep[sweep["round"] == sweep["round"].max()]
     assert sorted(per_run.value) == sorted(last.test_accuracy)
 
-    ax = plots.sweep_metric(sweep, "training.clients_per_round", "test_accuracy")
+    ax = sweep_plots.sweep_metric(sweep, "training.clients_per_round", "test_accuracy")
     assert len(ax.containers) == 4  # errorbar lines: algorithms x values of training.lr
     assert "2 seeds" in ax.get_title()
     assert ax.get_ylabel() == "test_accuracy (last)"
     _nonempty_file(ax, tmp_path / "f.png")
-    ax = plots.sweep_metric(sweep, "training.lr", "round_duration_s", reduce="mean")
+    ax = sweep_plots.sweep_metric(sweep, "training.lr", "round_duration_s", reduce="mean")
     _nonempty_file(ax, tmp_path / "g.png")
 
 
 def test_sweep_metric_on_a_categorical_key_with_one_seed(rounds2):
     runs = fake_sweep(rounds2, {"training.partition": ["iid", "dirichlet"]}, seeds=(0,))
-    ax = plots.sweep_metric(runs, "training.partition", "bytes_up_cum")
+    ax = sweep_plots.sweep_metric(runs, "training.partition", "bytes_up_cum")
     assert [t.get_text() for t in ax.get_xticklabels()] == ["dirichlet", "iid"]
     assert ax.get_title().endswith("1 seed")
     assert ax.get_ylabel() == "bytes_up_cum (last) (MB)"
@@ -215,9 +215,11 @@ def test_plot_results_on_a_sweep_directory(sweep, tmp_path):
 
 def test_sweep_keys_from_a_sidecar(sweep, tmp_path):
     sweep.rename(columns={"training.lr": "lr"}).to_csv(tmp_path / "runs.csv", index=False)
-    assert plots.sweep_keys(tmp_path) == ["training.clients_per_round"]
+    runs = tables.load_sweep(tmp_path)
+    assert tables.swept_keys(runs, tmp_path) == ["training.clients_per_round"]
     (tmp_path / "sweep.json").write_text('{"grid": {"lr": [0.01, 0.05]}}')
-    assert plots.sweep_keys(tmp_path) == ["training.clients_per_round", "lr"]
+    assert tables.swept_keys(runs, tmp_path) == ["training.clients_per_round", "lr"]
+    assert tables.swept_keys(runs, listed=["lr"]) == ["training.clients_per_round", "lr"]
 
 
 @pytest.mark.parametrize("bad", ["missing", "empty", "no_keys"])

@@ -1,1 +1,1 @@
-"""Many runs and their figures: reads only the output tables."""
+"""Figures and analyses of runs and sweeps: reads only the output tables (through `tables`)."""

@@ -1,5 +1,5 @@
 """Tables derived from the output tables only: where the time of a round goes, and the
-per-run summaries of a sweep."""
+per-run summaries of a sweep (its swept keys: :func:`sinsim.studies.tables.swept_keys`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from sinsim.studies.tables import load_table, swept_keys
+
 ROUND_KEYS = ["algorithm", "round"]
 
 
@@ -15,9 +17,8 @@ def round_time_breakdown(results_dir: str | Path) -> pd.DataFrame:
     """Per algorithm and round, the mean over the clients that were averaged of the time spent
     waiting (for a pass, paused at loss of signal, or in propagation), transmitting and
     computing, plus the round duration. Seconds of simulated time."""
-    d = Path(results_dir)
-    return round_time_breakdown_of(pd.read_csv(d / "rounds.csv"), pd.read_csv(d / "transfers.csv"),
-                                   pd.read_csv(d / "clients.csv"))
+    return round_time_breakdown_of(*(load_table(results_dir, name)
+                                     for name in ("rounds", "transfers", "clients")))
 
 
 def round_time_breakdown_of(rounds: pd.DataFrame, transfers: pd.DataFrame,
@@ -36,18 +37,6 @@ def round_time_breakdown_of(rounds: pd.DataFrame, transfers: pd.DataFrame,
 
 
 # ----------------------------------------------------------------------------------- sweeps
-RUN_COLUMNS = ("run_id", "seed")
-
-
-def swept_keys(runs: pd.DataFrame, listed: Iterable[str] = ()) -> list[str]:
-    """The swept scenario keys of a sweep table: the columns named by a key path (with a '.',
-    e.g. ``training.lr``) plus any ``listed`` ones (from the sweep's own description), in
-    column order. ``seed`` is never a swept key: it is what error bars go over."""
-    listed = set(listed)
-    return [c for c in runs.columns
-            if c not in RUN_COLUMNS and ("." in c or c in listed)]
-
-
 def sweep_summary(runs: pd.DataFrame, metric: str, reduce: str = "last",
                   keys: Iterable[str] | None = None) -> pd.DataFrame:
     """One row per (run, algorithm): the swept keys, ``seed`` and ``value``, the run's
