@@ -1,6 +1,14 @@
 """Command line: parse, load, run, write. No simulation logic lives here.
 
-    python -m sinsim SCENARIO.yaml [--out DIR] [--set key.path=value ...]
+    python -m sinsim SCENARIO.yaml [--out DIR] [--set key.path=value ...] [--quiet]
+    python -m sinsim run SCENARIO.yaml ...        # the same
+    python -m sinsim contacts SCENARIO.yaml [--out DIR] [--set ...]
+    python -m sinsim plot DIR [--out DIR] [--format EXT ...]
+    python -m sinsim sweep SWEEP.yaml [--out DIR] [--workers N] [--executor local|dask]
+                                      [--scheduler tcp://HOST:PORT] [--quiet]
+    python -m sinsim table1 DIR... [--target 0.96] [--out FILE]
+    python -m sinsim report DIR... [--out FILE]
+    python -m sinsim fidelity DIR... [--out FILE]
 
 Exit status: 0 success; 2 bad input (message names the file and key, no traceback);
 1 a failure while running.
@@ -12,71 +20,17 @@ import argparse
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from sinsim.errors import InputError
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+PROG = "python -m sinsim"
+COMMANDS = ("run", "contacts", "plot", "sweep", "table1", "report", "fidelity")
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m sinsim",
-        description="Simulate federated learning over a Space Information Network.",
-        epilog="Other commands: `python -m sinsim contacts SCENARIO.yaml` (only the contact "
-               "plan and the nodes), `python -m sinsim plot RESULTS_DIR` (standard figures), "
-               "`python -m sinsim sweep SWEEP.yaml` (a grid of runs, see sweeps/tiny.yaml). "
-               "Exit status: 0 success, 2 bad input, 1 failure while running.",
-    )
-    p.add_argument("scenario", help="scenario YAML file")
-    p.add_argument("--out", help="results directory (default: results/<scenario name>/)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a scenario key, e.g. --set training.rounds=3 (repeatable)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
-
-
-def _contacts_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m sinsim contacts",
-        description="Compute only the contact plan of a scenario and the nodes it built: "
-                    "contacts.csv, nodes.csv, nodes.tle.")
-    p.add_argument("scenario", help="scenario YAML file")
-    p.add_argument("--out", help="output directory (default: results/<scenario name>/)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    return p
-
-
-def _plot_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m sinsim plot",
-        description="Draw the standard figures of a results directory (accuracy, bytes, round "
-                    "time, contact timeline, ground tracks: whatever its tables allow) or of a "
-                    "sweep directory (one holding runs.csv: each metric against each swept key).")
-    p.add_argument("results", help="a results directory (rounds.csv, contacts.csv, ...) or a "
-                                   "sweep directory (runs.csv)")
-    p.add_argument("--out", help="where to write the figures (default: beside the tables)")
-    p.add_argument("--format", dest="formats", action="append", metavar="EXT",
-                   help="file format, repeatable (default: png and pdf)")
-    return p
-
-
-def _sweep_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m sinsim sweep",
-        description="Run a study: a base scenario, a grid over scenario keys and repeats over "
-                    "seeds. Each run writes OUT/runs/<run_id>/; OUT/runs.csv (and runs.parquet) "
-                    "combines their rounds. Runs that already finished are skipped.")
-    p.add_argument("sweep", help="sweep YAML file (e.g. sweeps/tiny.yaml)")
-    p.add_argument("--out", help="output directory (default: results/<sweep name>/)")
-    p.add_argument("--workers", type=_positive_int, help="worker processes (default: the "
-                   "sweep file's executor.workers, else one per core)")
-    p.add_argument("--executor", choices=("local", "dask"),
-                   help="local process pool or dask.distributed (default: the sweep file's)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
-
-
+# --------------------------------------------------------------------------------- parsers
 def _positive_int(text: str) -> int:
     try:
         n = int(text)
@@ -87,50 +41,100 @@ def _positive_int(text: str) -> int:
     return n
 
 
-def _sweep(args: argparse.Namespace) -> int:
-    from sinsim.studies.sweep import plan_sweep, run_sweep
-
-    plan = plan_sweep(args.sweep, executor=args.executor, workers=args.workers)
-    out = Path(args.out) if args.out else Path("results") / plan.name
-    r = run_sweep(plan, out, progress=False if args.quiet else None)
-    print(f"sweep {plan.name}: {len(plan.runs)} runs: {len(r.done)} done, {len(r.skipped)} "
-          f"skipped (already finished), {len(r.failed)} failed "
-          f"[{r.executor}, {r.workers} worker{'s' if r.workers != 1 else ''}, {r.wall_s:.1f} s]")
-    if r.rerun_changed:
-        print(f"  {len(r.rerun_changed)} finished run(s) rerun because their scenario changed")
-    print(f"runs in {out}/runs/, index in {out}/runs_index.csv")
-    print(f"table: {r.table_paths[0]} ({r.table_rows} rows"
-          + (", also runs.parquet)" if len(r.table_paths) > 1 else ")"))
-    for run_id, error in r.failed.items():
-        print(f"sinsim: run {run_id} failed: {error} (see {out}/runs/{run_id}/error.txt)",
-              file=sys.stderr)
-    return EXIT_FAILURE if r.failed else EXIT_OK
-
-
-def _plot(args: argparse.Namespace) -> int:
-    from sinsim.studies.plots import plot_results
-
-    try:
-        paths = plot_results(args.results, args.out, tuple(args.formats or ("png", "pdf")))
-    except (FileNotFoundError, ValueError) as e:  # no tables, unreadable tables, bad --format
-        raise InputError(str(e)) from None
-    for p in paths:
-        print(p)
-    return EXIT_OK
+def _parents() -> dict[str, argparse.ArgumentParser]:
+    """The options that several commands share, each declared once."""
+    scenario = argparse.ArgumentParser(add_help=False)
+    scenario.add_argument("scenario", help="scenario YAML file")
+    scenario.add_argument("--set", dest="overrides", action="append", default=[],
+                          metavar="KEY=VALUE", help="override a scenario key, e.g. --set "
+                          "training.rounds=3 (repeatable)")
+    out = argparse.ArgumentParser(add_help=False)
+    out.add_argument("--out", metavar="PATH", help="where to write: the results directory (run, "
+                     "contacts, sweep; default results/<name>/), the figures' directory (plot; "
+                     "default beside the tables) or a markdown file (table1, report, fidelity; "
+                     "default: print only)")
+    quiet = argparse.ArgumentParser(add_help=False)
+    quiet.add_argument("--quiet", action="store_true", help="no progress bar")
+    dirs = argparse.ArgumentParser(add_help=False)
+    dirs.add_argument("dirs", nargs="+", metavar="DIR",
+                      help="sweep directories (runs.csv or runs.parquet), combined")
+    return {"scenario": scenario, "out": out, "quiet": quiet, "dirs": dirs}
 
 
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Simulate federated learning over a Space Information Network. "
+                    f"`{PROG} SCENARIO.yaml` is short for `{PROG} run SCENARIO.yaml`.",
+        epilog="Exit status: 0 success, 2 bad input, 1 failure while running.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parent = _parents()
+
+    def command(name: str, run: Callable[[argparse.Namespace], int], parents: list[str],
+                help: str, description: str | None = None) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, parents=[parent[k] for k in parents], help=help,
+                           description=description or help)
+        c.set_defaults(run=run)
+        return c
+
+    command("run", _run, ["scenario", "out", "quiet"],
+            "run every algorithm of a scenario on the same network and seed",
+            "Run every algorithm a scenario lists on the same network and seed; write the "
+            "results directory (default: results/<scenario name>/).")
+    command("contacts", _contacts, ["scenario", "out"],
+            "compute only the contact plan and the nodes",
+            "Compute only the contact plan of a scenario and the nodes it built: "
+            "contacts.csv, nodes.csv, nodes.tle.")
+    plot = command(
+        "plot", _plot, ["out"], "draw the standard figures of a results or sweep directory",
+        "Draw the standard figures of a results directory (accuracy, bytes, round time, "
+        "contact timeline, ground tracks: whatever its tables allow) or of a sweep directory "
+        "(one holding runs.csv: each metric against each swept key).")
+    plot.add_argument("results", help="a results directory (rounds.csv, contacts.csv, ...) or "
+                                      "a sweep directory (runs.csv)")
+    plot.add_argument("--format", dest="formats", action="append", metavar="EXT",
+                      help="file format, repeatable (default: png and pdf)")
+    sweep = command(
+        "sweep", _sweep, ["out", "quiet"], "run a grid of scenarios (see sweeps/tiny.yaml)",
+        "Run a study: a base scenario, a grid over scenario keys and repeats over seeds. Each "
+        "run writes OUT/runs/<run_id>/; OUT/runs.csv (and runs.parquet) combines their rounds. "
+        "Runs that already finished are skipped.")
+    sweep.add_argument("sweep", help="sweep YAML file (e.g. sweeps/tiny.yaml)")
+    sweep.add_argument("--workers", type=_positive_int, help="worker processes (default: the "
+                       "sweep file's executor.workers, else one per core)")
+    sweep.add_argument("--executor", choices=("local", "dask"),
+                       help="local process pool or dask.distributed (default: the sweep file's)")
+    sweep.add_argument("--scheduler", metavar="ADDRESS", help="run on the Dask cluster whose "
+                       "scheduler is at ADDRESS (tcp://HOST:PORT); implies --executor dask")
+    table1 = command("table1", _table1, ["dirs", "out"],
+                     "the seed paper's Table I from sweep (or single run) directories",
+                     "The seed paper's Table I: per clients-per-round K and algorithm, "
+                     "bit-width, accuracy, bytes per client each way, the compression ratio "
+                     "against FedAvg, rounds and simulated time to the target. DIRs are sweep "
+                     "directories or single runs' results directories, combined.")
+    table1.add_argument("--target", type=float, default=0.96, help="target accuracy (0.96)")
+    command("report", _report, ["dirs", "out"], "a markdown overview of sweeps",
+            "A markdown overview of each sweep: per swept value and algorithm, the final "
+            "accuracy, the mean round duration, the share of clients averaged and the bytes.")
+    command("fidelity", _fidelity, ["dirs", "out"],
+            "the SpaceDML fidelity ablation table of sweeps",
+            "The SpaceDML fidelity ablation: per variant, the bit-width of every round (in the "
+            "seed's band? declining?), the accuracy and the bytes per client each way.")
+    return p
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line, with ``SCENARIO.yaml ...`` (no command word) read as ``run``."""
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+        argv = ["run", *argv]
+    return _parser().parse_args(argv)
+
+
+# -------------------------------------------------------------------------------- commands
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "contacts":
-        args, command = _contacts_parser().parse_args(argv[1:]), _contacts
-    elif argv and argv[0] == "plot":
-        args, command = _plot_parser().parse_args(argv[1:]), _plot
-    elif argv and argv[0] == "sweep":
-        args, command = _sweep_parser().parse_args(argv[1:]), _sweep
-    else:
-        args, command = _parser().parse_args(argv), _run
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
-        return command(args)
+        return args.run(args)
     except InputError as e:
         msg = str(e)
         source = getattr(args, "scenario", None)
@@ -146,29 +150,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sinsim: run failed: {type(e).__name__}: {e}; finished rounds are on disk",
               file=sys.stderr)
         return EXIT_FAILURE
-
-
-def _contacts(args: argparse.Namespace) -> int:
-    from sinsim.errors import ConfigError
-    from sinsim.scenario import load_scenario
-    from sinsim.sim.topology import build_topology, write_topology
-
-    scenario = load_scenario(args.scenario, args.overrides)
-    if not scenario.clients.orbital:
-        raise ConfigError("abstract clients (clients.count) have no contact plan; give walker, "
-                          "tle or uavs", key="clients")
-    out = Path(args.out) if args.out else Path("results") / scenario.name
-    topology = build_topology(scenario)
-    write_topology(topology, out)
-    w = topology.plan.windows
-    print(f"scenario {scenario.name}: {len(topology.clients)} clients, "
-          f"{len(topology.servers)} server node(s), {len(w)} contact windows over "
-          f"{scenario.horizon / 3600:g} h")
-    if len(w):
-        print(f"  mean window {w.duration_s.mean():.1f} s, "
-              f"{w.client.nunique()} clients with at least one contact")
-    print(f"contacts in {out}/")
-    return EXIT_OK
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -205,6 +186,90 @@ def _run(args: argparse.Namespace) -> int:
     if not bar.disable:
         print(f"host wall time {wall:.1f} s")
     return EXIT_OK
+
+
+def _contacts(args: argparse.Namespace) -> int:
+    from sinsim.errors import ConfigError
+    from sinsim.scenario import load_scenario
+    from sinsim.sim.topology import build_topology, contacts_info, write_topology
+
+    scenario = load_scenario(args.scenario, args.overrides)
+    if not scenario.clients.orbital:
+        raise ConfigError("abstract clients (clients.count) have no contact plan; give walker, "
+                          "tle or uavs", key="clients")
+    out = Path(args.out) if args.out else Path("results") / scenario.name
+    topology = build_topology(scenario)
+    write_topology(topology, out)
+    info = contacts_info(topology)
+    print(f"scenario {scenario.name}: {info['clients']} clients, "
+          f"{len(info['servers'])} server node(s), {info['windows']} contact windows over "
+          f"{scenario.horizon / 3600:g} h")
+    if info["windows"]:
+        print(f"  mean window {info['mean_window_s']:.1f} s, "
+              f"{info['clients_with_contact']} clients with at least one contact")
+    print(f"contacts in {out}/")
+    return EXIT_OK
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from sinsim.studies.plots import plot_results
+
+    try:
+        paths = plot_results(args.results, args.out, tuple(args.formats or ("png", "pdf")))
+    except (FileNotFoundError, ValueError) as e:  # no tables, unreadable tables, bad --format
+        raise InputError(str(e)) from None
+    for p in paths:
+        print(p)
+    return EXIT_OK
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from sinsim.sweep import plan_sweep, run_sweep
+
+    if args.scheduler and args.executor == "local":
+        raise InputError("--scheduler is for --executor dask, not local")
+    plan = plan_sweep(args.sweep, executor=args.executor, workers=args.workers,
+                      address=args.scheduler)
+    out = Path(args.out) if args.out else Path("results") / plan.name
+    r = run_sweep(plan, out, progress=False if args.quiet else None)
+    print(f"sweep {plan.name}: {len(plan.runs)} runs: {len(r.done)} done, {len(r.skipped)} "
+          f"skipped (already finished), {len(r.failed)} failed "
+          f"[{r.executor}, {r.workers} worker{'s' if r.workers != 1 else ''}, {r.wall_s:.1f} s]")
+    if r.rerun_changed:
+        print(f"  {len(r.rerun_changed)} finished run(s) rerun because their scenario changed")
+    print(f"runs in {out}/runs/, index in {out}/runs_index.csv")
+    print(f"table: {r.table_paths[0]} ({r.table_rows} rows"
+          + (", also runs.parquet)" if len(r.table_paths) > 1 else ")"))
+    for run_id, error in r.failed.items():
+        print(f"sinsim: run {run_id} failed: {error} (see {out}/runs/{run_id}/error.txt)",
+              file=sys.stderr)
+    return EXIT_FAILURE if r.failed else EXIT_OK
+
+
+def _markdown(text: str, out: str | None) -> int:
+    """Print a summary of tables, and write it to ``out`` when given."""
+    print(text)
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+    return EXIT_OK
+
+
+def _table1(args: argparse.Namespace) -> int:
+    from sinsim.studies.table1 import markdown
+
+    return _markdown(markdown(args.dirs, args.target), args.out)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from sinsim.studies.report import report
+
+    return _markdown(report(args.dirs), args.out)
+
+
+def _fidelity(args: argparse.Namespace) -> int:
+    from sinsim.studies.fidelity import markdown
+
+    return _markdown(markdown(args.dirs), args.out)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sinsim.studies.fidelity import ablation, main, to_markdown
+from sinsim.cli import main as cli
+from sinsim.studies.fidelity import ablation, to_markdown
 
 
 def _runs() -> pd.DataFrame:
@@ -28,5 +29,5 @@ def test_band_and_trend(tmp_path, capsys):
     md = to_markdown(ablation(_runs()))
     assert "| steady | 0.60 0.55 0.58 | yes | -0.02 | 95.00 | 90.00 | 1,000 | 3,000 |" in md
     _runs().to_csv(tmp_path / "runs.csv", index=False)
-    assert main([str(tmp_path)]) == 0
-    assert main([str(tmp_path / "none")]) == 2
+    assert cli(["fidelity", str(tmp_path)]) == 0
+    assert cli(["fidelity", str(tmp_path / "none")]) == 2

@@ -6,7 +6,8 @@ import json
 
 import pandas as pd
 
-from sinsim.studies.report import main, overview, to_markdown
+from sinsim.cli import main as cli
+from sinsim.studies.report import overview, to_markdown
 
 STATIONS = json.dumps([{"id": "shanghai"}, {"id": "kashgar"}])
 
@@ -37,6 +38,6 @@ def test_markdown_names_stations_and_command_exits(tmp_path, capsys):
     md = to_markdown(overview(_runs(), keys), keys)
     assert "| 9600 | shanghai, kashgar | fedavg | 0.7000 | 150.0 | 38 % | 20 | 40 |" in md
     _runs().to_csv(tmp_path / "runs.csv", index=False)
-    assert main([str(tmp_path)]) == 0
+    assert cli(["report", str(tmp_path)]) == 0
     assert "### " in capsys.readouterr().out
-    assert main([str(tmp_path / "nope")]) == 2
+    assert cli(["report", str(tmp_path / "nope")]) == 2

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from sinsim.studies.table1 import main, table1, to_markdown
+from sinsim.cli import main as cli
+from sinsim.studies.table1 import table1, to_markdown
 
 
 def _runs() -> pd.DataFrame:
@@ -35,7 +36,7 @@ def test_table1_columns():
 def test_markdown_and_command(tmp_path, capsys):
     _runs().to_csv(tmp_path / "runs.csv", index=False)
     # Act
-    assert main([str(tmp_path), "--out", str(tmp_path / "t.md")]) == 0
+    assert cli(["table1", str(tmp_path), "--out", str(tmp_path / "t.md")]) == 0
     md = (tmp_path / "t.md").read_text()
     # Assert
     assert "**K = 3 devices a round**" in md and "**K = 10 devices a round**" in md
@@ -43,7 +44,7 @@ def test_markdown_and_command(tmp_path, capsys):
     assert "| spacedml-0.8 | 0.4000 | 0.40–0.40 | 97.00 |" in md
     assert "62.9×" in md and "not reached" in md
     assert md.strip() == to_markdown(table1(_runs())).strip()
-    assert main([str(tmp_path / "missing")]) == 2
+    assert cli(["table1", str(tmp_path / "missing")]) == 2
 
 
 def test_several_sweeps_combine_and_seeds_show_a_spread(tmp_path):
@@ -55,7 +56,8 @@ def test_several_sweeps_combine_and_seeds_show_a_spread(tmp_path):
     (tmp_path / "s1").mkdir()
     b.to_csv(tmp_path / "s1" / "runs.csv", index=False)
     # Act
-    assert main([str(tmp_path), str(tmp_path / "s1"), "--out", str(tmp_path / "t.md")]) == 0
+    assert cli(["table1", str(tmp_path), str(tmp_path / "s1"),
+                "--out", str(tmp_path / "t.md")]) == 0
     md = (tmp_path / "t.md").read_text()
     # Assert: K = 10 rows average two seeds and give half their range
     assert "| spacedml-0.8 | 0.4000 | 0.40–0.40 | 96.00 ± 1.00 (2 seeds) |" in md
@@ -76,6 +78,6 @@ def test_single_run_directories_combine_too(tmp_path):
     other = other[other.algorithm == "fedavg"]
     other.to_csv(tmp_path / "runs.csv", index=False)
     # Act
-    assert main([str(tmp_path), str(run), "--out", str(tmp_path / "t.md")]) == 0
+    assert cli(["table1", str(tmp_path), str(run), "--out", str(tmp_path / "t.md")]) == 0
     # Assert
     assert "| spacedml-0.8 | 0.4000 | 0.40–0.40 | 97.00 |" in (tmp_path / "t.md").read_text()

@@ -2,19 +2,20 @@
 the seed's band, does it decline?), the accuracy at the end and over the last rounds, and the
 true bytes per client each way.
 
-    python -m sinsim.studies.fidelity results/fidelity_ablation [more sweep dirs...]
+    python -m sinsim fidelity results/fidelity_ablation [more sweep dirs...]
 
-Reads only ``runs.csv`` of each sweep directory (``python -m sinsim sweep
+Reads only the combined table of each sweep directory (``python -m sinsim sweep
 sweeps/fidelity_ablation.yaml`` writes it); docs/fidelity.md shows the output.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
+
+from sinsim.studies.tables import load_sweep
 
 BAND = (0.4, 0.8)  # the seed's bit-widths at pruning ratios 0.7-0.9 (Table I)
 
@@ -65,21 +66,8 @@ def to_markdown(t: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sinsim.studies.fidelity", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("sweep_dirs", nargs="+", metavar="sweep_dir")
-    args = p.parse_args(argv)
-    for d in args.sweep_dirs:
-        path = Path(d) / "runs.csv"
-        if not path.is_file():
-            print(f"error: {path}: no runs.csv (run `python -m sinsim sweep` first)",
-                  file=sys.stderr)
-            return 2
-        print(f"### {d}\n")
-        print(to_markdown(ablation(pd.read_csv(path))) + "\n")
-    return 0
+def markdown(sweep_dirs: Iterable[str | Path]) -> str:
+    """The ablation table of every sweep directory, one markdown section each."""
+    tables = [(d, ablation(load_sweep(d))) for d in sweep_dirs]  # every table read, then text
+    return "\n".join(f"### {d}\n\n{to_markdown(t)}\n" for d, t in tables)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

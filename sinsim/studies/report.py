@@ -1,21 +1,21 @@
 """A markdown overview of sweeps: per swept value and algorithm, the final accuracy, the mean
 round duration, the share of selected clients averaged and the total bytes each way.
 
-    python -m sinsim.studies.report results/sin_uplink_rate [more sweep dirs...]
+    python -m sinsim report results/sin_uplink_rate [more sweep dirs...]
 
-Reads only each directory's ``runs.csv`` (and ``sweep.json`` for the swept keys).
+Reads only each directory's combined table (:func:`sinsim.studies.tables.load_sweep`, and
+``sweep.json`` for the swept keys).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
-from sinsim.studies.analysis import swept_keys
+from sinsim.studies.tables import load_sweep, swept_keys
 
 
 def overview(runs: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:
@@ -60,23 +60,12 @@ def _cell(value) -> str:
     return str(value)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sinsim.studies.report", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("sweep_dirs", nargs="+")
-    args = p.parse_args(argv)
-    for d in map(Path, args.sweep_dirs):
-        if not (d / "runs.csv").is_file():
-            print(f"error: {d}/runs.csv: no such file (run the sweep first)", file=sys.stderr)
-            return 2
-        runs = pd.read_csv(d / "runs.csv")
-        listed = []
-        if (d / "sweep.json").is_file():
-            listed = json.loads((d / "sweep.json").read_text()).get("keys", [])
-        keys = swept_keys(runs, listed)
-        print(f"### {d.name}\n\n{to_markdown(overview(runs, keys), keys)}\n")
-    return 0
+def report(sweep_dirs: Iterable[str | Path]) -> str:
+    """The overview of every sweep directory, one markdown section each (``### <name>``)."""
+    sections = []
+    for d in map(Path, sweep_dirs):
+        runs = load_sweep(d)
+        keys = swept_keys(runs, d)
+        sections.append(f"### {d.name}\n\n{to_markdown(overview(runs, keys), keys)}\n")
+    return "\n".join(sections)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,21 +2,28 @@
 bit-width and accuracy the seed reports, plus the columns it lacks (true bytes per client up and
 down, the true compression ratio against FedAvg, rounds and simulated time to the target).
 
-    python -m sinsim.studies.table1 results/paper_table1 [MORE_SWEEP_DIRS...] [--out table1.md]
+    python -m sinsim table1 results/paper_table1 [MORE_SWEEP_DIRS...] [--out table1.md]
 
-Reads only ``runs.csv`` (written by ``python -m sinsim sweep sweeps/paper_table1.yaml``); several
-sweep directories are combined (e.g. a second seed of the headline rows), and rows with more
-than one seed show the mean and the spread (half the range) of the accuracy.
+Reads only the combined table (written by ``python -m sinsim sweep sweeps/paper_table1.yaml``)
+or a single run's ``rounds.csv``; several directories are combined (e.g. a second seed of the
+headline rows), and rows with more than one seed show the mean and the spread (half the range)
+of the accuracy.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
+
+from sinsim.studies.tables import (
+    is_sweep,
+    load_rounds,
+    load_summary,
+    load_sweep,
+    sweep_description,
+)
 
 K = "training.clients_per_round"
 
@@ -76,45 +83,22 @@ def to_markdown(t: pd.DataFrame, dataset: str = "") -> str:
     return "\n".join(lines)
 
 
-def _load(sweep_dir: Path) -> pd.DataFrame:
-    """A sweep's runs.csv (K from the sweep's fixed ``set`` when it is not a swept column), or
-    one run's results directory (its rounds.csv, seed and K from its summary.json)."""
-    if not (sweep_dir / "runs.csv").is_file():
-        rounds = pd.read_csv(sweep_dir / "rounds.csv")
-        summary = json.loads((sweep_dir / "summary.json").read_text(encoding="utf-8"))
-        resolved = summary["resolved_scenario"]
-        return rounds.assign(run_id=str(sweep_dir), seed=resolved["seed"],
-                             **{K: resolved["training"]["clients_per_round"]})
-    runs = pd.read_csv(sweep_dir / "runs.csv")
-    meta = sweep_dir / "sweep.json"
-    if K not in runs and meta.is_file():
-        fixed = json.loads(meta.read_text(encoding="utf-8")).get("set", {})
-        if K in fixed:
-            runs[K] = fixed[K]
+def _load(directory: Path) -> pd.DataFrame:
+    """A sweep's combined table (K from the sweep's fixed ``set`` when it is not a swept
+    column), or one run's results directory (its rounds.csv, seed and K from summary.json)."""
+    if not is_sweep(directory) and (directory / "summary.json").is_file():
+        resolved = load_summary(directory)["resolved_scenario"]
+        return load_rounds(directory).assign(
+            run_id=str(directory), seed=resolved["seed"],
+            **{K: resolved["training"]["clients_per_round"]})
+    runs = load_sweep(directory)  # neither a sweep nor a run: its error names the directory
+    fixed = sweep_description(directory).get("set", {})
+    if K not in runs and K in fixed:
+        runs[K] = fixed[K]
     return runs
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sinsim.studies.table1", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("sweep_dirs", nargs="+", metavar="sweep_dir",
-                   help="sweep directories holding runs.csv, or single runs' results "
-                        "directories (combined)")
-    p.add_argument("--target", type=float, default=0.96, help="target accuracy (0.96)")
-    p.add_argument("--out", help="also write the markdown here")
-    args = p.parse_args(argv)
-    dirs = [Path(d) for d in args.sweep_dirs]
-    for d in dirs:
-        if not (d / "runs.csv").is_file() and not (d / "summary.json").is_file():
-            print(f"error: {d / 'runs.csv'}: no runs.csv (run `python -m sinsim sweep` first) "
-                  f"and no single run there", file=sys.stderr)
-            return 2
-    md = to_markdown(table1(pd.concat([_load(d) for d in dirs]), args.target))
-    print(md)
-    if args.out:
-        Path(args.out).write_text(md, encoding="utf-8")
-    return 0
+def markdown(directories: Iterable[str | Path], target: float = 0.96) -> str:
+    """Table I of the sweep and run directories combined."""
+    return to_markdown(table1(pd.concat([_load(Path(d)) for d in directories]), target))
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -167,6 +167,57 @@ def test_plot_command_writes_figures(tiny_run, tmp_path):
     assert all((tmp_path / p).stat().st_size > 5_000 for p in pngs)
 
 
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory) -> Path:
+    """A sweep directory as `sweep` writes it, made from a stored run: K = 2 and 4, one seed."""
+    rounds = pd.read_csv(ROOT / "tests" / "data" / "results_small" / "tiny" / "rounds.csv")
+    frames = []
+    for k in (2, 4):
+        r = rounds.copy()
+        r.insert(0, "run_id", f"clients_per_round={k},seed=0")
+        r.insert(1, "seed", 0)
+        r.insert(2, "training.clients_per_round", k)
+        frames.append(r)
+    d = tmp_path_factory.mktemp("sweep") / "tiny_k"
+    d.mkdir()
+    pd.concat(frames).to_csv(d / "runs.csv", index=False)
+    (d / "sweep.json").write_text(json.dumps({"keys": ["training.clients_per_round"]}))
+    return d
+
+
+@pytest.mark.parametrize(("command", "needle"), [
+    ("table1", "**K = 4 devices a round**"),
+    ("report", "### tiny_k\n\n| training.clients_per_round | algorithm |"),
+    ("fidelity", "| spacedml | "),
+])
+def test_summary_commands_read_a_sweep_directory(sweep_dir, tmp_path, command, needle):
+    out = tmp_path / f"{command}.md"
+    proc = sinsim(command, str(sweep_dir), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert needle in proc.stdout and proc.stderr == ""
+    assert out.read_text() == proc.stdout.removesuffix("\n")
+
+
+@pytest.mark.parametrize("command", ["table1", "report", "fidelity", "plot"])
+def test_summary_commands_exit_2_on_a_directory_without_runs_csv(tmp_path, command):
+    empty = tmp_path / "not_a_sweep"
+    empty.mkdir()
+    if command == "plot":
+        (empty / "notes.txt").write_text("no tables here")
+    proc = sinsim(command, str(empty))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"sinsim: error: {empty}: no ")
+    assert "runs.csv" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_run_word_and_no_command_word_are_the_same_command():
+    bare, worded = sinsim("scenarios/nope.yaml"), sinsim("run", "scenarios/nope.yaml")
+    assert bare.returncode == worded.returncode == 2
+    assert bare.stderr == worded.stderr
+    assert "scenarios/nope.yaml: no such scenario file" in bare.stderr
+
+
 def _tle_scenario(tmp_path, tle_path) -> Path:
     path = tmp_path / "starlink.yaml"
     path.write_text(f"""
