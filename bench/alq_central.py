@@ -45,7 +45,8 @@ if str(REPO) not in sys.path:  # run as `python bench/x.py` without sinsim insta
     sys.path.insert(0, str(REPO))
 
 from sinsim.learn import alq  # noqa: E402
-from sinsim.learn.codecs import ALQCodec, Float32Codec, ModelSpec  # noqa: E402
+from sinsim.learn.alq_codec import ALQCodec  # noqa: E402
+from sinsim.learn.codecs import Float32Codec, ModelSpec  # noqa: E402
 from sinsim.learn.datasets import load_dataset  # noqa: E402
 from sinsim.learn.models import build_model, training_flops_per_sample  # noqa: E402
 from sinsim.learn.strategies import SpaceDML  # noqa: E402

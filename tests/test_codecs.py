@@ -13,14 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sinsim.learn.alq import GroupSpec, QLayer, QuantizedModel, model_layout
+from sinsim.learn.alq_codec import ALQCodec, alq_payload_bytes
 from sinsim.learn.codecs import (
     CODECS,
-    ALQCodec,
     CodecError,
     Float16Codec,
     Int8Codec,
     ModelSpec,
-    alq_payload_bytes,
     dequantize_uint8,
     quantize_uint8,
 )

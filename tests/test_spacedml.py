@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from sinsim.learn import alq
-from sinsim.learn.codecs import ALQCodec, ModelSpec
+from sinsim.learn.alq_codec import ALQCodec
+from sinsim.learn.codecs import ModelSpec
 from sinsim.learn.models import build_model
 from sinsim.learn.strategies import SpaceDML, build_strategy
 from sinsim.scenario import validate_scenario

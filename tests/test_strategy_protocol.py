@@ -18,7 +18,6 @@ from sinsim.scenario import LinkDirection, validate_scenario
 from sinsim.scenario.model import BUDGET_KEYS
 from sinsim.space.links import BudgetLinkParams
 
-
 # ---------------------------------------------------------------------------------------------
 # the worked example of docs/design.md: FedAvg with a server learning rate (Reddi et al. 2021,
 # "Adaptive Federated Optimization", FedAvg's server step: w <- w + server_lr (mean - w))
@@ -178,5 +177,5 @@ def test_a_codec_declares_its_parameters_and_a_strategy_chooses_it_by_kind():
 
 
 def test_every_budget_parameter_is_a_key_of_a_link_direction():
-    assert BUDGET_KEYS == tuple(BudgetLinkParams.__dataclass_fields__)
+    assert tuple(BudgetLinkParams.__dataclass_fields__) == BUDGET_KEYS
     assert set(BUDGET_KEYS) <= set(LinkDirection.model_fields)

@@ -9,7 +9,7 @@ beta_gi in {-1,+1}^n and a coordinate alpha_gi, and the group's weights are
 Tensors: ``B`` int8 ``[G, I_max, n]`` (+-1 in valid slots, 0 elsewhere), ``alpha`` float32
 ``[G, I_max]`` (0 in invalid slots), ``mask`` bool ``[G, I_max]``. `QLayer` holds one such
 tensor, `QuantizedModel` a whole model as it crosses a link (the wire format is
-`sinsim.learn.codecs.ALQCodec`); `canonical` is the form that goes on the wire.
+`sinsim.learn.alq_codec.ALQCodec`); `canonical` is the form that goes on the wire.
 """
 
 from __future__ import annotations

@@ -13,20 +13,21 @@ Modules: ``model`` (the sections and :class:`Scenario`), ``loading``
 (files, overrides, error messages).
 """
 
+from sinsim.params import Duration, Float, Int, PositiveDuration, parse_duration_s
 from sinsim.scenario.loading import apply_override, load_scenario, validate_scenario
 from sinsim.scenario.model import (
     Algorithm,
+    BernoulliLoss,
     CircularOrbit,
     Clients,
     Compute,
     Contacts,
     Failures,
+    GilbertElliottLoss,
     GroundStationSpec,
     LinkDirection,
     Links,
     Loiter,
-    BernoulliLoss,
-    GilbertElliottLoss,
     Loss,
     NoLoss,
     Partition,
@@ -39,7 +40,6 @@ from sinsim.scenario.model import (
     UAVSpec,
     Walker,
 )
-from sinsim.params import Duration, Float, Int, PositiveDuration, parse_duration_s
 
 __all__ = [
     "Algorithm",

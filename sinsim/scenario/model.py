@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-
 from sinsim.learn.datasets import DATASETS
 from sinsim.learn.models import MODELS
 from sinsim.learn.strategies import STRATEGIES
@@ -18,8 +17,8 @@ from sinsim.params import (
     Float,
     Int,
     PositiveDuration,
-    UtcDatetime,
     Section,
+    UtcDatetime,
     one_of,
 )
 from sinsim.space.links import BudgetLinkParams

@@ -133,8 +133,9 @@ class Strategy(ABC):
         """What this strategy keeps for ``client`` between its rounds (None: nothing)."""
         return None
 
-    def set_client_state(self, client: int, state: Any) -> None:
-        """Commit what ``client_update`` returned in ``ClientUpdate.state``."""
+    def set_client_state(self, client: int, state: Any) -> None:  # noqa: B027 - optional
+        """Commit what ``client_update`` returned in ``ClientUpdate.state`` (by default the
+        strategy keeps nothing)."""
 
     # -- the server ------------------------------------------------------------------------
     @abstractmethod

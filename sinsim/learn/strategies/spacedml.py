@@ -13,7 +13,8 @@ from pydantic import Field, field_validator
 
 from sinsim.learn import alq
 from sinsim.learn.aggregation import WeightedMean
-from sinsim.learn.codecs import ALQCodec, ModelSpec
+from sinsim.learn.alq_codec import ALQCodec
+from sinsim.learn.codecs import ModelSpec
 from sinsim.learn.schedule import parse_schedule
 from sinsim.learn.strategies.base import ClientUpdate, State, Strategy
 from sinsim.learn.training import LocalTrainer
