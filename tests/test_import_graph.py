@@ -10,8 +10,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "sinsim"
 
@@ -85,8 +83,6 @@ def test_sim_has_no_import_circle():
     assert find_cycle(sim) is None, f"import circle: {' -> '.join(find_cycle(sim))}"
 
 
-@pytest.mark.xfail(reason="sinsim.cli <-> sinsim.studies (fidelity, report, table1): the CLI "
-                          "and studies parts of issue 11 remove it", strict=False)
 def test_sinsim_has_no_import_circle():
     cycle = find_cycle(import_graph())
     assert cycle is None, f"import circle: {' -> '.join(cycle)}"
