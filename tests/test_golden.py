@@ -1,0 +1,79 @@
+"""Golden tables: every scenario in ``scenarios/``, run for 2 rounds, gives the tables stored in
+``tests/data/golden/<scenario>/`` (``rounds.csv`` without ``host_wall_s``, ``transfers.csv``,
+``clients.csv`` and, for orbital scenarios, ``contacts.csv``). A refactor keeps them unchanged;
+a change that is meant to move a number regenerates them, and says so in its commit::
+
+    .venv/bin/python -m tests.test_golden          # rewrites tests/data/golden/
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "tests" / "data" / "golden"
+SCENARIOS = sorted(p.stem for p in (ROOT / "scenarios").glob("*.yaml"))
+TABLES = ("rounds.csv", "transfers.csv", "clients.csv", "contacts.csv")
+WALL_CLOCK = ("host_wall_s",)  # the host's clock: differs between any two runs
+
+
+def run_two_rounds(name: str, out: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SINSIM_DATA_DIR": str(ROOT / "data")}
+    return subprocess.run(
+        [sys.executable, "-m", "sinsim", f"scenarios/{name}.yaml", "--out", str(out),
+         "--set", "training.rounds=2", "--quiet"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path).drop(columns=list(WALL_CLOCK), errors="ignore")
+
+
+def test_every_scenario_has_golden_tables():
+    assert SCENARIOS, "no scenarios found"
+    missing = [n for n in SCENARIOS if not (GOLDEN / n / "rounds.csv").exists()]
+    assert not missing, f"regenerate golden tables (python -m tests.test_golden): {missing}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_two_rounds_give_the_golden_tables(name, tmp_path):
+    if name == "paper_table1_fmnist" and not Path("/usr/share/datasets/fashion-mnist").exists():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    proc = run_two_rounds(name, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for table in TABLES:
+        golden = GOLDEN / name / table
+        if not golden.exists():
+            assert not (tmp_path / table).exists(), f"{table} is new: regenerate the goldens"
+            continue
+        pd.testing.assert_frame_equal(read_table(tmp_path / table), read_table(golden),
+                                      check_exact=True, obj=f"{name}/{table}")
+
+
+def regenerate() -> None:
+    import shutil
+    import tempfile
+
+    for name in SCENARIOS:
+        with tempfile.TemporaryDirectory() as tmp:
+            proc = run_two_rounds(name, Path(tmp))
+            if proc.returncode != 0:
+                sys.exit(f"{name}: {proc.stderr}")
+            dest = GOLDEN / name
+            shutil.rmtree(dest, ignore_errors=True)
+            dest.mkdir(parents=True)
+            for table in TABLES:
+                if (Path(tmp) / table).exists():
+                    shutil.copy(Path(tmp) / table, dest / table)
+        print(f"{name}: {dest}")
+
+
+if __name__ == "__main__":
+    regenerate()
