@@ -20,7 +20,9 @@ from sinsim.scenario.model import Algorithm, Scenario
 
 def read_yaml_mapping(path: Path, what: str, needs: str) -> dict[str, Any]:
     """The top-level mapping of a YAML file (a ``what`` file that ``needs`` some keys); any
-    problem reading or parsing it is a :class:`ConfigError` naming the file."""
+    problem reading or parsing it is a :class:`ConfigError` naming the file, and so are a key
+    given twice in a mapping and aliases that expand past :data:`MAX_YAML_NODES` (see
+    :func:`parse_yaml`)."""
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -31,18 +33,125 @@ def read_yaml_mapping(path: Path, what: str, needs: str) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read the file: {e}", file=file) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = parse_yaml(text, file=file)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"not valid YAML{where}: {problem}", file=file) from None
+        raise ConfigError(f"not valid YAML{_where(e)}: {_problem(e)}", file=file) from None
     if raw is None:
         raise ConfigError(f"the file is empty; a {what} needs at least {needs}", file=file)
     if not isinstance(raw, dict):
         raise ConfigError(f"a {what} must be a mapping of keys, got a {type(raw).__name__}",
                           file=file)
     return raw
+
+
+def _where(e: yaml.YAMLError) -> str:
+    mark = getattr(e, "problem_mark", None)
+    return f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+
+
+def _problem(e: yaml.YAMLError) -> str:
+    return getattr(e, "problem", None) or str(e).splitlines()[0]
+
+
+# ----------------------------------------------------------------------------- strict YAML
+# YAML nodes (keys and values) a document may hold with its aliases expanded: the largest
+# bundled file, scenarios/uav_swarm.yaml, has 267 (scenarios/tiny.yaml 63, the largest sweep
+# 120), so no real file is near it; a "billion laughs" file (9 levels of 10 aliases: 10**9
+# strings from under 1 kB) is stopped after this many steps (0.06 s) instead of filling memory.
+MAX_YAML_NODES = 100_000
+# mappings and lists inside each other (a scenario nests about 6 deep): a deeper document,
+# or an alias inside the node it names, is refused before Python's recursion limit
+MAX_YAML_DEPTH = 100
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def parse_yaml(text: str, *, file: str | None = None, key: str | None = None) -> Any:
+    """``yaml.safe_load(text)``, strictly: a key given twice in a mapping, aliases that
+    expand past :data:`MAX_YAML_NODES` nodes, nesting past :data:`MAX_YAML_DEPTH` and a
+    value that cannot be read (a date such as 2026-13-01, an integer of 5,000 digits) are
+    :class:`ConfigError` naming ``file`` and the key path (below ``key`` when the text is a
+    ``--set`` value); text that is not YAML raises :class:`yaml.YAMLError` as ``safe_load``
+    does."""
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise ConfigError(f"nested more than {MAX_YAML_DEPTH} levels deep", file=file,
+                              key=key) from None
+        if node is None:
+            return None
+        _StrictWalk(loader, file, key).visit(node, (), 0)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+class _StrictWalk:
+    """One pass over a composed YAML document with its aliases expanded: counts the nodes,
+    keeps the key path, finds keys given twice and constructs every scalar (the constructor
+    caches them, so the document is then built without reading them again)."""
+
+    def __init__(self, loader: yaml.SafeLoader, file: str | None, key: str | None):
+        self.loader, self.file, self.key = loader, file, key
+        self.nodes = 0
+        self.open: set[int] = set()  # the collections being walked (an alias to one is a loop)
+
+    def error(self, message: str, path: tuple[str, ...]) -> ConfigError:
+        key = ".".join(p for p in (self.key, *path) if p) or None
+        return ConfigError(message, file=self.file, key=key)
+
+    def visit(self, node: yaml.Node, path: tuple[str, ...], depth: int) -> None:
+        self.nodes += 1
+        if self.nodes > MAX_YAML_NODES:
+            raise self.error(f"more than {MAX_YAML_NODES:,} YAML values with the aliases "
+                             f"expanded (an alias repeats the whole node it names); "
+                             f"no scenario or sweep needs that many", path[:1])
+        if depth > MAX_YAML_DEPTH:
+            raise self.error(f"nested more than {MAX_YAML_DEPTH} levels deep", path[:1])
+        if isinstance(node, yaml.ScalarNode):
+            self.scalar(node, path)
+            return
+        if id(node) in self.open:
+            raise self.error(f"an alias names a node that contains it (the node of line "
+                             f"{node.start_mark.line + 1}); it would repeat without end", path)
+        self.open.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self.visit(item, (*path, str(i)), depth + 1)
+        elif isinstance(node, yaml.MappingNode):
+            self.mapping(node, path, depth)
+        self.open.discard(id(node))
+
+    def mapping(self, node: yaml.MappingNode, path: tuple[str, ...], depth: int) -> None:
+        lines: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:  # `<<: *base`: keys given here override those
+                self.visit(value_node, path, depth + 1)
+                continue
+            self.visit(key_node, path, depth + 1)
+            name = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            here = (*path, name)
+            line = key_node.start_mark.line + 1
+            if isinstance(key_node, yaml.ScalarNode):
+                key = self.loader.construct_object(key_node)
+                if key in lines:  # as the mapping sees it: `1` and `0x1` are one key
+                    where = (f"line {line}" if lines[key] == line else
+                             f"lines {lines[key]} and {line}")
+                    raise self.error(f"key given twice ({where})", here)
+                lines[key] = line
+            self.visit(value_node, here, depth + 1)
+
+    def scalar(self, node: yaml.ScalarNode, path: tuple[str, ...]) -> None:
+        try:
+            self.loader.construct_object(node)
+        except (ValueError, TypeError, OverflowError) as e:
+            why = str(e)
+            if "integer string conversion" in why:  # Python's own limit on digits
+                why = f"an integer of {len(node.value)} characters is too long to read"
+            text = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+            raise self.error(f"cannot read {text!r} (line {node.start_mark.line + 1}): {why}",
+                             path) from None
 
 
 def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
@@ -78,7 +187,7 @@ def apply_override(raw: dict[str, Any], item: str, *, file: str | None = None) -
     if not sep or not key:
         raise ConfigError(f"--set expects key.path=value, got {item!r}", file=file)
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        value = parse_yaml(text, file=file, key=key) if text.strip() else None
     except yaml.YAMLError:
         value = text
     parts = key.split(".")
@@ -212,6 +321,8 @@ def _config_error(error: ValidationError, file: str | None, raw: Any = None) -> 
         if isinstance(bound, float) and bound.is_integer():
             bound = int(bound)
         msg = f"must be {op} {bound}, got {value!r}"
+    elif kind == "finite_number":  # text such as "inf" or "nan" for a number
+        msg = f"must be a finite number, got {value!r}"
     elif kind == "missing":
         msg = "required key is missing"
     elif kind in ("union_tag_invalid", "union_tag_not_found"):
