@@ -15,6 +15,7 @@ from sinsim.learn.strategies import STRATEGIES
 from sinsim.params import (
     Duration,
     Float,
+    Float32,
     Int,
     PositiveDuration,
     Section,
@@ -22,6 +23,11 @@ from sinsim.params import (
     one_of,
 )
 from sinsim.space.links import BudgetLinkParams
+
+# bounds of integers that a library takes as a fixed-width C integer (or that spawn processes)
+MAX_SEED = 2**64 - 1
+MAX_CPU_THREADS = 1024
+MAX_WORKERS = 256
 
 # the link-budget parameters a link direction may set (the dataclass declares them)
 BUDGET_KEYS = tuple(f.name for f in dataclasses.fields(BudgetLinkParams))
@@ -292,8 +298,8 @@ class Training(Section):
     clients_per_round: Int = Field(default=10, gt=0)
     local_epochs: Int = Field(default=1, gt=0)
     batch_size: Int = Field(default=10, gt=0)
-    lr: Float = Field(default=0.01, gt=0)
-    momentum: Float = Field(default=0.0, ge=0, lt=1)
+    lr: Float32 = Field(default=0.01, gt=0)
+    momentum: Float32 = Field(default=0.0, ge=0, lt=1)
     eval_batch_size: Int = Field(default=1000, gt=0)
     round_deadline: PositiveDuration = 3600.0
     selection: Annotated[Selection, BeforeValidator(_selection)] = Selection()
@@ -302,10 +308,12 @@ class Training(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # torch intra-op threads on the CPU: LeNet-5 steps are too small to gain from more, and
     # ALQ's many small tensor operations lose several-fold to thread hand-offs
-    cpu_threads: Int = Field(default=1, gt=0)
+    # (at most MAX_CPU_THREADS: torch.set_num_threads takes a C int and 2**31 overflows it)
+    cpu_threads: Int = Field(default=1, gt=0, le=MAX_CPU_THREADS)
     # processes that train a round's clients (this one included; same tables as 1): ``auto``
     # one per cpu_threads idle cores (cores minus the load average), at most clients_per_round
-    # and 8 (sinsim.learn.parallel.resolve_workers)
+    # and 8 (sinsim.learn.parallel.resolve_workers); a number: that many processes (at most
+    # MAX_WORKERS: each holds pipes and a copy of the data, and 10**20 of them ran out of files)
     workers: int | Literal["auto"] = "auto"
     # FedAvg clients of a round trained together in one vectorised step (torch.func.vmap):
     # equal to the sequential numbers up to floating-point summation order
@@ -317,6 +325,8 @@ class Training(Section):
         if v == "auto" and isinstance(v, str):
             return v
         if isinstance(v, int) and not isinstance(v, bool) and v >= 1:
+            if v > MAX_WORKERS:
+                raise ValueError(f"must be at most {MAX_WORKERS} processes, got {v}")
             return v
         raise ValueError(f"must be auto or a whole number >= 1, got {v!r}")
 
@@ -384,7 +394,8 @@ def _algorithm(value: Any) -> Any:
 
 class Scenario(Section):
     name: str = Field(min_length=1)
-    seed: Int = Field(default=0, ge=0)
+    # torch.manual_seed takes an unsigned 64-bit integer (2**64 overflows it)
+    seed: Int = Field(default=0, ge=0, le=MAX_SEED)
     start: UtcDatetime = datetime(2026, 1, 1, tzinfo=timezone.utc)
     horizon: PositiveDuration = 86400.0
     clients: Clients

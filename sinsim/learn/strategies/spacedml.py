@@ -18,7 +18,7 @@ from sinsim.learn.codecs import ModelSpec
 from sinsim.learn.schedule import parse_schedule
 from sinsim.learn.strategies.base import ClientUpdate, State, Strategy
 from sinsim.learn.training import LocalTrainer
-from sinsim.params import Float, Int, Section
+from sinsim.params import Float, Float32, Int, Section
 
 
 class SpaceDMLParams(Section):
@@ -35,8 +35,8 @@ class SpaceDMLParams(Section):
     pretrain_epochs: Int = Field(default=1, ge=0)      # fp32 SGD before the sketch at i_max
     start: Literal["server", "resketch"] = "server"    # when the client does not pre-train
     moments: Literal["fresh", "persistent"] = "fresh"
-    lr: Float = Field(default=1e-3, gt=0)
-    prune_lr: Float = Field(default=1.2e-6, gt=0)
+    lr: Float32 = Field(default=1e-3, gt=0)            # float32 steps (AMSGrad, Adam)
+    prune_lr: Float32 = Field(default=1.2e-6, gt=0)
     top_k: Float = Field(default=0.005, gt=0, le=1)
     pool_factor: Float = Field(default=2.0, ge=1)  # pruning candidates / pruned, short phases
     # survival: a phase keeps ~e^-pr of the slots it starts with (the ALQ reference code);
