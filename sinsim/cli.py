@@ -17,7 +17,9 @@ Exit status: 0 success; 2 bad input (message names the file and key, no tracebac
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -130,6 +132,77 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return _parser().parse_args(argv)
 
 
+# ---------------------------------------------------------------------------- output paths
+class OutputPathError(InputError):
+    """A ``--out`` that cannot be written: the message names that path (not the scenario)."""
+
+
+def _output_dir(path: str | Path, *, create: bool = True) -> Path:
+    """``path`` as a directory this process can write into, created (with its parents) if
+    need be: checked before any work starts, so that a bad ``--out`` is bad input (exit 2)
+    and leaves nothing behind, not a failure after the run. ``create=False`` only checks that
+    it exists and is writable, or could be created (for commands that read their input after
+    this check and create the directory themselves)."""
+    out = Path(path)
+    try:
+        if out.exists() and not out.is_dir():
+            raise OutputPathError(f"--out {out}: is a file, not a directory")
+        missing = [d for d in (out, *out.parents) if not d.exists()][::-1]
+        if not create:
+            base = out.parents[len(missing) - 1] if missing else out
+            if not base.is_dir():
+                raise OutputPathError(f"--out {out}: cannot create the directory: {base} is a "
+                                      "file")
+            if not os.access(base, os.W_OK | os.X_OK):
+                raise OutputPathError(f"--out {out}: cannot write into {base}: permission "
+                                      "denied")
+            return out
+    except OSError as e:  # a parent that cannot be searched
+        raise OutputPathError(f"--out {out}: {_why(e, out)}") from None
+    for i, d in enumerate(missing):
+        try:
+            d.mkdir()
+        except OSError as e:
+            for made in reversed(missing[:i]):
+                made.rmdir()
+            raise OutputPathError(f"--out {out}: cannot create the directory: "
+                                  f"{_why(e, d)}") from None
+    try:
+        with tempfile.TemporaryFile(dir=out, prefix=".sinsim-probe-"):
+            pass
+    except OSError as e:
+        for made in reversed(missing):
+            made.rmdir()
+        raise OutputPathError(f"--out {out}: cannot write into the directory: "
+                              f"{_why(e, out)}") from None
+    return out
+
+
+def _output_file(path: str) -> Path:
+    """``path`` as a file that can be written (its folder exists and is writable; it is not
+    a directory), checked before the tables are read."""
+    out = Path(path)
+    folder = out.parent
+    if out.is_dir():
+        raise OutputPathError(f"--out {out}: is a directory, not a file")
+    if not folder.is_dir():
+        raise OutputPathError(f"--out {out}: no such directory {str(folder)!r}")
+    if (out.exists() and not os.access(out, os.W_OK)) or not os.access(folder, os.W_OK):
+        raise OutputPathError(f"--out {out}: cannot write the file: permission denied")
+    return out
+
+
+def _why(error: OSError, path: Path) -> str:
+    """Why ``path`` could not be made: the ancestor that is a file, else the system's word."""
+    for d in path.parents:
+        try:
+            if d.exists() and not d.is_dir():
+                return f"{d} is a file"
+        except OSError:  # cannot even look
+            break
+    return (error.strerror or str(error)).lower()
+
+
 # -------------------------------------------------------------------------------- commands
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
@@ -138,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         msg = str(e)
         source = getattr(args, "scenario", None)
-        if source and source not in msg:
+        if source and source not in msg and not isinstance(e, OutputPathError):
             msg = f"{source}: {msg}"
         print(f"sinsim: error: {msg}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -156,7 +229,7 @@ def _run(args: argparse.Namespace) -> int:
     from sinsim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
-    out = Path(args.out) if args.out else Path("results") / scenario.name
+    out = _output_dir(args.out or Path("results") / scenario.name)
 
     from tqdm.auto import tqdm
 
@@ -197,7 +270,7 @@ def _contacts(args: argparse.Namespace) -> int:
     if not scenario.clients.orbital:
         raise ConfigError("abstract clients (clients.count) have no contact plan; give walker, "
                           "tle or uavs", key="clients")
-    out = Path(args.out) if args.out else Path("results") / scenario.name
+    out = _output_dir(args.out or Path("results") / scenario.name)
     topology = build_topology(scenario)
     write_topology(topology, out)
     info = contacts_info(topology)
@@ -214,8 +287,9 @@ def _contacts(args: argparse.Namespace) -> int:
 def _plot(args: argparse.Namespace) -> int:
     from sinsim.studies.plots import plot_results
 
+    out = _output_dir(args.out, create=False) if args.out else None  # plot_results makes it
     try:
-        paths = plot_results(args.results, args.out, tuple(args.formats or ("png", "pdf")))
+        paths = plot_results(args.results, out, tuple(args.formats or ("png", "pdf")))
     except (FileNotFoundError, ValueError) as e:  # no tables, unreadable tables, bad --format
         raise InputError(str(e)) from None
     for p in paths:
@@ -230,7 +304,7 @@ def _sweep(args: argparse.Namespace) -> int:
         raise InputError("--scheduler is for --executor dask, not local")
     plan = plan_sweep(args.sweep, executor=args.executor, workers=args.workers,
                       address=args.scheduler)
-    out = Path(args.out) if args.out else Path("results") / plan.name
+    out = _output_dir(args.out or Path("results") / plan.name)
     r = run_sweep(plan, out, progress=False if args.quiet else None)
     print(f"sweep {plan.name}: {len(plan.runs)} runs: {len(r.done)} done, {len(r.skipped)} "
           f"skipped (already finished), {len(r.failed)} failed "
@@ -246,30 +320,33 @@ def _sweep(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if r.failed else EXIT_OK
 
 
-def _markdown(text: str, out: str | None) -> int:
-    """Print a summary of tables, and write it to ``out`` when given."""
+def _markdown(make: Callable[[], str], out: str | None) -> int:
+    """Print a summary of tables (``make`` reads them), and write it to ``out`` when given
+    (checked first)."""
+    path = _output_file(out) if out else None
+    text = make()
     print(text)
-    if out:
-        Path(out).write_text(text, encoding="utf-8")
+    if path:
+        path.write_text(text, encoding="utf-8")
     return EXIT_OK
 
 
 def _table1(args: argparse.Namespace) -> int:
     from sinsim.studies.table1 import markdown
 
-    return _markdown(markdown(args.dirs, args.target), args.out)
+    return _markdown(lambda: markdown(args.dirs, args.target), args.out)
 
 
 def _report(args: argparse.Namespace) -> int:
     from sinsim.studies.report import report
 
-    return _markdown(report(args.dirs), args.out)
+    return _markdown(lambda: report(args.dirs), args.out)
 
 
 def _fidelity(args: argparse.Namespace) -> int:
     from sinsim.studies.fidelity import markdown
 
-    return _markdown(markdown(args.dirs), args.out)
+    return _markdown(lambda: markdown(args.dirs), args.out)
 
 
 if __name__ == "__main__":  # pragma: no cover
