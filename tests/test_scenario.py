@@ -205,6 +205,24 @@ BAD_VALUES = [
     ("workers-boolean", "training.workers", True, "training.workers", ["got True"]),
     ("batched-not-boolean", "training.batched", "sometimes", "training.batched",
      ["valid boolean", "got 'sometimes'"]),
+    # values that cannot be represented where they are used (tests/test_inputs_strict.py)
+    ("lr-past-float32", "training.lr", 1e308, "training.lr",
+     ["1e+308 cannot be represented as a float32 (largest 3.4e+38)"]),
+    ("lr-rounds-to-zero-in-float32", "training.lr", 1e-50, "training.lr",
+     ["1e-50 rounds to 0 as a float32"]),
+    ("spacedml-lr-past-float32", "algorithms", [{"spacedml": {"lr": 1e39}}], "algorithms.0.lr",
+     ["1e+39 cannot be represented as a float32"]),
+    ("nan-probability", "links.loss", {"kind": "bernoulli", "p": float("nan")}, "links.loss.p",
+     ["must be a finite number, got nan"]),
+    ("infinite-rate", "links.uplink.rate_bps", float("inf"), "links.uplink.rate_bps",
+     ["must be a finite number, got inf"]),
+    ("infinite-horizon", "horizon", float("inf"), "horizon",
+     ["expected a finite duration, got inf"]),
+    ("seed-past-64-bits", "seed", 2**64, "seed", ["must be <= 18446744073709551615"]),
+    ("too-many-workers", "training.workers", 10**20, "training.workers",
+     ["must be at most 256 processes"]),
+    ("cpu-threads-past-c-int", "training.cpu_threads", 2**31, "training.cpu_threads",
+     ["must be <= 1024"]),
 ]
 
 
@@ -313,8 +331,12 @@ def test_boolean_is_not_an_integer(write_yaml, tiny_raw):
         ("name: x\nclients: {count: [4\n", "not valid YAML"),
         ("- name: x\n- clients: 4\n", "must be a mapping of keys, got a list"),
         ("just a string\n", "must be a mapping of keys, got a str"),
+        ("name: x\nclients: {count: 4}\nname: y\n", "name: key given twice (lines 1 and 3)"),
+        ("name: x\nclients: &c {count: 4, more: *c}\n", "an alias names a node that contains"),
+        ("name: x\nstart: 2026-02-30\n", "start: cannot read '2026-02-30' (line 2)"),
     ],
-    ids=["empty", "comments-only", "unbalanced-brackets", "list", "scalar"],
+    ids=["empty", "comments-only", "unbalanced-brackets", "list", "scalar", "key-twice",
+         "alias-loop", "bad-date"],
 )
 def test_malformed_file_is_a_config_error_naming_the_file(write_yaml, text, fragment):
     # Prepare

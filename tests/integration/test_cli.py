@@ -122,6 +122,13 @@ def test_set_overrides_reach_the_run(tmp_path):
          "algorithms.0.pruning_ratio: must be > 0, got -1"),
         (("scenarios/tiny.yaml", "--set", "algorithms=[spacedml, spacedml]"),
          "algorithm listed twice: spacedml (give each entry its own `label`)"),
+        (("scenarios/tiny.yaml", "--set", "training.lr=1e308"),
+         "scenarios/tiny.yaml: training.lr: 1e+308 cannot be represented as a float32 "
+         "(largest 3.4e+38)"),
+        (("scenarios/tiny.yaml", "--set", "links.loss.p=.nan"),
+         "scenarios/tiny.yaml: links.loss.p: must be a finite number, got nan"),
+        (("scenarios/tiny.yaml", "--set", "training={rounds: 1, rounds: 2}"),
+         "scenarios/tiny.yaml: training.rounds: key given twice (line 1)"),
     ],
 )
 def test_bad_input_exits_2_without_traceback(args, needle):
@@ -150,11 +157,98 @@ def test_too_many_clients_for_the_data_exits_2(tmp_path):
 
 
 def test_failure_while_running_exits_1(tmp_path):
-    blocker = tmp_path / "blocked"
-    blocker.write_text("a file where the results directory should be")
-    proc = sinsim("scenarios/tiny.yaml", "--out", str(blocker / "sub"))
+    # a run that breaks after its input was accepted (here: the engine, made to fail)
+    code = ("import sys, sinsim.sim.engine as engine\n"
+            "def broken(*args, **kwargs):\n"
+            "    raise RuntimeError('the engine broke')\n"
+            "engine.run_scenario = broken\n"
+            "from sinsim.cli import main\n"
+            f"sys.exit(main(['scenarios/tiny.yaml', '--out', {str(tmp_path / 'o')!r}]))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
     assert proc.returncode == 1
-    assert "run failed" in proc.stderr
+    assert "run failed: RuntimeError: the engine broke" in proc.stderr
+    assert "Traceback" in proc.stderr  # a failure keeps its traceback; bad input does not
+
+
+def _one_line_bad_input(proc: subprocess.CompletedProcess, needle: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_key_given_twice_in_a_scenario_file_exits_2(tmp_path):
+    scenario = tmp_path / "twice.yaml"
+    scenario.write_text((ROOT / "scenarios" / "tiny.yaml").read_text() + "training:\n  lr: 1\n")
+    proc = sinsim(str(scenario), "--out", str(tmp_path / "o"))
+    _one_line_bad_input(proc, f"sinsim: error: {scenario}: training: key given twice (lines 14 "
+                              "and 29)")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_billion_laughs_exits_2(tmp_path):
+    levels = [f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, 10)]
+    bomb = tmp_path / "lol.yaml"
+    bomb.write_text("name: lol\nl0: &l0 [" + ", ".join(["lol"] * 10) + "]\n"
+                    + "\n".join(levels) + "\n")
+    proc = subprocess.run([sys.executable, "-m", "sinsim", str(bomb)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)  # 10**9 strings unchecked
+    _one_line_bad_input(proc, f"{bomb}: l4: more than 100,000 YAML values")
+
+
+@pytest.fixture
+def blocker(tmp_path) -> Path:
+    path = tmp_path / "blocker"
+    path.write_text("a file where a directory should be")
+    return path
+
+
+STORED_RUN = str(ROOT / "tests" / "data" / "results_small" / "tiny")
+
+
+@pytest.mark.parametrize(("command", "under"), [
+    (("scenarios/tiny.yaml",), False),
+    (("run", "scenarios/tiny.yaml"), True),
+    (("contacts", "scenarios/leo_walker.yaml"), False),
+    (("contacts", "scenarios/leo_walker.yaml"), True),
+    (("sweep", "sweeps/tiny.yaml"), False),
+    (("sweep", "sweeps/tiny.yaml"), True),
+    (("plot", STORED_RUN), False),
+    (("plot", STORED_RUN), True),
+], ids=["run-file", "run-under-file", "contacts-file", "contacts-under-file", "sweep-file",
+        "sweep-under-file", "plot-file", "plot-under-file"])
+def test_out_that_is_a_file_or_under_one_exits_2_before_any_work(blocker, command, under):
+    out = blocker / "sub" / "dir" if under else blocker
+    proc = sinsim(*command, "--out", str(out))
+    why = f"cannot create the directory: {blocker} is a file" if under else (
+        "is a file, not a directory")
+    _one_line_bad_input(proc, f"sinsim: error: --out {out}: {why}")
+    assert blocker.read_text() == "a file where a directory should be"
+    assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("command", ["table1", "report", "fidelity"])
+def test_markdown_out_that_is_a_directory_exits_2(tmp_path, command):
+    proc = sinsim(command, STORED_RUN, "--out", str(tmp_path))
+    _one_line_bad_input(proc, f"sinsim: error: --out {tmp_path}: is a directory, not a file")
+    assert proc.stdout == ""
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="needs POSIX permissions that apply (root writes anywhere)")
+def test_out_under_a_read_only_directory_exits_2(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        proc = sinsim("scenarios/tiny.yaml", "--out", str(ro / "out"))
+        _one_line_bad_input(proc, f"--out {ro / 'out'}: cannot create the directory: "
+                                  "permission denied")
+        proc = sinsim("scenarios/tiny.yaml", "--out", str(ro))
+        _one_line_bad_input(proc, f"--out {ro}: cannot write into the directory")
+    finally:
+        ro.chmod(0o755)
 
 
 @pytest.mark.slow
