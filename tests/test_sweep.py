@@ -204,6 +204,20 @@ def test_cli_options_override_the_executor(sweep_file):
     assert plan.executor.model_dump() == {"kind": "local", "workers": 2, "address": None}
 
 
+@pytest.mark.parametrize(("address", "needle"), [
+    ("nonsense", "ValueError: missing port number"),
+    ("foo://h:1", "ValueError: unknown address scheme 'foo'"),
+    ("tcp://127.0.0.1:1", "OSError: Timed out trying to connect"),  # nothing listens on port 1
+])
+def test_a_scheduler_that_cannot_be_reached_is_bad_input(capsys, sweep_file, address, needle):
+    dask = pytest.importorskip("dask")
+    pytest.importorskip("distributed")
+    path = sweep_file(grid={"training.lr": [0.1]})
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        err = _exit_2(capsys, path, "--scheduler", address)
+    assert f"cannot connect to the Dask scheduler at {address!r}" in err and needle in err
+
+
 # --- running: skip, rerun, failures, the table (fake runs in a real process pool) --------------
 
 

@@ -4,7 +4,14 @@ scheduler at an address; install ``sinsim[dask]``). Runs are deterministic given
 seed, so both give the same tables (except ``host_wall_s``).
 
 A task is ``(scenario path, overrides, output directory)``: the worker loads the scenario itself,
-which keeps the task picklable and the same on both executors.
+which keeps the task picklable and the same on both executors. Paths are absolute, so workers on
+other machines need the same paths (a shared filesystem), ``sinsim`` importable and the data
+(``SINSIM_DATA_DIR``, else ``./data`` of their working directory).
+
+On a cluster a worker may die mid-run. The scheduler then reruns its task on another worker (at
+most ``distributed.scheduler.allowed-failures`` times, 3 by default; then the run is reported
+failed with ``KilledWorker``), and a task that raises is resubmitted :data:`RETRIES` times. Every
+attempt starts from an empty run directory, so nothing the dead attempt half-wrote survives.
 """
 
 from __future__ import annotations
@@ -12,27 +19,39 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sinsim.errors import ConfigError
+from sinsim.errors import ConfigError, InputError
 from sinsim.scenario import load_scenario
 from sinsim.sweep.plan import DASK_HINT, ExecutorSpec, RunSpec
 
-__all__ = ["run_one", "run_local", "run_dask", "cores", "RunFn", "Task", "Finished"]
+__all__ = ["run_one", "run_local", "run_dask", "cores", "RunFn", "Task", "Finished", "RETRIES"]
+
+RETRIES = 2  # Dask resubmits a task that raised this many times (a dead worker: see above)
 
 RunFn = Callable[[str, Sequence[str], str], dict[str, Any]]
 Task = tuple[RunSpec, tuple[str, list[str], str]]  # a run and the arguments of its RunFn
 Finished = Callable[[RunSpec, dict[str, Any]], None]
+
+# One run at a time per process: torch's thread count and seeding are process-wide, so runs in
+# threads of one process (a Dask worker started with --nthreads > 1) would disturb each other.
+_ONE_RUN = threading.Lock()
 
 
 def run_one(scenario_path: str, overrides: Sequence[str], out_dir: str) -> dict[str, Any]:
     """Run one scenario into ``out_dir`` (in a worker process, one torch thread). Never raises:
     returns ``{"status": "complete" | "failed", "error", "wall_s"}``; a failed run's traceback
     goes to ``out_dir/error.txt``."""
+    with _ONE_RUN:
+        return _run_one(scenario_path, overrides, out_dir)
+
+
+def _run_one(scenario_path: str, overrides: Sequence[str], out_dir: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     out = Path(out_dir)
     try:
@@ -42,7 +61,9 @@ def run_one(scenario_path: str, overrides: Sequence[str], out_dir: str) -> dict[
 
         torch.set_num_threads(1)
         if out.exists():
-            shutil.rmtree(out)  # a failed or outdated attempt: start clean
+            # a failed, outdated or killed attempt (a Dask worker that died mid-run): its
+            # partial tables must not mix with this attempt's, so start from an empty directory
+            shutil.rmtree(out)
         scenario = load_scenario(scenario_path, overrides)
         run_scenario(scenario, out)
         return {"status": "complete", "error": None, "wall_s": time.perf_counter() - t0}
@@ -83,8 +104,8 @@ def run_dask(tasks: Sequence[Task], ex: ExecutorSpec, workers: int, run_fn: RunF
         raise ConfigError(f"{DASK_HINT} ({e})", file=file) from None
     cluster = None
     if ex.address:
-        client = Client(ex.address)
-        workers = len(client.nthreads()) or workers
+        client = _connect(Client, ex.address)
+        workers = len(client.nthreads())  # may be 0: the runs wait for workers to join
     else:
         workers = min(workers, len(tasks))
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
@@ -93,17 +114,36 @@ def run_dask(tasks: Sequence[Task], ex: ExecutorSpec, workers: int, run_fn: RunF
     try:
         futures, runs = [], {}
         for run, args in tasks:
-            fut = client.submit(run_fn, *args, pure=False,
+            fut = client.submit(run_fn, *args, pure=False, retries=RETRIES,
                                 key=f"sinsim-{run.run_id}-{os.urandom(4).hex()}")
             futures.append(fut)
             runs[fut.key] = run
         for fut in as_completed(futures):
             finished(runs[fut.key], _result(fut))
+        if ex.address:  # workers may join or leave meanwhile: report the larger count
+            workers = max(workers, len(client.nthreads()))
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
     return workers
+
+
+def _connect(client_cls, address: str):
+    """A client of the scheduler at ``address``; an unreachable or malformed address is bad
+    input (exit 2), named with where it came from."""
+    import asyncio
+
+    from distributed.comm import get_address_host_port
+
+    try:
+        get_address_host_port(address)  # a malformed one fails here, before a Client exists
+        return client_cls(address)
+    except (OSError, ValueError, TypeError, asyncio.TimeoutError) as e:
+        raise InputError(
+            f"cannot connect to the Dask scheduler at {address!r} (--scheduler or "
+            f"executor.address): {type(e).__name__}: {e}; start one with `dask scheduler` and "
+            "give the address it prints (tcp://HOST:PORT)") from None
 
 
 def cores() -> int:
