@@ -79,10 +79,13 @@ def _parser() -> argparse.ArgumentParser:
         c.set_defaults(run=run)
         return c
 
-    command("run", _run, ["scenario", "out", "quiet"],
-            "run every algorithm of a scenario on the same network and seed",
-            "Run every algorithm a scenario lists on the same network and seed; write the "
-            "results directory (default: results/<scenario name>/).")
+    run = command("run", _run, ["scenario", "out", "quiet"],
+                  "run every algorithm of a scenario on the same network and seed",
+                  "Run every algorithm a scenario lists on the same network and seed; write the "
+                  "results directory (default: results/<scenario name>/).")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the run in the results directory from its last complete "
+                          "round (same scenario only), to the tables an uninterrupted run gives")
     command("contacts", _contacts, ["scenario", "out"],
             "compute only the contact plan and the nodes",
             "Compute only the contact plan of a scenario and the nodes it built: "
@@ -246,7 +249,8 @@ def _run(args: argparse.Namespace) -> int:
                             acc=f"{row['test_accuracy']:.3f}")
             bar.update(1)
 
-        summary = run_scenario(scenario, out, on_round_end=on_round_end)
+        summary = run_scenario(scenario, out, on_round_end=on_round_end,
+                               resume=getattr(args, "resume", False))
     wall = time.perf_counter() - t0
     ds = summary["dataset"]
     print(f"scenario {scenario.name}: {ds['name']} from {ds['source']}, "

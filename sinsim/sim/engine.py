@@ -27,9 +27,11 @@ from sinsim.learn.codecs import ModelSpec
 from sinsim.learn.datasets import Dataset, load_dataset, partition_dirichlet, partition_iid
 from sinsim.learn.models import build_model, training_flops_per_sample
 from sinsim.learn.parallel import TrainingPool, resolve_workers
-from sinsim.learn.strategies import RoundContext, build_strategy
+from sinsim.learn.strategies import RoundContext, Strategy, build_strategy
 from sinsim.learn.training import LocalTrainer, TrainConfig, pick_device
 from sinsim.scenario import Algorithm, Scenario
+from sinsim.sim import checkpoint
+from sinsim.sim.checkpoint import AlgorithmState, Checkpoint
 from sinsim.sim.network import Network
 from sinsim.sim.recorder import Recorder
 from sinsim.sim.routing import RouteOutcome, transfer_over_route
@@ -93,20 +95,30 @@ def training_pool(prep: Prepared) -> TrainingPool | None:
 
 def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
                   on_round_end: RoundCallback | None = None,
-                  pool: TrainingPool | None = None) -> dict[str, Any]:
+                  pool: TrainingPool | None = None, *, resume: AlgorithmState | None = None,
+                  on_checkpoint: Callable[[AlgorithmState], None] | None = None
+                  ) -> dict[str, Any]:
     """Run every round of one algorithm in its own SimPy environment; returns its summary.
-    ``pool`` (see ``training_pool``) trains the clients; None: in this process."""
+    ``pool`` (see ``training_pool``) trains the clients; None: in this process. ``resume``
+    continues from a checkpoint taken after a round; ``on_checkpoint`` is given the state after
+    every round (once its rows are on disk)."""
     sc, net = prep.scenario, prep.network
-    strategy = build_strategy(algorithm.name, prep.spec, algorithm.strategy_params,
-                              sc.training.model)
+    strategy: Strategy = build_strategy(algorithm.name, prep.spec, algorithm.strategy_params,
+                                        sc.training.model)
     batched = sc.training.batched and hasattr(strategy, "client_updates_batched")
-    env = simpy.Environment()
     rows: list[dict[str, Any]] = []  # the rounds.csv rows of this algorithm
     global_state = prep.init_state
+    if resume is not None:
+        rows, global_state = list(resume.rows), resume.global_state
+        strategy.restore(resume.strategy)
+    env = simpy.Environment(initial_time=resume.now_s if resume is not None else 0)
+    first = rows[-1]["round"] + 1 if rows else 1
+    if rows and _reached_target(sc, rows[-1]):
+        first = sc.training.rounds + 1  # it had stopped there
 
     def server():
         nonlocal global_state
-        for r in range(1, sc.training.rounds + 1):
+        for r in range(first, sc.training.rounds + 1):
             if env.now >= sc.horizon:
                 break
             wall0 = time.perf_counter()
@@ -150,14 +162,22 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
             recorder.write_round(row, sorted(transfers, key=_transfer_order),
                                  sorted(clients, key=lambda x: x["client"]))
             rows.append(row)
+            if on_checkpoint:
+                on_checkpoint(AlgorithmState(algorithm.label, list(rows), env.now, global_state,
+                                             strategy.checkpoint()))
             if on_round_end:
                 on_round_end(row)
-            if sc.training.stop_at_target and acc >= sc.training.target_accuracy:
+            if _reached_target(sc, row):
                 break
 
     env.process(server())
     env.run()
     return _summary(rows, env.now, sc.training.target_accuracy)
+
+
+def _reached_target(sc: Scenario, row: dict[str, Any]) -> bool:
+    """Does the algorithm stop after this round (``training.stop_at_target``)?"""
+    return sc.training.stop_at_target and row["test_accuracy"] >= sc.training.target_accuracy
 
 
 def _summary(rows: list[dict[str, Any]], sim_time_s: float,
@@ -220,7 +240,7 @@ def _downlinks_delivered(prep: Prepared, rnd: _Round, selected: list[int],
     return [c for _, c in sorted(arrivals, key=lambda a: a[0])]
 
 
-def _client(env: simpy.Environment, prep: Prepared, strategy, rnd: _Round, c: int,
+def _client(env: simpy.Environment, prep: Prepared, strategy: Strategy, rnd: _Round, c: int,
             pool: TrainingPool | None = None):
     sc, net, r = prep.scenario, prep.network, rnd.number
     policy = sc.links.on_loss_of_signal
@@ -272,17 +292,38 @@ def _transfer_row(algorithm: str, r: int, client: str, direction: str,
 
 
 def run_scenario(scenario: Scenario, out_dir, *, on_round_end: RoundCallback | None = None,
-                 on_prepared: Callable[[Prepared], None] | None = None) -> dict[str, Any]:
-    """Run every algorithm of ``scenario`` on the same network and seed; write ``out_dir``."""
+                 on_prepared: Callable[[Prepared], None] | None = None,
+                 resume: bool = False) -> dict[str, Any]:
+    """Run every algorithm of ``scenario`` on the same network and seed; write ``out_dir``.
+
+    ``resume``: continue the run in ``out_dir`` from its last complete round (its checkpoint,
+    ``sinsim.sim.checkpoint``); a run there with another scenario is refused (``ConfigError``),
+    a completed one is not run again, and with nothing to continue the run starts afresh."""
     import skyfield
 
-    recorder = Recorder(out_dir)
+    resolved = scenario.resolved()
+    cp = _resumable(out_dir, resolved) if resume else None
+    if isinstance(cp, dict):  # the run there is complete
+        return cp
+    if cp is None:
+        checkpoint.remove(out_dir)
+    recorder = Recorder(out_dir, resume_counts=cp.counts if cp is not None else None)
+    progress = cp if cp is not None else Checkpoint(resolved, dict(recorder.counts))
     summary: dict[str, Any] = {
         "scenario": scenario.name, "status": "running", "seed": scenario.seed,
         "versions": {"sinsim": sinsim.__version__, "torch": torch.__version__,
                      "skyfield": skyfield.__version__, "simpy": simpy.__version__},
-        "resolved_scenario": scenario.resolved(), "algorithms": {},
+        "resolved_scenario": resolved, "algorithms": {},
     }
+    if cp is not None:
+        summary["resumed_from"] = {"rounds_done": sum(
+            s["rounds_run"] for s in cp.finished.values()) + (
+            len(cp.current.rows) if cp.current is not None else 0)}
+
+    def save(state: AlgorithmState) -> None:
+        progress.current, progress.counts = state, dict(recorder.counts)
+        checkpoint.save(recorder.out_dir, progress)
+
     try:
         topology = orbital_topology(scenario)
         if topology is not None:
@@ -298,12 +339,23 @@ def run_scenario(scenario: Scenario, out_dir, *, on_round_end: RoundCallback | N
         summary["training_processes"] = pool.processes if pool is not None else 1
         try:
             for algorithm in scenario.algorithms:
-                summary["algorithms"][algorithm.label] = run_algorithm(
-                    prep, algorithm, recorder, on_round_end, pool)
+                label = algorithm.label
+                if label in progress.finished:
+                    summary["algorithms"][label] = progress.finished[label]
+                    continue
+                current = progress.current
+                state = current if current is not None and current.label == label else None
+                summary["algorithms"][label] = run_algorithm(
+                    prep, algorithm, recorder, on_round_end, pool, resume=state,
+                    on_checkpoint=save)
+                progress.finished[label] = summary["algorithms"][label]
+                progress.current, progress.counts = None, dict(recorder.counts)
+                checkpoint.save(recorder.out_dir, progress)
         finally:
             if pool is not None:
                 pool.close()
         summary["status"] = "complete"
+        checkpoint.remove(recorder.out_dir)
         return summary
     except BaseException as e:
         summary["status"] = "failed"
@@ -312,3 +364,28 @@ def run_scenario(scenario: Scenario, out_dir, *, on_round_end: RoundCallback | N
     finally:
         recorder.close()
         recorder.write_json("summary.json", summary)
+
+
+def _resumable(out_dir, resolved: dict[str, Any]) -> Checkpoint | dict[str, Any] | None:
+    """What ``--resume`` finds in ``out_dir``: a checkpoint to continue, the summary of a
+    complete run of the same scenario, or None (nothing to continue: start afresh)."""
+    import json
+    from pathlib import Path
+
+    cp = checkpoint.load(out_dir)
+    if cp is not None:
+        before = cp.scenario
+    else:
+        try:
+            summary = json.loads((Path(out_dir) / "summary.json").read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return None
+        before = summary.get("resolved_scenario")
+        if summary.get("status") != "complete":
+            return None
+    diff = checkpoint.first_difference(before, resolved)
+    if diff:
+        raise ConfigError(f"the run there was made with another scenario ({diff}); --resume "
+                          f"continues only the same scenario (use another --out, or run "
+                          f"without --resume to start over)", file=str(out_dir))
+    return cp if cp is not None else summary

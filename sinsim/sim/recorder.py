@@ -1,16 +1,22 @@
 """Rows in, tables out: the results directory of one run.
 
 Rows are appended to ``rounds.csv``, ``transfers.csv`` and ``clients.csv`` as each round
-finishes (and flushed), so a run that fails half-way leaves every finished round on disk.
-``summary.json`` is written at the end, also when the run failed (with ``"status": "failed"``).
+finishes (each table's rows of the round in one write, then flushed), so a run that fails
+half-way leaves every finished round on disk. ``summary.json`` is written at the end, also when
+the run failed (with ``"status": "failed"``), atomically (a temporary file renamed over it).
+
+Resuming (``--resume``, ``sinsim.sim.checkpoint``): the recorder is opened with the row counts
+of the last checkpoint; rows written after it (a round that finished but was not checkpointed,
+or a torn last line) are cut off, and the tables are appended to from there.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,29 +38,41 @@ CLIENT_COLUMNS = (
 )
 
 
+TABLES = {"rounds": ROUND_COLUMNS, "transfers": TRANSFER_COLUMNS, "clients": CLIENT_COLUMNS}
+
+
 class Recorder:
-    def __init__(self, out_dir: str | Path):
+    """Writes a run's tables. ``resume_counts`` (rows per table at the last checkpoint): keep
+    those rows and append; None: start the tables afresh."""
+
+    def __init__(self, out_dir: str | Path, resume_counts: Mapping[str, int] | None = None):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._files = {}
-        self._writers = {}
-        for name, cols in (("rounds", ROUND_COLUMNS), ("transfers", TRANSFER_COLUMNS),
-                           ("clients", CLIENT_COLUMNS)):
-            f = open(self.out_dir / f"{name}.csv", "w", newline="", encoding="utf-8")  # noqa: SIM115
-            w = csv.DictWriter(f, fieldnames=cols, lineterminator="\n")
-            w.writeheader()
-            f.flush()
-            self._files[name], self._writers[name] = f, w
+        self.counts = {name: 0 for name in TABLES}
+        for name, cols in TABLES.items():
+            path = self.out_dir / f"{name}.csv"
+            if resume_counts is not None:
+                self.counts[name] = _truncate_rows(path, resume_counts[name], cols)
+                f = open(path, "a", newline="", encoding="utf-8")  # noqa: SIM115
+            else:
+                f = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+                f.write(",".join(cols) + "\n")
+                f.flush()
+            self._files[name] = f
 
     def write_round(self, round_row: dict[str, Any], transfers: Sequence[dict[str, Any]],
                     clients: Sequence[dict[str, Any]]) -> None:
         """Append one finished round (all three tables) and flush it to disk."""
         for name, rows in (("transfers", transfers), ("clients", clients),
                            ("rounds", [round_row])):
-            w = self._writers[name]
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, fieldnames=TABLES[name], lineterminator="\n")
             for row in rows:
                 w.writerow({k: _fmt(row.get(k)) for k in w.fieldnames})
+            self._files[name].write(buf.getvalue())  # one write: no half rows from this round
             self._files[name].flush()
+            self.counts[name] += len(rows)
 
     def write_json(self, name: str, data: dict[str, Any]) -> None:
         path = self.out_dir / name
@@ -66,6 +84,19 @@ class Recorder:
         for f in self._files.values():
             f.close()
         self._files.clear()
+
+
+def _truncate_rows(path: Path, n_rows: int, columns: Sequence[str]) -> int:
+    """Keep the header and the first ``n_rows`` rows of a table written by a Recorder."""
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except FileNotFoundError:
+        lines = []
+    header = ",".join(columns)
+    if not lines or lines[0] != header or len(lines) - 1 < n_rows:
+        raise ValueError(f"{path} does not hold the {n_rows} rows its checkpoint counts")
+    path.write_text("\n".join([header, *lines[1:n_rows + 1]]) + "\n", encoding="utf-8")
+    return n_rows
 
 
 def _fmt(value: Any) -> Any:

@@ -137,6 +137,15 @@ class Strategy(ABC):
         """Commit what ``client_update`` returned in ``ClientUpdate.state`` (by default the
         strategy keeps nothing)."""
 
+    # -- between rounds --------------------------------------------------------------------
+    def checkpoint(self) -> Any:
+        """What this strategy holds between rounds that a resumed run needs (``--resume``):
+        e.g. the clients' states. None: nothing (the default)."""
+        return None
+
+    def restore(self, state: Any) -> None:  # noqa: B027 - optional
+        """Take back what ``checkpoint`` returned."""
+
     # -- the server ------------------------------------------------------------------------
     @abstractmethod
     def new_aggregator(self) -> Aggregator:

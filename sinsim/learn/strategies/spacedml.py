@@ -118,6 +118,14 @@ class SpaceDML(Strategy):
         if state is not None and state != _ClientMemory():
             self.memory[client] = state
 
+    def checkpoint(self) -> dict[str, Any]:
+        """The clients' memory and the server's quantized global model (its state dict is the
+        engine's global model: pickled together, they stay one object)."""
+        return {"memory": dict(self.memory), "global": self._global}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.memory, self._global = dict(state["memory"]), state["global"]
+
     # -- server ----------------------------------------------------------------------------
     def quantize_global(self, state: State,
                         bits: State | None = None) -> alq.QuantizedModel:
