@@ -147,3 +147,27 @@ def test_kill_9_then_resume_gives_the_uninterrupted_tables(tmp_path):
     done = _sinsim(*args, "--out", str(out), "--resume")
     assert done.wait(timeout=1800) == 0, done.stderr.read()
     _assert_same_tables(tmp_path / "ref", out)
+
+
+def test_a_sweep_run_resumes_from_its_checkpoint(tmp_path, write_yaml):
+    """A sweep's run whose earlier attempt was stopped continues from its checkpoint (the
+    attempt's stray files are removed; the tables equal a fresh attempt's)."""
+    from sinsim.scenario import load_scenario
+    from sinsim.sweep.executors import run_one
+
+    path = write_yaml({"name": "sweep_run", "clients": {"count": 20},
+                       "training": {"dataset": "synthetic", "rounds": 3, "clients_per_round": 4,
+                                    "workers": 1}})
+    with pytest.raises(_Stop):
+        run_scenario(load_scenario(path), tmp_path / "run", on_round_end=_stop_after(2))
+    (tmp_path / "run" / "error.txt").write_text("from the attempt that died")
+
+    resumed = run_one(str(path), [], str(tmp_path / "run"))
+    fresh = run_one(str(path), [], str(tmp_path / "fresh"))
+
+    assert resumed["status"] == fresh["status"] == "complete"
+    assert not (tmp_path / "run" / "error.txt").exists()
+    _assert_same_tables(tmp_path / "fresh", tmp_path / "run")
+    import json
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["resumed_from"] == {"rounds_done": 2}

@@ -10,8 +10,11 @@ other machines need the same paths (a shared filesystem), ``sinsim`` importable 
 
 On a cluster a worker may die mid-run. The scheduler then reruns its task on another worker (at
 most ``distributed.scheduler.allowed-failures`` times, 3 by default; then the run is reported
-failed with ``KilledWorker``), and a task that raises is resubmitted :data:`RETRIES` times. Every
-attempt starts from an empty run directory, so nothing the dead attempt half-wrote survives.
+failed with ``KilledWorker``), and a task that raises is resubmitted :data:`RETRIES` times. An
+attempt that finds the checkpoint of an earlier one of the same scenario (``--resume``,
+``sinsim.sim.checkpoint``) continues from its last complete round, keeping only the tables (cut
+back to the checkpoint) and the checkpoint; otherwise it starts from an empty run directory. So
+nothing the dead attempt half-wrote survives, and a sweep rerun after a kill resumes its runs.
 """
 
 from __future__ import annotations
@@ -60,12 +63,13 @@ def _run_one(scenario_path: str, overrides: Sequence[str], out_dir: str) -> dict
         from sinsim.sim.engine import run_scenario
 
         torch.set_num_threads(1)
-        if out.exists():
+        scenario = load_scenario(scenario_path, overrides)
+        resume = _resumable(out, scenario.resolved())
+        if out.exists() and not resume:
             # a failed, outdated or killed attempt (a Dask worker that died mid-run): its
             # partial tables must not mix with this attempt's, so start from an empty directory
             shutil.rmtree(out)
-        scenario = load_scenario(scenario_path, overrides)
-        run_scenario(scenario, out)
+        run_scenario(scenario, out, resume=resume)
         return {"status": "complete", "error": None, "wall_s": time.perf_counter() - t0}
     except Exception as e:  # noqa: BLE001 - reported by the sweep, the other runs go on
         try:
@@ -75,6 +79,21 @@ def _run_one(scenario_path: str, overrides: Sequence[str], out_dir: str) -> dict
             pass
         return {"status": "failed", "error": f"{type(e).__name__}: {e}",
                 "wall_s": time.perf_counter() - t0}
+
+
+def _resumable(out: Path, resolved: dict[str, Any]) -> bool:
+    """Does ``out`` hold a checkpoint of this scenario? Then everything but the tables and the
+    checkpoint is removed, and the run resumes (the recorder cuts the tables back)."""
+    from sinsim.sim import checkpoint  # the engine's room: imported in the worker only
+
+    kept = ("rounds.csv", "transfers.csv", "clients.csv", checkpoint.CHECKPOINT)
+    cp = checkpoint.load(out) if out.is_dir() else None
+    if cp is None or checkpoint.first_difference(cp.scenario, resolved) is not None:
+        return False
+    for path in out.iterdir():
+        if path.name not in kept:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return True
 
 
 def run_local(tasks: Sequence[Task], workers: int, run_fn: RunFn, finished: Finished) -> None:
