@@ -74,15 +74,19 @@ class NoParams(Section):
 def kind_sections(registry: Registry[Any]) -> dict[str, type[Section]]:
     """For each entry of ``registry``, its ``Params`` (``NoParams`` when it declares none)
     with a ``kind`` field naming the entry: the members of a tagged union (made once per
-    registry and entry, so a default built from them is a member of the union)."""
+    registry and entry, so a default built from them is a member of the union). They are
+    attributes of this module, named ``<what>_<name>``, so their instances pickle (a strategy
+    goes to the training processes with its parameters)."""
     out = registry._kind_sections
     for name, entry in registry.items():
         if name in out:
             continue
         params = getattr(entry, "Params", NoParams)
-        out[name] = create_model(f"{params.__name__}_{name}", __base__=params,
-                                 __doc__=params.__doc__,
-                                 kind=(Literal[name], name))  # type: ignore[valid-type]
+        cls_name = f"{registry.what}_{name}".replace(" ", "_")
+        cls = create_model(cls_name, __base__=params, __doc__=params.__doc__,
+                           __module__=__name__,
+                           kind=(Literal[name], name))  # type: ignore[valid-type]
+        globals()[cls_name] = out[name] = cls
     return dict(out)
 
 

@@ -3,6 +3,8 @@ a new one is one class plus one registry line (docs/design.md shows this example
 
 from __future__ import annotations
 
+import pickle
+
 import pandas as pd
 import pytest
 import torch
@@ -126,6 +128,8 @@ def test_every_registered_strategy_is_a_strategy_with_its_params(name, lenet_sta
     assert issubclass(cls.Params, Section)
     strategy = build_strategy(name, ModelSpec.of(lenet_state), {}, "lenet5")
     assert strategy.params == cls.Params()  # the defaults are the Params' own
+    # it travels to training processes with its parameters (tagged-union members included)
+    assert pickle.loads(pickle.dumps(strategy)).params == strategy.params
 
 
 def test_the_scenario_defaults_are_the_strategys_defaults():
