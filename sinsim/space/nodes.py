@@ -6,16 +6,21 @@ Re-exported by :mod:`sinsim.space.orbits`, which also computes their positions.
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import ClassVar
 
 import numpy as np
 from sgp4.api import Satrec
+from sgp4.conveniences import sat_epoch_datetime
 from skyfield.api import EarthSatellite
 
 from .constants import EARTH_RADIUS_M, WGS72_RADIUS_M, WGS84_E2
 
-__all__ = ["Satellite", "GroundStation", "UAV", "Node", "geodetic_to_itrs_m", "PropagationError"]
+__all__ = ["Satellite", "GroundStation", "UAV", "Node", "geodetic_to_itrs_m", "PropagationError",
+           "ElementAgeWarning", "warn_element_age", "ELEMENT_AGE_WARN_DAYS"]
 
 
 class PropagationError(ValueError):
@@ -41,12 +46,26 @@ class Satellite:
 
     id: str
     satrec: Satrec = field(repr=False)
+    # where the elements came from: a file and its 1-based element set (``record``), or how
+    # they were made (``walker``, ``orbit``); ``nodes.csv`` records both
+    source: str | None = None
+    record: int | None = None
     kind: ClassVar[str] = "satellite"
 
     def __post_init__(self):
         _check_id(self.id)
         if not isinstance(self.satrec, Satrec):
             raise TypeError(f"satellite {self.id!r}: satrec must be an sgp4.api.Satrec")
+
+    @property
+    def catalog_number(self) -> int:
+        """The NORAD catalog number (an Alpha-5 ``A0001`` in a TLE is 100001)."""
+        return int(self.satrec.satnum)
+
+    @property
+    def epoch_utc(self) -> datetime:
+        """The element set's epoch (UTC, to the microsecond)."""
+        return sat_epoch_datetime(self.satrec).astimezone(timezone.utc)
 
     def earth_satellite(self, ts) -> EarthSatellite:
         """Skyfield ``EarthSatellite`` for this node (named by its id)."""
@@ -218,3 +237,52 @@ def geodetic_to_itrs_m(lat_deg, lon_deg, altitude_m) -> np.ndarray:
         ),
         axis=-1,
     )
+
+
+# --------------------------------------------------------------------------- element-set age
+# Public (GP) element sets with SGP4 are good to about 1 km within a few days of epoch in LEO
+# (Kelso 2007, AAS 07-127); beyond that the error grows, mostly along track. The growth rate
+# used below is the commonly quoted LEO rule of thumb of roughly 1-3 km per day (cited with
+# Vallado et al. 2006, "Revisiting Spacetrack Report #3", AIAA 2006-6753); low, high-drag
+# objects drift faster (Riesing 2015, SSC15-VIII-5: 10-30 km 1-sigma in-track after one day for
+# ISS-deployed CubeSats). See docs/space.md.
+ELEMENT_AGE_WARN_DAYS = 3.0
+SGP4_DRIFT_KM_PER_DAY = (1.0, 3.0)
+
+
+class ElementAgeWarning(UserWarning):
+    """The scenario starts far from the epochs of the element sets it reads."""
+
+
+def element_age_message(sats: Sequence[Satellite], start_utc: datetime,
+                        threshold_days: float = ELEMENT_AGE_WARN_DAYS) -> str | None:
+    """What :func:`warn_element_age` says, or None when every satellite read from a file
+    (``record`` set) has its epoch within ``threshold_days`` of ``start_utc``."""
+    read = [s for s in sats if isinstance(s, Satellite) and s.record is not None]
+    ages = [((start_utc - s.epoch_utc).total_seconds() / 86400.0, s) for s in read]
+    old = [(a, s) for a, s in ages if abs(a) > threshold_days]
+    if not old:
+        return None
+    age, sat = max(old, key=lambda x: abs(x[0]))
+    lo, hi = (abs(age) * r for r in SGP4_DRIFT_KM_PER_DAY)
+    when = "after" if age > 0 else "before"
+    return (
+        f"the scenario starts {abs(age):.1f} days {when} the epoch of {sat.id!r} "
+        f"({sat.epoch_utc:%Y-%m-%dT%H:%M:%SZ}, {sat.source} record {sat.record}); "
+        f"{len(old)} of {len(read)} element sets are more than {threshold_days:g} days from "
+        f"the start. SGP4 positions from public element sets are good to about 1 km within a "
+        f"few days of epoch in LEO (Kelso 2007) and then drift, mostly along track, by roughly "
+        f"{SGP4_DRIFT_KM_PER_DAY[0]:g}-{SGP4_DRIFT_KM_PER_DAY[1]:g} km per day (Vallado et al. "
+        f"2006; more for low, high-drag orbits): expect errors of order {lo:,.0f}-{hi:,.0f} km "
+        f"here. Use element sets with epochs near `start` (see docs/space.md)."
+    )
+
+
+def warn_element_age(sats: Sequence[Satellite], start_utc: datetime,
+                     threshold_days: float = ELEMENT_AGE_WARN_DAYS) -> str | None:
+    """Warn (:class:`ElementAgeWarning`) when satellites read from files have epochs far from
+    the start; returns the message (None when there is nothing to say)."""
+    message = element_age_message(sats, start_utc, threshold_days)
+    if message:
+        warnings.warn(message, ElementAgeWarning, stacklevel=2)
+    return message

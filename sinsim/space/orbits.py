@@ -19,7 +19,17 @@ import pandas as pd
 from sgp4.api import SGP4_ERRORS, WGS72, Satrec, SatrecArray
 
 from .constants import SECONDS_PER_DAY, WGS72_J2, WGS72_RADIUS_M, WGS72_XKE_PER_MIN
-from .nodes import UAV, GroundStation, Node, PropagationError, Satellite, geodetic_to_itrs_m
+from .nodes import (
+    UAV,
+    ElementAgeWarning,
+    GroundStation,
+    Node,
+    PropagationError,
+    Satellite,
+    geodetic_to_itrs_m,
+    warn_element_age,
+)
+from .omm import OMMFormatError, load_omm
 from .timebase import Timebase
 from .tle import (
     TLEFormatError,
@@ -37,10 +47,14 @@ __all__ = [
     "UAV",
     "Node",
     "TLEFormatError",
+    "OMMFormatError",
     "PropagationError",
+    "ElementAgeWarning",
+    "warn_element_age",
     "walker_constellation",
     "circular_satellite",
     "load_tle",
+    "load_omm",
     "export_tle",
     "write_tle_file",
     "positions_itrs_m",
@@ -155,7 +169,7 @@ def circular_satellite(
         math.radians(arg_latitude_deg % 360.0),
         _kozai_mean_motion_rad_per_min(altitude_m, inc),
     )
-    return Satellite(id, satrec)
+    return Satellite(id, satrec, source="orbit")
 
 
 def walker_constellation(
@@ -203,7 +217,7 @@ def walker_constellation(
             index = j * per_plane + k
             u = math.radians((k * 360.0 * planes / total + j * phasing * 360.0 / total) % 360.0)
             satrec = _circular_satrec(index + 1, epoch_days, inc, raan, u, n_kozai)
-            sats.append(Satellite(f"{id_prefix}{index:04d}", satrec))
+            sats.append(Satellite(f"{id_prefix}{index:04d}", satrec, source="walker"))
     return sats
 
 
@@ -212,13 +226,16 @@ def load_tle(path, *, name_pattern: str | None = None, limit: int | None = None)
     """Satellites from a two- or three-line TLE file (see :func:`parse_tle_text`).
 
     Ids are the stripped names (catalog numbers for unnamed sets), made unique
-    with ``#2``, ``#3`` suffixes.  Raises :class:`TLEFormatError` naming the
-    file and line for malformed input.
+    with ``#2``, ``#3`` suffixes.  Each satellite records its file and 1-based
+    element set (``source``, ``record``).  Raises :class:`TLEFormatError` naming
+    the file and line for malformed input.
     """
     records = parse_tle_text(read_text(path), str(path))
+    number = {line_no: k for k, (_, _, line_no) in enumerate(records, start=1)}
     chosen = select_records(records, name_pattern=name_pattern, limit=limit)
     ids = unique_ids([label for label, _, _ in chosen])
-    return [Satellite(node_id, satrec) for node_id, (_, satrec, _) in zip(ids, chosen)]
+    return [Satellite(node_id, satrec, source=str(path), record=number[line_no])
+            for node_id, (_, satrec, line_no) in zip(ids, chosen)]
 
 
 def export_tle(sat: Satellite) -> tuple[str, str]:
@@ -378,23 +395,30 @@ def positions_itrs_m(nodes, timebase: Timebase, times_s) -> np.ndarray:
 
 
 def nodes_table(nodes) -> pd.DataFrame:
-    """One row per node: ``id, kind, lat_deg, lon_deg, altitude_m, min_elevation_deg``.
+    """One row per node: ``id, kind, lat_deg, lon_deg, altitude_m, min_elevation_deg,
+    catalog_number, epoch_utc, source, record``.
 
     Satellites: ``altitude_m`` is the mean-orbit altitude (SGP4 mean semi-major
-    axis above the WGS72 equator), lat/lon empty.  UAVs: lat/lon of the loiter
-    centre or first waypoint.  Empty cells are NaN.
+    axis above the WGS72 equator), lat/lon empty; ``catalog_number`` the NORAD
+    number (Alpha-5 ``A0001`` is 100001), ``epoch_utc`` the element set's epoch,
+    ``source`` its file (or ``walker``/``orbit`` when sinsim made it) and
+    ``record`` its 1-based element set in that file.  UAVs: lat/lon of the
+    loiter centre or first waypoint.  Empty cells are NaN (None for text).
     """
     rows = []
     for n in _check_nodes(nodes):
         nan = float("nan")
         if isinstance(n, Satellite):
-            rows.append((n.id, n.kind, nan, nan, n.mean_altitude_m, nan))
+            rows.append((n.id, n.kind, nan, nan, n.mean_altitude_m, nan, n.catalog_number,
+                         n.epoch_utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), n.source, n.record))
         elif isinstance(n, GroundStation):
-            rows.append((n.id, n.kind, n.lat_deg, n.lon_deg, n.altitude_m, n.min_elevation_deg))
+            rows.append((n.id, n.kind, n.lat_deg, n.lon_deg, n.altitude_m, n.min_elevation_deg,
+                         None, None, None, None))
         else:
             lat, lon = n.reference_latlon
-            rows.append((n.id, n.kind, lat, lon, n.altitude_m, nan))
-    cols = ["id", "kind", "lat_deg", "lon_deg", "altitude_m", "min_elevation_deg"]
+            rows.append((n.id, n.kind, lat, lon, n.altitude_m, nan, None, None, None, None))
+    cols = ["id", "kind", "lat_deg", "lon_deg", "altitude_m", "min_elevation_deg",
+            "catalog_number", "epoch_utc", "source", "record"]
     return pd.DataFrame(rows, columns=cols).astype(
         {
             "id": object,
@@ -403,5 +427,9 @@ def nodes_table(nodes) -> pd.DataFrame:
             "lon_deg": float,
             "altitude_m": float,
             "min_elevation_deg": float,
+            "catalog_number": "Int64",
+            "epoch_utc": object,
+            "source": object,
+            "record": "Int64",
         }
     )

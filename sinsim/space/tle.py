@@ -139,6 +139,11 @@ def parse_tle_text(text: str, path: str = "<string>") -> list[tuple[str | None, 
                 raise TLEFormatError(
                     path, line_no, f"sgp4 rejected this element set (error {satrec.error})"
                 )
+            if raw[62] == "4":  # ephemeris type 4: SGP4-XP, which sgp4 would run as SGP4
+                raise TLEFormatError(
+                    path, line_no, "ephemeris type 4 (SGP4-XP elements); sinsim propagates "
+                    "SGP4 elements only (SGP4-XP needs its own propagator)"
+                )
             name = pending_name[0] if pending_name else None
             records.append((name, satrec, line_no))
             pending_name = None

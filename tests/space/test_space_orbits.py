@@ -199,7 +199,12 @@ def test_nodes_table_and_circular_satellite(walker24, start_utc):
         "lon_deg",
         "altitude_m",
         "min_elevation_deg",
+        "catalog_number",
+        "epoch_utc",
+        "source",
+        "record",
     ]
+    assert df.source.tolist()[:2] == ["walker", "orbit"] and df.catalog_number[1] == 99999
     assert list(df.kind) == ["satellite", "satellite", "ground_station", "uav"]
     assert df.altitude_m[0] == pytest.approx(550e3, abs=5e3)
     assert df.altitude_m[1] == pytest.approx(1200e3, abs=5e3)
