@@ -273,7 +273,7 @@ def _contacts(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     if not scenario.clients.orbital:
         raise ConfigError("abstract clients (clients.count) have no contact plan; give walker, "
-                          "tle or uavs", key="clients")
+                          "tle, omm or uavs", key="clients")
     out = _output_dir(args.out or Path("results") / scenario.name)
     topology = build_topology(scenario)
     write_topology(topology, out)

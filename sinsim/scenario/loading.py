@@ -167,13 +167,17 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
 
 
 def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> None:
-    """File paths inside a scenario are relative to the scenario file's folder."""
-    clients = raw.get("clients")
-    tle = clients.get("tle") if isinstance(clients, dict) else None
-    if isinstance(tle, dict) and isinstance(tle.get("path"), str):
-        p = Path(tle["path"]).expanduser()
-        if not p.is_absolute():
-            tle["path"] = os.path.normpath(base / p)
+    """File paths inside a scenario (``tle``/``omm`` of the clients and of a satellite server)
+    are relative to the scenario file's folder."""
+    server = raw.get("server")
+    sat = server.get("satellite") if isinstance(server, dict) else None
+    for section in (raw.get("clients"), sat):
+        for kind in ("tle", "omm"):
+            source = section.get(kind) if isinstance(section, dict) else None
+            if isinstance(source, dict) and isinstance(source.get("path"), str):
+                p = Path(source["path"]).expanduser()
+                if not p.is_absolute():
+                    source["path"] = os.path.normpath(base / p)
 
 
 # sections whose value may be written as a bare kind name (`partition: iid`)

@@ -22,7 +22,22 @@ from sinsim.params import (
     UtcDatetime,
     one_of,
 )
+from sinsim.scenario.nodes import (
+    CircularOrbit,
+    Clients,
+    GroundStationSpec,
+    Loiter,
+    OMMSource,
+    Server,
+    ServerSatellite,
+    TLESource,
+    UAVSpec,
+    Walker,
+)
 from sinsim.space.links import BudgetLinkParams
+
+__all__ = ["CircularOrbit", "Clients", "GroundStationSpec", "Loiter", "OMMSource", "Server",
+           "ServerSatellite", "TLESource", "UAVSpec", "Walker"]  # re-exported node sections
 
 # bounds of integers that a library takes as a fixed-width C integer (or that spawn processes)
 MAX_SEED = 2**64 - 1
@@ -31,133 +46,6 @@ MAX_WORKERS = 256
 
 # the link-budget parameters a link direction may set (the dataclass declares them)
 BUDGET_KEYS = tuple(f.name for f in dataclasses.fields(BudgetLinkParams))
-
-
-class Walker(Section):
-    """A Walker constellation i:T/P/F at one altitude (``delta``: RAAN over 360 deg, ``star``:
-    over 180 deg)."""
-
-    inclination_deg: Float = Field(ge=0, le=180)
-    total: Int = Field(gt=0, le=100_000)
-    planes: Int = Field(gt=0)
-    phasing: Int = Field(default=0, ge=0)
-    altitude_km: Float = Field(gt=150, le=40_000)
-    pattern: Literal["delta", "star"] = "delta"
-    id_prefix: str = Field(default="sat", min_length=1)
-
-    @model_validator(mode="after")
-    def _walker(self) -> Walker:
-        if self.total % self.planes:
-            raise ValueError(f"total ({self.total}) must be a multiple of planes ({self.planes})")
-        if self.phasing >= self.planes:
-            raise ValueError(f"phasing must be < planes ({self.planes}), got {self.phasing}")
-        return self
-
-
-class TLESource(Section):
-    """Satellites from a TLE file (2- or 3-line); a relative path is relative to the scenario."""
-
-    path: str = Field(min_length=1)
-    name_pattern: str | None = None
-    limit: Int | None = Field(default=None, gt=0)
-
-
-class Loiter(Section):
-    lat_deg: Float = Field(ge=-90, le=90)
-    lon_deg: Float = Field(ge=-180, le=360)
-    radius_m: Float = Field(gt=0, le=500_000)
-
-
-class UAVSpec(Section):
-    """A UAV or HAP: altitude plus a circular loiter or a closed waypoint path."""
-
-    id: str = Field(min_length=1)
-    altitude_m: Float = Field(ge=0, le=60_000)
-    speed_mps: Float = Field(gt=0, le=1_000)
-    loiter: Loiter | None = None
-    waypoints: list[tuple[Float, Float]] | None = Field(default=None, min_length=2)
-
-    @model_validator(mode="after")
-    def _one_path(self) -> UAVSpec:
-        if (self.loiter is None) == (self.waypoints is None):
-            raise ValueError("give exactly one of loiter or waypoints")
-        return self
-
-
-class Clients(Section):
-    """Who trains: ``count`` abstract clients always in view, or orbital nodes (a Walker shell,
-    a TLE file and/or UAVs; several may be combined)."""
-
-    count: Int | None = Field(default=None, gt=0, le=1_000_000)
-    walker: Walker | None = None
-    tle: TLESource | None = None
-    uavs: list[UAVSpec] | None = Field(default=None, min_length=1)
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> Clients:
-        orbital = any(x is not None for x in (self.walker, self.tle, self.uavs))
-        if self.count is None and not orbital:
-            raise ValueError("give count, or orbital clients: walker, tle and/or uavs")
-        if self.count is not None and orbital:
-            raise ValueError("count (abstract clients) cannot be combined with walker/tle/uavs")
-        return self
-
-    @property
-    def orbital(self) -> bool:
-        return self.count is None
-
-
-class GroundStationSpec(Section):
-    id: str = Field(default="gs0", min_length=1)
-    lat_deg: Float = Field(ge=-90, le=90)
-    lon_deg: Float = Field(ge=-180, le=360)
-    altitude_m: Float = Field(default=0.0, ge=-500, le=9_000)
-    min_elevation_deg: Float = Field(default=10.0, ge=0, lt=90)
-
-
-class CircularOrbit(Section):
-    altitude_km: Float = Field(gt=150, le=40_000)
-    inclination_deg: Float = Field(ge=0, le=180)
-    raan_deg: Float = Field(default=0.0, ge=0, lt=360)
-    arg_latitude_deg: Float = Field(default=0.0, ge=0, lt=360)
-
-
-class ServerSatellite(Section):
-    """A satellite server: one of the client constellation (``client``: its node id, which then
-    stops being a client) or its own circular ``orbit``."""
-
-    client: str | None = None
-    orbit: CircularOrbit | None = None
-    id: str = "server_sat"
-
-    @model_validator(mode="after")
-    def _one(self) -> ServerSatellite:
-        if (self.client is None) == (self.orbit is None):
-            raise ValueError("give exactly one of client or orbit")
-        return self
-
-
-class Server(Section):
-    """Who aggregates: ground station(s) (a client reaches the server when it sees any of them),
-    a satellite or a UAV. Abstract clients (``clients.count``) have an abstract server."""
-
-    ground_stations: list[GroundStationSpec] | None = Field(default=None, min_length=1)
-    satellite: ServerSatellite | None = None
-    uav: UAVSpec | None = None
-
-    @model_validator(mode="after")
-    def _at_most_one(self) -> Server:
-        given = [k for k in ("ground_stations", "satellite", "uav") if getattr(self, k) is not None]
-        if len(given) > 1:
-            raise ValueError(f"give one server kind, got {', '.join(given)}")
-        ids = [g.id for g in self.ground_stations or []]
-        if len(set(ids)) != len(ids):
-            raise ValueError("ground station ids must be unique")
-        return self
-
-    @property
-    def defined(self) -> bool:
-        return any(getattr(self, k) is not None for k in ("ground_stations", "satellite", "uav"))
 
 
 class Contacts(Section):
@@ -431,7 +319,7 @@ class Scenario(Section):
                              "server.satellite or server.uav")
         if not self.clients.orbital and self.server.defined:
             raise ValueError("abstract clients (clients.count) have an abstract server; give "
-                             "orbital clients (walker, tle, uavs) to use server nodes")
+                             "orbital clients (walker, tle, omm, uavs) to use server nodes")
         if not self.clients.orbital and self.links.model == "budget":
             raise ValueError("links.model budget needs orbital clients and a server to "
                              "compute ranges")
@@ -439,11 +327,11 @@ class Scenario(Section):
 
     @property
     def n_clients_known(self) -> int | None:
-        """The number of clients when known without reading files (None with a TLE file)."""
+        """The number of clients when known without reading files (None with a TLE/OMM file)."""
         c = self.clients
         if c.count is not None:
             return c.count
-        if c.tle is not None:
+        if c.from_files:
             return None
         n = (c.walker.total if c.walker else 0) + len(c.uavs or [])
         if self.server.satellite is not None and self.server.satellite.client is not None:

@@ -13,16 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from sinsim.errors import ConfigError
-from sinsim.scenario import Scenario, UAVSpec
+from sinsim.scenario import OMMSource, Scenario, TLESource, UAVSpec
 from sinsim.space.contacts import ContactPlan, compute_contact_plan
 from sinsim.space.orbits import (
     UAV,
     GroundStation,
     Satellite,
     circular_satellite,
+    load_omm,
     load_tle,
     nodes_table,
     walker_constellation,
+    warn_element_age,
     write_tle_file,
 )
 from sinsim.space.timebase import Timebase
@@ -48,8 +50,37 @@ def _uav(spec: UAVSpec) -> UAV:
     return UAV(spec.id, spec.altitude_m, spec.speed_mps, waypoints=list(spec.waypoints))
 
 
+def _read_elements(source: TLESource | OMMSource, key: str) -> list[Satellite]:
+    """The satellites of a ``tle``/``omm`` section; a missing or malformed file is a
+    ConfigError naming the key, the file and the line (TLE) or record (OMM)."""
+    kind, load = ("OMM", load_omm) if isinstance(source, OMMSource) else ("TLE", load_tle)
+    try:
+        return load(source.path, name_pattern=source.name_pattern, limit=source.limit)
+    except FileNotFoundError:
+        raise ConfigError(f"no such {kind} file {source.path}", key=f"{key}.path") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{source.path} is a directory, not a {kind} file",
+                          key=f"{key}.path") from None
+    except (OSError, ValueError) as e:
+        raise ConfigError(str(e), key=f"{key}.path") from None
+
+
+def _server_from_file(s, key: str) -> Satellite:
+    source = s.tle if s.tle is not None else s.omm
+    found = _read_elements(source, key)
+    if len(found) != 1:
+        names = ", ".join(n.id for n in found[:5]) + (", ..." if len(found) > 5 else "")
+        raise ConfigError(f"the server is one satellite, but {source.path} gives {len(found)}"
+                          f"{': ' + names if found else ''}; narrow name_pattern or set "
+                          f"limit: 1", key=key)
+    sat = found[0]
+    node_id = s.id if "id" in s.model_fields_set else sat.id
+    return Satellite(node_id, sat.satrec, source=sat.source, record=sat.record)
+
+
 def build_nodes(sc: Scenario) -> tuple[list, list]:
-    """(clients, servers) as ``sinsim.space`` nodes. Raises ConfigError naming the key."""
+    """(clients, servers) as ``sinsim.space`` nodes. Raises ConfigError naming the key; warns
+    (``ElementAgeWarning``) when element sets read from files are far from ``start``."""
     c, s = sc.clients, sc.server
     clients: list = []
     if c.walker is not None:
@@ -59,12 +90,9 @@ def build_nodes(sc: Scenario) -> tuple[list, list]:
             phasing=w.phasing, altitude_m=w.altitude_km * 1e3, epoch_utc=sc.start,
             pattern=w.pattern, id_prefix=w.id_prefix)
     if c.tle is not None:
-        try:
-            clients += load_tle(c.tle.path, name_pattern=c.tle.name_pattern, limit=c.tle.limit)
-        except FileNotFoundError:
-            raise ConfigError(f"no such TLE file {c.tle.path}", key="clients.tle.path") from None
-        except (OSError, ValueError) as e:
-            raise ConfigError(str(e), key="clients.tle.path") from None
+        clients += _read_elements(c.tle, "clients.tle")
+    if c.omm is not None:
+        clients += _read_elements(c.omm, "clients.omm")
     clients += [_uav(u) for u in c.uavs or []]
     servers: list = []
     if s.ground_stations is not None:
@@ -76,6 +104,9 @@ def build_nodes(sc: Scenario) -> tuple[list, list]:
             raise ConfigError(f"no client satellite with id {s.satellite.client!r}",
                               key="server.satellite.client")
         servers = [clients.pop(idx[0])]
+    elif s.satellite is not None and (s.satellite.tle or s.satellite.omm) is not None:
+        kind = "tle" if s.satellite.tle is not None else "omm"
+        servers = [_server_from_file(s.satellite, f"server.satellite.{kind}")]
     elif s.satellite is not None:
         o = s.satellite.orbit
         servers = [circular_satellite(s.satellite.id, altitude_m=o.altitude_km * 1e3,
@@ -89,7 +120,8 @@ def build_nodes(sc: Scenario) -> tuple[list, list]:
         raise ConfigError(f"node ids must be unique, repeated: {', '.join(dup[:5])}",
                           key="clients")
     if not clients:
-        raise ConfigError("no clients (the TLE selection matched nothing?)", key="clients")
+        raise ConfigError("no clients (the TLE/OMM selection matched nothing?)", key="clients")
+    warn_element_age(clients + servers, sc.start)
     return clients, servers
 
 
