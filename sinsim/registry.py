@@ -86,6 +86,8 @@ def kind_sections(registry: Registry[Any]) -> dict[str, type[Section]]:
         cls = create_model(cls_name, __base__=params, __doc__=params.__doc__,
                            __module__=__name__,
                            kind=(Literal[name], name))  # type: ignore[valid-type]
+        if cls_name in globals():  # pickles find members by name: one registry per ``what``
+            raise ValueError(f"two registries of {registry.what!r} both have {name!r}")
         globals()[cls_name] = out[name] = cls
     return dict(out)
 

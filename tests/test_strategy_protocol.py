@@ -165,7 +165,7 @@ def test_a_codec_declares_its_parameters_and_a_strategy_chooses_it_by_kind():
 
     from sinsim.registry import build_entry, tagged_union
 
-    codecs = Registry("codec", {"float32": CODECS["float32"], "topk": _TopK})
+    codecs = Registry("test codec", {"float32": CODECS["float32"], "topk": _TopK})
 
     class Choice(BaseModel):
         codec: tagged_union(codecs)
