@@ -1,0 +1,308 @@
+"""Update codecs (top-k with error feedback, QSGD) and FedAvg's ``update`` parameter: sizes are
+the documented formulas, top-k keeps exactly the k largest, error feedback loses nothing, QSGD is
+unbiased, and top-k at fraction 1 through the engine gives FedAvg's rounds."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import subprocess
+import sys
+from collections import OrderedDict
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from sinsim.learn.codecs import CodecError, ModelSpec
+from sinsim.learn.models import build_model
+from sinsim.learn.strategies import FedAvg
+from sinsim.learn.training import TrainResult
+from sinsim.learn.update_codecs import QSGD, UPDATE_CODECS, TopK
+from sinsim.scenario import validate_scenario
+
+SMALL = ModelSpec(("w", "b"), ((10, 20), (7,)))  # 207 values
+
+
+@pytest.fixture(scope="module")
+def lenet_spec() -> ModelSpec:
+    return ModelSpec.of(build_model("lenet5", seed=0).state_dict())
+
+
+def _state(spec: ModelSpec, flat: np.ndarray) -> OrderedDict[str, torch.Tensor]:
+    out, offset = OrderedDict(), 0
+    for name, shape in zip(spec.names, spec.shapes):
+        size = math.prod(shape)
+        out[name] = torch.from_numpy(flat[offset: offset + size].copy()).reshape(shape)
+        offset += size
+    return out
+
+
+def _flat(state) -> np.ndarray:
+    return torch.cat([t.reshape(-1) for t in state.values()]).numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# sizes
+
+@pytest.mark.parametrize("fraction", [1e-6, 0.01, 0.05, 0.5, 1.0])
+def test_top_k_size_is_12_plus_8k(lenet_spec, fraction):
+    codec = TopK(lenet_spec, fraction)
+    k = max(1, math.ceil(fraction * 431_080 - 1e-6))
+    payload = codec.encode_flat(np.random.default_rng(0).normal(size=431_080))
+    assert codec.k == k and len(payload) == codec.size() == 12 + 8 * k
+    assert TopK(lenet_spec, 0.01).size() == 34_500  # the module docstring's number
+
+
+@pytest.mark.parametrize("levels,bucket", [(1, 512), (4, 512), (8, 512), (255, 64),
+                                           (2**20, 1000)])
+def test_qsgd_size_is_the_documented_formula(lenet_spec, levels, bucket):
+    codec = QSGD(lenet_spec, levels, bucket)
+    b = math.ceil(math.log2(levels + 1))
+    m = sum(math.ceil(math.prod(s) / bucket) for s in lenet_spec.shapes)
+    payload = codec.encode_flat(np.random.default_rng(0).normal(size=431_080),
+                                np.random.default_rng(1))
+    assert len(payload) == codec.size() == 16 + 4 * m + math.ceil(431_080 * (1 + b) / 8)
+
+
+def test_the_docstrings_lenet_sizes(lenet_spec):
+    assert QSGD(lenet_spec, 4).size() == 218_940
+    assert QSGD(lenet_spec, 8).size() == 272_825
+
+
+# ---------------------------------------------------------------------------------------------
+# top-k
+
+def test_top_k_keeps_exactly_the_k_largest_ties_by_index():
+    spec = ModelSpec(("a", "b"), ((3, 2), (4,)))  # 10 values
+    x = np.array([0.5, -3.0, 2.0, -2.0, 2.0, 0.0, 1.0, -0.5, 3.0, 0.25], np.float32)
+    codec = TopK(spec, 0.4)  # k = 4: |3| at 1 and 8, then the first two of the |2|s: 2 and 3
+    assert codec.k == 4
+    out = _flat(codec.decode(codec.encode(_state(spec, x), np.random.default_rng(0))))
+    expected = np.zeros(10, np.float32)
+    expected[[1, 2, 3, 8]] = x[[1, 2, 3, 8]]
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("fraction", [0.01, 0.3, 1.0])
+def test_top_k_round_trip_on_random_updates(fraction):
+    x = np.random.default_rng(3).normal(size=SMALL.numel).astype(np.float32)
+    codec = TopK(SMALL, fraction)
+    out = codec.decode_flat(codec.encode_flat(x))
+    kept = np.flatnonzero(out)
+    assert len(kept) == codec.k
+    np.testing.assert_array_equal(out[kept], x[kept])
+    assert np.abs(x[kept]).min() >= np.abs(np.delete(x, kept)).max(initial=0)
+    if fraction == 1.0:
+        np.testing.assert_array_equal(out, x)
+
+
+def test_top_k_refuses_a_payload_of_another_codec_and_non_finite_values():
+    codec = TopK(SMALL, 0.1)
+    with pytest.raises(CodecError, match="magic"):
+        codec.decode_flat(b"XXXX" + codec.encode_flat(np.ones(SMALL.numel))[4:])
+    with pytest.raises(CodecError, match="k="):
+        codec.decode_flat(TopK(SMALL, 0.2).encode_flat(np.ones(SMALL.numel)))
+    with pytest.raises(CodecError, match="finite"):
+        codec.encode_flat(np.full(SMALL.numel, np.nan))
+
+
+# ---------------------------------------------------------------------------------------------
+# QSGD
+
+def _bucket_norms(x: np.ndarray, codec: QSGD) -> np.ndarray:
+    """The float32 norm of each value's bucket, as the payload carries it."""
+    m = codec.n_buckets
+    payload = codec.encode_flat(x, np.random.default_rng(0))
+    norms = np.frombuffer(payload, "<f4", m, 16).astype(np.float64)
+    return np.repeat(norms, codec._lengths)
+
+
+def test_qsgd_is_unbiased():
+    """The mean of N decodes (independent draws) converges to the input. Each decode of a value
+    lies in [l, l + 1] * norm / s, so by Hoeffding P(|mean - x_i| >= t) <= 2 exp(-2 N t^2 /
+    (norm / s)^2): t = (norm / s) sqrt(ln(2 n / delta) / (2 N)) holds for all n values at once
+    but with probability delta = 1e-6."""
+    codec = QSGD(SMALL, levels=2, bucket=64)
+    x = np.random.default_rng(5).standard_t(3, size=SMALL.numel).astype(np.float32)
+    x[:5] = 0  # zeros stay zeros
+    n_draws, delta = 4000, 1e-6
+    total, sq_err = np.zeros(SMALL.numel), 0.0
+    for i in range(n_draws):
+        d = codec.decode_flat(codec.encode_flat(x, np.random.default_rng([7, i])))
+        total += d
+        sq_err += float(np.sum((d.astype(np.float64) - x) ** 2))
+    norm = _bucket_norms(x, codec)
+    step = norm / codec.levels
+    tol = step * math.sqrt(math.log(2 * SMALL.numel / delta) / (2 * n_draws))
+    assert np.all(tol < 0.1 * step)  # enough draws to see a biased rounding
+    err = np.abs(total / n_draws - x)
+    assert np.all(err <= tol), float(np.max(err / tol))
+    assert np.all(total[:5] == 0)
+    # and the variance bound of Alistarh et al. (Lemma 3.1), per bucket of d values, summed
+    bound = sum(min(d / 4, math.sqrt(d) / 2) * float(np.sum(x[s: s + d].astype(np.float64) ** 2))
+                for s, d in zip(codec._starts, codec._lengths))
+    assert sq_err / n_draws <= 1.05 * bound
+
+
+def test_qsgd_with_huge_levels_is_close_to_exact():
+    x = np.random.default_rng(2).normal(size=SMALL.numel).astype(np.float32)
+    codec = QSGD(SMALL, levels=2**20, bucket=512)
+    out = codec.decode_flat(codec.encode_flat(x, np.random.default_rng(0)))
+    norm = _bucket_norms(x, codec)
+    # one level step at most, plus rounding the decoded value to float32
+    assert np.all(np.abs(out - x) <= norm / 2**20 + np.spacing(np.abs(x)))
+    assert np.all(np.sign(out) == np.sign(x))
+
+
+@pytest.mark.parametrize("name,params", [("qsgd", {"levels": 4}), ("topk", {"fraction": 0.1})])
+def test_same_rng_same_bytes(name, params):
+    codec = UPDATE_CODECS[name](SMALL, **params)
+    x = np.random.default_rng(1).normal(size=SMALL.numel).astype(np.float32)
+    a = codec.encode_flat(x, np.random.default_rng([1, 2, 3]))
+    assert a == codec.encode_flat(x, np.random.default_rng([1, 2, 3]))
+    if name == "qsgd":
+        assert a != codec.encode_flat(x, np.random.default_rng([1, 2, 4]))
+
+
+def test_qsgd_refuses_a_payload_of_other_parameters():
+    x = np.ones(SMALL.numel, np.float32)
+    with pytest.raises(CodecError, match="levels"):
+        QSGD(SMALL, 4).decode_flat(QSGD(SMALL, 3).encode_flat(x, np.random.default_rng(0)))
+
+
+# ---------------------------------------------------------------------------------------------
+# FedAvg with an update codec
+
+class _FakeTrainer:
+    """Adds a random step (from the client's stream) to the received weights."""
+
+    def train(self, global_state, client, rng, epochs=None):
+        state = {k: v + torch.from_numpy(rng.normal(size=tuple(v.shape)).astype(np.float32))
+                 for k, v in global_state.items()}
+        return TrainResult(state, 10 + client, 1, 1.0)
+
+
+def _global(spec: ModelSpec, seed: int = 0) -> OrderedDict[str, torch.Tensor]:
+    return _state(spec, np.random.default_rng(seed).normal(size=spec.numel).astype(np.float32))
+
+
+def test_error_feedback_loses_nothing():
+    """What was sent over the rounds plus the final residual is the sum of the updates."""
+    fedavg = FedAvg(SMALL, update={"kind": "topk", "fraction": 0.05})
+    trainer, sent, deltas = _FakeTrainer(), [], []
+    for r in range(6):
+        g = _global(SMALL, r)
+        before = fedavg.client_state(3)
+        update = fedavg.client_update(trainer, g, 3, np.random.default_rng([0, r]))
+        delta = _flat(trainer.train(g, 3, np.random.default_rng([0, r])).state) - _flat(g)
+        s = fedavg.update.decode_flat(update.payload)
+        # each round exactly: sent + new residual = update + old residual
+        acc = delta if before is None else delta + before
+        np.testing.assert_array_equal(s + update.state, acc)
+        fedavg.set_client_state(3, update.state)
+        sent.append(s)
+        deltas.append(delta)
+    total_sent = np.sum(np.asarray(sent, np.float64), axis=0) + fedavg.client_state(3)
+    scale = np.max(np.abs(np.asarray(deltas)), axis=0) * 6
+    np.testing.assert_allclose(total_sent, np.sum(np.asarray(deltas, np.float64), axis=0),
+                               rtol=0, atol=float(np.max(scale)) * 2**-22)
+
+
+def test_residuals_are_checkpointed_and_not_pickled_to_training_processes():
+    fedavg = FedAvg(SMALL, update={"kind": "topk", "fraction": 0.1})
+    assert fedavg.checkpoint() is None
+    g = _global(SMALL)
+    u = fedavg.client_update(_FakeTrainer(), g, 1, np.random.default_rng(0))
+    fedavg.set_client_state(1, u.state)
+    assert pickle.loads(pickle.dumps(fedavg)).residuals == {}
+    resumed = FedAvg(SMALL, update={"kind": "topk", "fraction": 0.1})
+    resumed.restore(pickle.loads(pickle.dumps(fedavg.checkpoint())))
+    a = fedavg.client_update(_FakeTrainer(), g, 1, np.random.default_rng(1))
+    b = resumed.client_update(_FakeTrainer(), g, 1, np.random.default_rng(1))
+    assert a.payload == b.payload
+    np.testing.assert_array_equal(a.state, b.state)
+    FedAvg(SMALL).restore(None)  # a checkpoint of plain FedAvg
+
+
+def test_qsgd_keeps_no_state_and_its_draws_are_keyed_by_the_clients_stream():
+    fedavg = FedAvg(SMALL, update={"kind": "qsgd", "levels": 4})
+    g = _global(SMALL)
+    a = fedavg.client_update(_FakeTrainer(), g, 2, np.random.default_rng([0, 4, 1, 2]))
+    b = fedavg.client_update(_FakeTrainer(), g, 2, np.random.default_rng([0, 4, 1, 2]))
+    assert a.state is None and a.avg_bits is None and a.payload == b.payload
+    assert fedavg.encode_global(g) == FedAvg(SMALL).encode_global(g)  # the downlink is fp32
+
+
+def test_the_server_adds_the_mean_update_to_the_model_it_broadcast():
+    fedavg, plain = FedAvg(SMALL, update={"kind": "topk", "fraction": 1.0}), FedAvg(SMALL)
+    g = _global(SMALL)
+    agg, ref = fedavg.new_aggregator(), plain.new_aggregator()
+    assert agg.result(g) is g
+    for c in range(3):
+        agg.add(fedavg.client_update(_FakeTrainer(), g, c, np.random.default_rng(c)).payload,
+                10 + c)
+        ref.add(plain.client_update(_FakeTrainer(), g, c, np.random.default_rng(c)).payload,
+                10 + c)
+    got, want = agg.result(g), ref.result(g)
+    for k in g:  # equal up to rounding the update to float32
+        torch.testing.assert_close(got[k], want[k], rtol=2**-22, atol=2**-22)
+
+
+@pytest.mark.parametrize("update", [{"kind": "topk", "fraction": 0.02},
+                                    {"kind": "qsgd", "levels": 8, "bucket": 128}])
+def test_fedavg_with_an_update_codec_pickles_into_a_fresh_process(update):
+    fedavg = FedAvg(SMALL, update=update)
+    code = ("import pickle, sys; s = pickle.loads(sys.stdin.buffer.read()); "
+            "print(s.update.name, s.params.update.kind, type(s.update).__name__)")
+    proc = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(fedavg),
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.decode().split() == [update["kind"], update["kind"],
+                                            type(fedavg.update).__name__]
+
+
+def test_scenarios_choose_an_update_codec_with_its_parameters():
+    def algs(*entries):
+        return validate_scenario({"name": "u", "clients": {"count": 4},
+                                  "training": {"dataset": "synthetic", "rounds": 1,
+                                               "clients_per_round": 2},
+                                  "algorithms": list(entries)}).resolved()["algorithms"]
+
+    got = algs({"fedavg": {"label": "topk-1pc", "update": {"kind": "topk", "fraction": 0.01}}},
+               {"fedavg": {"label": "q", "update": "qsgd"}}, "fedavg")
+    assert got[0]["params"]["update"] == {"kind": "topk", "fraction": 0.01,
+                                          "error_feedback": True}
+    assert got[1]["params"]["update"] == {"kind": "qsgd", "levels": 4, "bucket": 512}
+    assert got[2]["params"]["update"] is None
+    for bad in ({"kind": "topk", "fraction": 0}, {"kind": "topk", "fraction": 1.5},
+                {"kind": "qsgd", "levels": 0}, {"kind": "topq"}):
+        with pytest.raises(Exception, match="update"):
+            algs({"fedavg": {"update": bad}})
+
+
+# ---------------------------------------------------------------------------------------------
+# through the engine
+
+def test_top_k_at_fraction_one_is_fedavg(tmp_path):
+    """Same selection, same batches, the whole update on the wire: the same rounds (the model
+    only up to rounding the update to float32, so losses to ~1e-7); twice the bytes up."""
+    from sinsim.sim.engine import run_scenario
+
+    scenario = validate_scenario({
+        "name": "topk1", "clients": {"count": 4},
+        "training": {"dataset": "synthetic", "rounds": 2, "clients_per_round": 2,
+                     "workers": 1},
+        "algorithms": ["fedavg", {"fedavg": {"label": "topk", "update": {
+            "kind": "topk", "fraction": 1.0}}}]})
+    run_scenario(scenario, tmp_path)
+    rounds = pd.read_csv(tmp_path / "rounds.csv").set_index(["algorithm", "round"])
+    fedavg, topk = rounds.loc["fedavg"], rounds.loc["topk"]
+    pd.testing.assert_series_equal(fedavg.test_accuracy, topk.test_accuracy)
+    np.testing.assert_allclose(topk.test_loss, fedavg.test_loss, rtol=1e-5)
+    pd.testing.assert_series_equal(fedavg.completed, topk.completed)
+    n = 431_080
+    assert (topk.bytes_up == topk.completed * (12 + 8 * n)).all()
+    assert (fedavg.bytes_up == fedavg.completed * (8 + 4 * n)).all()
+    assert (topk.bytes_down == fedavg.bytes_down).all()
