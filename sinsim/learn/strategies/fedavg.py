@@ -67,7 +67,9 @@ class FedAvg(Strategy):
         return self.residuals.get(client)
 
     def set_client_state(self, client: int, state: np.ndarray | None) -> None:
-        if state is not None:
+        if state is None:
+            self.residuals.pop(client, None)
+        else:
             self.residuals[client] = state
 
     def checkpoint(self) -> dict[str, Any] | None:
