@@ -86,7 +86,8 @@ def test_a_new_strategys_parameters_are_checked_by_the_scenario(registered):
         _scenario(2.0)
     resolved = _scenario(0.5).resolved()["algorithms"][1]
     assert resolved["params"] == {"label": None, "local_epochs": None,
-                                  "codec": {"kind": "float32"}, "server_lr": 0.5}
+                                  "codec": {"kind": "float32"}, "update": None,
+                                  "server_lr": 0.5}
 
 
 def test_server_step_of_the_example_is_the_interpolation(lenet_state):
