@@ -25,7 +25,6 @@ of each; medians of ``SINSIM_BENCH_REPEATS`` (default 5). torch runs on one thre
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import statistics
 import sys
@@ -59,8 +58,7 @@ WARMUP_BATCHES = 3  # untimed warm-up of each kind: allocations and lazy initial
 
 def spacedml_defaults() -> dict[str, object]:
     """SpaceDML's default hyper-parameters (so the round mix below follows the code)."""
-    return {k: p.default for k, p in inspect.signature(SpaceDML.__init__).parameters.items()
-            if p.default is not inspect.Parameter.empty}
+    return SpaceDML.Params().model_dump()
 
 
 class Table:
