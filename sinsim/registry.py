@@ -9,7 +9,7 @@ name is an error that lists the valid ones and suggests the closest.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import reduce
 from operator import or_
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -96,16 +96,23 @@ def tagged_union(registry: Registry[Any]) -> Any:
     """A scenario field choosing one entry of ``registry`` with its parameters:
     ``{kind: NAME, ...parameters}``, or just ``NAME`` when the defaults will do."""
     members = tuple(kind_sections(registry).values())
+    union = reduce(or_, members) if len(members) > 1 else members[0]
+    return Annotated[union, Field(discriminator="kind"),
+                     BeforeValidator(kind_given(tuple(registry), shorthand=True))]
 
-    def shorthand(value: Any) -> Any:
-        if isinstance(value, str):
+
+def kind_given(kinds: tuple[str, ...], *, shorthand: bool = False) -> Callable[[Any], Any]:
+    """A before-validator for a tagged union on ``kind``: a mapping without ``kind`` is an
+    error that lists ``kinds``; with ``shorthand`` a bare name stands for ``{kind: name}``."""
+
+    def check(value: Any) -> Any:
+        if shorthand and isinstance(value, str):
             return {"kind": value}
         if isinstance(value, Mapping) and "kind" not in value:
-            raise ValueError(f"give its kind: one of {', '.join(registry)}")
+            raise ValueError(f"give its kind: one of {', '.join(kinds)}")
         return value
 
-    union = reduce(or_, members) if len(members) > 1 else members[0]
-    return Annotated[union, Field(discriminator="kind"), BeforeValidator(shorthand)]
+    return check
 
 
 def build_entry(registry: Registry[Any], choice: Section, *args: Any) -> Any:

@@ -22,6 +22,7 @@ from sinsim.params import (
     UtcDatetime,
     one_of,
 )
+from sinsim.registry import kind_given
 from sinsim.scenario.nodes import (
     CircularOrbit,
     Clients,
@@ -114,15 +115,9 @@ class GilbertElliottLoss(Section):
 LOSS_KINDS = ("none", "bernoulli", "gilbert_elliott")
 
 
-def _loss_kind(value: Any) -> Any:
-    if isinstance(value, Mapping) and "kind" not in value:
-        raise ValueError(f"give its kind: one of {', '.join(LOSS_KINDS)}")
-    return value
-
-
 # one section per loss kind, chosen by ``kind`` (sinsim.sim.impairments implements each)
 Loss = Annotated[NoLoss | BernoulliLoss | GilbertElliottLoss, Field(discriminator="kind"),
-                 BeforeValidator(_loss_kind)]
+                 BeforeValidator(kind_given(LOSS_KINDS))]
 
 
 class Failures(Section):

@@ -11,9 +11,11 @@ needs it: the same tables as in one process.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -369,9 +371,6 @@ def run_scenario(scenario: Scenario, out_dir, *, on_round_end: RoundCallback | N
 def _resumable(out_dir, resolved: dict[str, Any]) -> Checkpoint | dict[str, Any] | None:
     """What ``--resume`` finds in ``out_dir``: a checkpoint to continue, the summary of a
     complete run of the same scenario, or None (nothing to continue: start afresh)."""
-    import json
-    from pathlib import Path
-
     cp = checkpoint.load(out_dir)
     if cp is not None:
         before = cp.scenario
