@@ -36,7 +36,7 @@ from sinsim.sim import checkpoint
 from sinsim.sim.checkpoint import AlgorithmState, Checkpoint
 from sinsim.sim.network import Network
 from sinsim.sim.recorder import Recorder
-from sinsim.sim.routing import RouteOutcome, transfer_over_route
+from sinsim.sim.routing import RouteOutcome, send
 from sinsim.sim.topology import contacts_info, write_topology
 from sinsim.sim.transfer import transfer as dry_run_transfer  # not counted by spies on transfer
 from sinsim.sim.wiring import build_network, orbital_topology
@@ -233,9 +233,8 @@ def _downlinks_delivered(prep: Prepared, rnd: _Round, selected: list[int],
     arrivals = []
     for c in dict.fromkeys(selected):
         env = simpy.Environment(initial_time=now_s)
-        down = env.process(transfer_over_route(
-            env, net.route_down(c), len(rnd.down_payload), rnd.deadline_s, policy=policy,
-            lost=lambda link, segs: net.lost(link, r, segs), hop_transfer=dry_run_transfer))
+        down = env.process(send(env, net, c, "down", len(rnd.down_payload), rnd.deadline_s,
+                                round_=r, policy=policy, hop_transfer=dry_run_transfer))
         env.run()
         if down.value.status == "delivered":
             arrivals.append((down.value.end_s, c))
@@ -248,15 +247,12 @@ def _client(env: simpy.Environment, prep: Prepared, strategy: Strategy, rnd: _Ro
     policy = sc.links.on_loss_of_signal
     cid = net.client_ids[c]
 
-    def lost(link, segments):
-        return net.lost(link, r, segments)
-
     row = {"algorithm": rnd.algorithm, "round": r, "client": cid,
            "n_samples": len(prep.shards[c]), "down_status": None, "compute_start_s": None,
            "compute_s": None, "up_status": None, "arrived_s": None, "aggregated": False}
     rnd.clients.append(row)
-    down = yield from transfer_over_route(env, net.route_down(c), len(rnd.down_payload),
-                                          rnd.deadline_s, lost=lost, policy=policy)
+    down = yield from send(env, net, c, "down", len(rnd.down_payload), rnd.deadline_s,
+                           round_=r, policy=policy)
     rnd.transfers.append(_transfer_row(rnd.algorithm, r, cid, "down", down))
     row["down_status"] = down.status
     if down.status != "delivered":
@@ -274,8 +270,8 @@ def _client(env: simpy.Environment, prep: Prepared, strategy: Strategy, rnd: _Ro
         row["up_status"] = "not_sent"
         return
     yield env.timeout(compute_s)
-    up = yield from transfer_over_route(env, net.route_up(c), len(update.payload),
-                                        rnd.deadline_s, lost=lost, policy=policy)
+    up = yield from send(env, net, c, "up", len(update.payload), rnd.deadline_s,
+                         round_=r, policy=policy)
     rnd.transfers.append(_transfer_row(rnd.algorithm, r, cid, "up", up))
     row["up_status"] = up.status
     if up.status == "delivered":

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import simpy
 
-from sinsim.sim.network import Link
+from sinsim.sim.network import Link, Network
 from sinsim.sim.transfer import TransferOutcome, transfer
 
 Lost = Callable[[Link, Sequence[tuple[float, float]]], bool]
@@ -78,3 +78,20 @@ def transfer_over_route(env: simpy.Environment, route: Sequence[Link], n_bytes: 
             yield env.timeout(deadline_s - env.now)
         out.end_s, out.status = deadline_s, "timeout"
     return out
+
+
+def send(env: simpy.Environment, net: Network, client: int, direction: str, n_bytes: int,
+         deadline_s: float, *, round_: int, policy: str = "resume",
+         hop_transfer: Callable | None = None):
+    """Send ``n_bytes`` between client ``client`` (an index) and the server (a generator for
+    ``yield from``); a :class:`RouteOutcome`. ``direction`` is ``"up"`` (to the server) or
+    ``"down"``; ``round_`` keys the loss draws. The one way the engines move a payload."""
+    if direction not in ("up", "down"):
+        raise ValueError(f"direction must be 'up' or 'down', got {direction!r}")
+    route = net.route_up(client) if direction == "up" else net.route_down(client)
+
+    def lost(link: Link, segments) -> bool:
+        return net.lost(link, round_, segments)
+
+    return (yield from transfer_over_route(env, route, n_bytes, deadline_s, lost=lost,
+                                           policy=policy, hop_transfer=hop_transfer))
