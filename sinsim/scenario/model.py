@@ -128,9 +128,25 @@ class Failures(Section):
     duration: PositiveDuration = 3600.0
 
 
+class ISL(Section):
+    """Inter-satellite links between client satellites. ``topology``: ``plus_grid`` (Walker
+    shells: each satellite to its two in-plane neighbours and the nearest satellite of each
+    adjacent plane; no links across a star pattern's seam) or ``range`` (any pair of satellites).
+    Either way a pair's link is up while the range is ``<= max_range_km`` and the line of sight
+    clears ``grazing_altitude_km``. ``rate_bps`` is the rate each way (fixed; optical terminals
+    carry Gb/s, RF crosslinks tens of Mb/s)."""
+
+    topology: Literal["plus_grid", "range"] = "plus_grid"
+    rate_bps: Float = Field(default=100e6, gt=0)
+    max_range_km: Float = Field(default=5000.0, gt=0)
+    grazing_altitude_km: Float = Field(default=80.0, ge=0)
+
+
 class Links(Section):
     """Client-to-server links. ``uplink`` is client -> server (an update), ``downlink`` is
-    server -> client (the global model)."""
+    server -> client (the global model). ``routing``: ``direct`` (a client talks to the server
+    only over its own link) or ``relay`` (store-and-forward over every link, ``isl`` included,
+    along the earliest-arrival route of the contact plan)."""
 
     model: Literal["fixed", "budget"] = "fixed"
     uplink: LinkDirection = LinkDirection(rate_bps=10e6)
@@ -138,6 +154,8 @@ class Links(Section):
     loss: Loss = NoLoss()
     failures: Failures = Failures()
     on_loss_of_signal: Literal["resume", "restart"] = "resume"
+    routing: Literal["direct", "relay"] = "direct"
+    isl: ISL | None = None
 
     @model_validator(mode="after")
     def _fixed_needs_rates(self) -> Links:
@@ -318,6 +336,12 @@ class Scenario(Section):
         if not self.clients.orbital and self.links.model == "budget":
             raise ValueError("links.model budget needs orbital clients and a server to "
                              "compute ranges")
+        if self.links.isl is not None and not self.clients.orbital:
+            raise ValueError("links.isl needs satellite clients (walker, tle, omm)")
+        if (self.links.isl is not None and self.links.isl.topology == "plus_grid"
+                and self.clients.walker is None):
+            raise ValueError("links.isl.topology plus_grid needs a Walker shell "
+                             "(clients.walker); use topology: range for other satellites")
         return self
 
     @property

@@ -6,6 +6,7 @@ move, a rate profile, and the propagation delay. The transfer process in ``trans
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,6 +92,27 @@ class Channel:
             return None
         start, end = self.windows[i]
         return max(float(start), t_s), float(end)
+
+
+class DelayProfile:
+    """A propagation delay sampled at ``times_s`` (increasing) and interpolated linearly
+    (held constant outside): cheap to evaluate, for routing that evaluates it often."""
+
+    def __init__(self, times_s: np.ndarray, delays_s: np.ndarray):
+        self.times_s = [float(t) for t in times_s]
+        self.delays_s = [float(d) for d in delays_s]
+        if not self.times_s or len(self.times_s) != len(self.delays_s):
+            raise ValueError("times_s and delays_s must be non-empty and of the same length")
+
+    def __call__(self, t_s: float) -> float:
+        ts, ds = self.times_s, self.delays_s
+        i = bisect.bisect_right(ts, t_s)
+        if i == 0:
+            return ds[0]
+        if i == len(ts):
+            return ds[-1]
+        t0, t1 = ts[i - 1], ts[i]
+        return ds[i - 1] + (ds[i] - ds[i - 1]) * (t_s - t0) / (t1 - t0)
 
 
 def fixed_channel(rate_bps: float, delay_s: float = 0.0, windows: np.ndarray = ALWAYS) -> Channel:

@@ -161,8 +161,13 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
                 "test_accuracy": acc, "test_loss": loss,
                 "host_wall_s": time.perf_counter() - wall0,
             }
-            recorder.write_round(row, sorted(transfers, key=_transfer_order),
-                                 sorted(clients, key=lambda x: x["client"]))
+            transfers = sorted(transfers, key=_transfer_order)
+            row["bytes_up_hops"] = sum(t["bytes_hops"] for t in transfers
+                                       if t["direction"] == "up")
+            row["bytes_down_hops"] = sum(t["bytes_hops"] for t in transfers
+                                         if t["direction"] == "down")
+            recorder.write_round(row, transfers, sorted(clients, key=lambda x: x["client"]),
+                                 [h for t in transfers for h in t["hop_rows"]])
             rows.append(row)
             if on_checkpoint:
                 on_checkpoint(AlgorithmState(algorithm.label, list(rows), env.now, global_state,
@@ -172,8 +177,7 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
             if _reached_target(sc, row):
                 break
 
-    env.process(server())
-    env.run()
+    env.run(until=env.process(server()))  # not past the server: a relay may leave a timer
     return _summary(rows, env.now, sc.training.target_accuracy)
 
 
@@ -283,10 +287,18 @@ def _client(env: simpy.Environment, prep: Prepared, strategy: Strategy, rnd: _Ro
 
 def _transfer_row(algorithm: str, r: int, client: str, direction: str,
                   t: RouteOutcome) -> dict[str, Any]:
+    """The transfers.csv row of ``t``; its hops.csv rows under ``hop_rows``."""
+    nodes = [t.links[0].src, *(link.dst for link in t.links)] if t.links else []
+    hop_rows = [{"algorithm": algorithm, "round": r, "client": client, "direction": direction,
+                 "hop": k, "from": link.src, "to": link.dst, "start_s": h.start_s,
+                 "end_s": h.end_s, "bytes": h.n_bytes, "status": h.status}
+                for k, (h, link) in enumerate(zip(t.hops, t.links, strict=True), start=1)]
     return {"algorithm": algorithm, "round": r, "client": client, "direction": direction,
             "bytes": t.n_bytes, "start_s": t.start_s, "end_s": t.end_s, "status": t.status,
             "pauses": t.pauses, "mean_rate_bps": t.mean_rate_bps,
-            "bytes_sent": int(round(t.bits_sent / 8)), "wait_s": t.wait_s}
+            "bytes_sent": int(round(t.bits_sent / 8)), "wait_s": t.wait_s,
+            "hops": len(t.hops), "route": ">".join(nodes),
+            "bytes_hops": sum(h.n_bytes for h in t.hops), "hop_rows": hop_rows}
 
 
 def run_scenario(scenario: Scenario, out_dir, *, on_round_end: RoundCallback | None = None,

@@ -42,11 +42,14 @@ class Network:
     links: tuple[Link, ...]
     seed: int
     server_id: str = "server"
+    routing: str = "direct"  # direct: the fixed fewest-hop routes; relay: sinsim.sim.cgr
     _up: tuple[Route, ...] = field(init=False, repr=False, compare=False)
     _down: tuple[Route, ...] = field(init=False, repr=False, compare=False)
     _direct_down: tuple[Link | None, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
+        if self.routing not in ("direct", "relay"):
+            raise ValueError(f"routing must be 'direct' or 'relay', got {self.routing!r}")
         if self.server_id in self.client_ids:
             raise ValueError(f"the server node id {self.server_id!r} is also a client's")
         nodes = {*self.client_ids, self.server_id}

@@ -1,6 +1,6 @@
 """Rows in, tables out: the results directory of one run.
 
-Rows are appended to ``rounds.csv``, ``transfers.csv`` and ``clients.csv`` as each round
+Rows are appended to ``rounds.csv``, ``transfers.csv``, ``hops.csv`` and ``clients.csv`` as each round
 finishes (each table's rows of the round in one write, then flushed), so a run that fails
 half-way leaves every finished round on disk. ``summary.json`` is written at the end, also when
 the run failed (with ``"status": "failed"``), atomically (a temporary file renamed over it).
@@ -23,13 +23,13 @@ from typing import Any
 ROUND_COLUMNS = (
     "algorithm", "round", "sim_start_s", "sim_end_s", "round_duration_s", "selected",
     "completed", "dropped", "bytes_up", "bytes_down", "bytes_up_cum", "bytes_down_cum",
-    "avg_bits", "test_accuracy", "test_loss", "host_wall_s",
+    "avg_bits", "test_accuracy", "test_loss", "host_wall_s", "bytes_up_hops", "bytes_down_hops",
 )
 # the contract's columns first; bytes_sent (bits on the air incl. restarts, / 8) and wait_s
 # (time not transmitting: waiting for a pass or paused) follow
 TRANSFER_COLUMNS = (
     "algorithm", "round", "client", "direction", "bytes", "start_s", "end_s", "status", "pauses",
-    "mean_rate_bps", "bytes_sent", "wait_s",
+    "mean_rate_bps", "bytes_sent", "wait_s", "hops", "route", "bytes_hops",
 )
 # one row per selected client and round: what it did and when
 CLIENT_COLUMNS = (
@@ -38,7 +38,15 @@ CLIENT_COLUMNS = (
 )
 
 
-TABLES = {"rounds": ROUND_COLUMNS, "transfers": TRANSFER_COLUMNS, "clients": CLIENT_COLUMNS}
+# one row per hop of every transfer (direct routes: one hop each)
+HOP_COLUMNS = (
+    "algorithm", "round", "client", "direction", "hop", "from", "to", "start_s", "end_s",
+    "bytes", "status",
+)
+
+
+TABLES = {"rounds": ROUND_COLUMNS, "transfers": TRANSFER_COLUMNS, "clients": CLIENT_COLUMNS,
+          "hops": HOP_COLUMNS}
 
 
 class Recorder:
@@ -62,9 +70,10 @@ class Recorder:
             self._files[name] = f
 
     def write_round(self, round_row: dict[str, Any], transfers: Sequence[dict[str, Any]],
-                    clients: Sequence[dict[str, Any]]) -> None:
-        """Append one finished round (all three tables) and flush it to disk."""
-        for name, rows in (("transfers", transfers), ("clients", clients),
+                    clients: Sequence[dict[str, Any]],
+                    hops: Sequence[dict[str, Any]] = ()) -> None:
+        """Append one finished round (all four tables) and flush it to disk."""
+        for name, rows in (("transfers", transfers), ("hops", hops), ("clients", clients),
                            ("rounds", [round_row])):
             buf = io.StringIO()
             w = csv.DictWriter(buf, fieldnames=TABLES[name], lineterminator="\n")

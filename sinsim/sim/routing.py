@@ -12,11 +12,13 @@ over transmit time). The hops' own outcomes are kept.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import simpy
 
+from sinsim.sim.cgr import Router
 from sinsim.sim.network import Link, Network
 from sinsim.sim.transfer import TransferOutcome, transfer
 
@@ -85,9 +87,20 @@ def send(env: simpy.Environment, net: Network, client: int, direction: str, n_by
          hop_transfer: Callable | None = None):
     """Send ``n_bytes`` between client ``client`` (an index) and the server (a generator for
     ``yield from``); a :class:`RouteOutcome`. ``direction`` is ``"up"`` (to the server) or
-    ``"down"``; ``round_`` keys the loss draws. The one way the engines move a payload."""
+    ``"down"``; ``round_`` keys the loss draws. The one way the engines move a payload.
+
+    ``net.routing`` ``direct``: over the client's fixed route (its own link). ``relay``: hop by
+    hop along the earliest-arrival route (:mod:`sinsim.sim.cgr`), planned again at every node
+    that holds the payload; a hop waits while its link carries another transfer (one at a time,
+    first come first served); a lost hop is routed around from the node that still holds the
+    payload (that link is not tried again for it), and the transfer is dropped when no route
+    is left. Relayed loss draws are keyed by the link and the flow (client, direction), since
+    several flows cross one link in a round."""
     if direction not in ("up", "down"):
         raise ValueError(f"direction must be 'up' or 'down', got {direction!r}")
+    if net.routing == "relay":
+        return (yield from _relay(env, net, client, direction, n_bytes, deadline_s,
+                                  round_=round_, policy=policy, hop_transfer=hop_transfer))
     route = net.route_up(client) if direction == "up" else net.route_down(client)
 
     def lost(link: Link, segments) -> bool:
@@ -95,3 +108,69 @@ def send(env: simpy.Environment, net: Network, client: int, direction: str, n_by
 
     return (yield from transfer_over_route(env, route, n_bytes, deadline_s, lost=lost,
                                            policy=policy, hop_transfer=hop_transfer))
+
+
+_LINK_QUEUES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _queue(env: simpy.Environment, link: Link) -> simpy.Resource:
+    """The FIFO queue of ``link`` in ``env``: one transfer on the link at a time."""
+    queues = _LINK_QUEUES.setdefault(env, {})
+    if id(link) not in queues:
+        queues[id(link)] = simpy.Resource(env, capacity=1)
+    return queues[id(link)]
+
+
+def router_of(net: Network) -> Router:
+    """The network's router, built once."""
+    router = net.__dict__.get("_router")
+    if router is None:
+        router = Router(net)
+        object.__setattr__(net, "_router", router)
+    return router
+
+
+def _relay(env, net: Network, client: int, direction: str, n_bytes: int, deadline_s: float, *,
+           round_: int, policy: str, hop_transfer: Callable | None):
+    hop = hop_transfer if hop_transfer is not None else transfer
+    router = router_of(net)
+    cid = net.client_ids[client]
+    at, goal = (cid, net.server_id) if direction == "up" else (net.server_id, cid)
+    flow = (client, 0 if direction == "up" else 1)
+    out = RouteOutcome(n_bytes=n_bytes, start_s=env.now)
+    failed: list[Link] = []
+    while at != goal:
+        _, route = router.earliest(at, goal, env.now, n_bytes, deadline_s, policy=policy,
+                                   avoid=failed)
+        if not route:
+            if failed:  # lost on the way and no way around: dropped where it is
+                out.end_s, out.status = env.now, "dropped"
+                return out
+            if deadline_s > env.now:
+                yield env.timeout(deadline_s - env.now)
+            out.end_s, out.status = deadline_s, "timeout"
+            return out
+        link = route[0]
+        with _queue(env, link).request() as turn:
+            wait = env.timeout(max(0.0, deadline_s - env.now)) \
+                if math.isfinite(deadline_s) else env.event()
+            got = yield turn | wait
+            if turn not in got:
+                out.end_s, out.status = deadline_s, "timeout"
+                return out
+
+            def lost(segs, link=link):
+                return link.impairment.lost(net.seed, link.key + flow, round_, segs)
+
+            result = yield from hop(env, link.channel, n_bytes, deadline_s, lost=lost,
+                                    policy=policy)
+        out.hops.append(result)
+        out.links.append(link)
+        out.end_s, out.status = result.end_s, result.status
+        if result.status == "timeout":
+            return out
+        if result.status == "dropped":
+            failed.append(link)
+            continue
+        at = link.dst
+    return out

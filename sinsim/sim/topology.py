@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from sinsim.errors import ConfigError
 from sinsim.scenario import OMMSource, Scenario, TLESource, UAVSpec
 from sinsim.space.contacts import ContactPlan, compute_contact_plan
+from sinsim.space.isl import all_pairs, isl_windows, plus_grid_pairs
 from sinsim.space.orbits import (
     UAV,
     GroundStation,
@@ -36,6 +39,7 @@ class Topology:
     clients: list
     servers: list
     plan: ContactPlan
+    isl: pd.DataFrame | None = None  # windows of the inter-satellite links (space.isl columns)
 
 
 def default_cache_dir() -> Path:
@@ -133,14 +137,49 @@ def build_topology(sc: Scenario) -> Topology:
         clients, servers, timebase, sc.horizon, cache_dir=cache / "contacts",
         step_s=sc.contacts.step, max_range_m=sc.contacts.max_range_km * 1e3,
         grazing_altitude_m=sc.contacts.grazing_altitude_km * 1e3)
-    return Topology(timebase, clients, servers, plan)
+    return Topology(timebase, clients, servers, plan, _isl(sc, clients, timebase))
+
+
+def _isl(sc: Scenario, clients: list, timebase: Timebase) -> pd.DataFrame | None:
+    """The windows of the scenario's inter-satellite links (``links.isl``), or None."""
+    isl = sc.links.isl
+    if isl is None:
+        return None
+    sats = [n for n in clients if isinstance(n, Satellite)]
+    if isl.topology == "plus_grid":
+        w = sc.clients.walker
+        shell = sats[:w.total]  # the Walker shell comes first, plane-major
+        pairs = plus_grid_pairs(shell, w.planes, timebase, pattern=w.pattern)
+    else:
+        pairs = all_pairs(len(sats))
+    return isl_windows(sats, pairs, timebase, sc.horizon, step_s=sc.contacts.step,
+                       max_range_m=isl.max_range_km * 1e3,
+                       grazing_altitude_m=isl.grazing_altitude_km * 1e3)
+
+
+LINK_COLUMNS = ["a", "b", "kind", "start_s", "end_s", "duration_s"]
+
+
+def links_table(topo: Topology) -> pd.DataFrame:
+    """One row per window of every pair of nodes with a link: client and ground station or
+    server (``ground``), two satellites (``isl``); sorted by kind, a, b, start_s."""
+    w = topo.plan.windows
+    ground = pd.DataFrame({"a": w.client, "b": w.server, "kind": "ground", "start_s": w.start_s,
+                           "end_s": w.end_s, "duration_s": w.duration_s})
+    parts = [ground]
+    if topo.isl is not None:
+        parts.append(topo.isl.assign(kind="isl")[LINK_COLUMNS])
+    table = pd.concat(parts, ignore_index=True)[LINK_COLUMNS]
+    return table.sort_values(["kind", "a", "b", "start_s"], kind="stable").reset_index(drop=True)
 
 
 def write_topology(topo: Topology, out_dir: str | Path) -> None:
-    """``contacts.csv``, ``nodes.csv`` and ``nodes.tle`` (every satellite, named by node id)."""
+    """``contacts.csv``, ``links.csv``, ``nodes.csv`` and ``nodes.tle`` (every satellite,
+    named by node id)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     topo.plan.to_csv(out / "contacts.csv", topo.timebase)
+    links_table(topo).to_csv(out / "links.csv", index=False)
     nodes = topo.clients + topo.servers
     table = nodes_table(nodes)
     table.insert(2, "role", ["client"] * len(topo.clients) + ["server"] * len(topo.servers))
@@ -154,4 +193,6 @@ def contacts_info(topo: Topology) -> dict[str, Any]:
     return {"windows": len(w), "clients": len(topo.clients),
             "clients_with_contact": int(w.client.nunique()) if len(w) else 0,
             "servers": [n.id for n in topo.servers],
-            "mean_window_s": float(w.duration_s.mean()) if len(w) else None}
+            "mean_window_s": float(w.duration_s.mean()) if len(w) else None,
+            **({"isl_links": int(topo.isl[["a", "b"]].drop_duplicates().shape[0]),
+                "isl_windows": len(topo.isl)} if topo.isl is not None else {})}

@@ -17,12 +17,18 @@ import numpy as np
 
 from sinsim.errors import ConfigError
 from sinsim.scenario import LinkDirection, Scenario
-from sinsim.sim.channel import Channel, ConstantRate, SampledRate, fixed_channel
-from sinsim.sim.impairments import client_failure_periods, impairment, subtract_intervals
+from sinsim.sim.channel import Channel, ConstantRate, DelayProfile, SampledRate, fixed_channel
+from sinsim.sim.impairments import (
+    NoLoss,
+    client_failure_periods,
+    impairment,
+    subtract_intervals,
+)
 from sinsim.sim.network import DOWN, UP, Link, Network
 from sinsim.sim.topology import Topology, build_topology
 from sinsim.space import links as space_links
 from sinsim.space.contacts import ContactPlan
+from sinsim.space.isl import pair_ranges_m, sample_times_s
 
 SERVER = "server"
 
@@ -44,9 +50,10 @@ def build_network(scenario: Scenario, topology: Topology | None = None) -> Netwo
 
 
 def star_network(scenario: Scenario, client_ids: Sequence[str], up: Sequence[Channel],
-                 down: Sequence[Channel]) -> Network:
+                 down: Sequence[Channel], extra: Sequence[Link] = ()) -> Network:
     """Client ``c`` -> server over ``up[c]``, server -> client ``c`` over ``down[c]``; the loss
-    model of each link from ``scenario.links.loss``, keyed by (c, direction)."""
+    model of each link from ``scenario.links.loss``, keyed by (c, direction). ``extra``: more
+    links (between clients: inter-satellite links)."""
     loss, seed, horizon = scenario.links.loss, scenario.seed, scenario.horizon
     server = _server_id(client_ids)
     links = []
@@ -54,7 +61,8 @@ def star_network(scenario: Scenario, client_ids: Sequence[str], up: Sequence[Cha
         links.append(Link(cid, server, up[c], impairment(loss, seed, (c, UP), horizon), (c, UP)))
         links.append(Link(server, cid, down[c], impairment(loss, seed, (c, DOWN), horizon),
                           (c, DOWN)))
-    return Network(tuple(client_ids), tuple(links), seed, server)
+    return Network(tuple(client_ids), tuple(links) + tuple(extra), seed, server,
+                   routing=scenario.links.routing)
 
 
 def _server_id(client_ids: Sequence[str]) -> str:
@@ -88,15 +96,21 @@ def abstract_network(scenario: Scenario) -> Network:
 
 
 def orbital_network(sc: Scenario, topo: Topology) -> Network:
-    """Channels from the contact plan: windows (minus dark periods), rate, range-based delay."""
+    """Channels from the contact plan: windows (minus dark periods), rate, range-based delay;
+    plus the inter-satellite links of ``topo.isl``. With ``links.routing: relay`` every delay
+    is sampled every ``contacts.rate_step`` and interpolated (:class:`DelayProfile`): the router
+    evaluates delays many times."""
     links = sc.links
     ids = [n.id for n in topo.clients]
     dark = _dark(sc, len(ids))
+    relay = links.routing == "relay"
     up_default = space_links.DEFAULT_SPACE_TO_GROUND
     down_default = space_links.DEFAULT_GROUND_TO_SPACE
     ups, downs = [], []
     for i, cid in enumerate(ids):
         windows = subtract_intervals(topo.plan.windows_for(cid), dark[i])
+        delay = (_delay_profile(topo.plan, cid, windows, sc.contacts.rate_step) if relay
+                 else _delay_fn(topo.plan, cid))
         for direction, default, out in ((links.uplink, up_default, ups),
                                         (links.downlink, down_default, downs)):
             if links.model == "fixed":
@@ -104,8 +118,47 @@ def orbital_network(sc: Scenario, topo: Topology) -> Network:
             else:
                 rate = _sampled_rate(topo.plan, cid, windows, _budget_params(direction, default),
                                      sc.contacts.rate_step)
-            out.append(Channel(windows, rate, _delay_fn(topo.plan, cid)))
-    return star_network(sc, ids, ups, downs)
+            out.append(Channel(windows, rate, delay))
+    return star_network(sc, ids, ups, downs, _isl_links(sc, topo, dark))
+
+
+def _isl_links(sc: Scenario, topo: Topology, dark: list[np.ndarray]) -> list[Link]:
+    """Both directions of every inter-satellite link: its windows minus either end's dark
+    periods, the fixed ISL rate, the delay of the sampled range. Lossless (the loss model is
+    the ground links'); stream keys ``(a, b, 2)`` by client index."""
+    if topo.isl is None or not len(topo.isl):
+        return []
+    index = {n.id: i for i, n in enumerate(topo.clients)}
+    by_pair = {pair: g[["start_s", "end_s"]].to_numpy(dtype=float)
+               for pair, g in topo.isl.groupby(["a", "b"], sort=True)}
+    pairs = [(index[a], index[b]) for a, b in by_pair]
+    times = sample_times_s(sc.horizon, ISL_RANGE_STEP_S)
+    ranges = pair_ranges_m(topo.clients, pairs, topo.timebase, times)
+    rate = ConstantRate(sc.links.isl.rate_bps)
+    out = []
+    for (i, j), windows, range_m in zip(pairs, by_pair.values(), ranges, strict=True):
+        windows = subtract_intervals(subtract_intervals(windows, dark[i]), dark[j])
+        channel = Channel(windows, rate,
+                          DelayProfile(times, space_links.propagation_delay_s(range_m)))
+        for a, b in ((i, j), (j, i)):
+            out.append(Link(topo.clients[a].id, topo.clients[b].id, channel, NoLoss(),
+                            (a, b, 2)))
+    return out
+
+
+ISL_RANGE_STEP_S = 60.0  # ranges between satellites sampled this often for delays (error < 1 us)
+
+
+def _delay_profile(plan: ContactPlan, client_id: str, windows: np.ndarray,
+                   step_s: float) -> DelayProfile:
+    """The delay to the nearest visible server, sampled every ``step_s`` inside the windows
+    (and at their ends)."""
+    t = [np.append(np.arange(a, b, step_s), b) for a, b in windows if np.isfinite(b)]
+    if not t:
+        return DelayProfile([0.0], [0.0])
+    times = np.unique(np.concatenate(t))
+    range_m, _ = plan.geometry(client_id, times)
+    return DelayProfile(times, space_links.propagation_delay_s(range_m))
 
 
 def _budget_params(direction: LinkDirection, default):

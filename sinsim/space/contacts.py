@@ -48,6 +48,7 @@ from .visibility import (
 
 __all__ = [
     "contact_windows",
+    "pair_windows",
     "ContactPlan",
     "compute_contact_plan",
     "WINDOW_COLUMNS",
@@ -262,6 +263,31 @@ def contact_windows(
     clients, servers = list(clients), list(servers)
     nodes, c_idx, s_idx = _unique_nodes(clients, servers)
     pairs = [(c, s) for c in c_idx for s in s_idx if c != s]
+    return _pair_windows(nodes, pairs, timebase, horizon_s, step_s=step_s,
+                         max_range_m=max_range_m, grazing_altitude_m=grazing_altitude_m,
+                         edge_tolerance_s=edge_tolerance_s)
+
+
+def pair_windows(nodes, pairs, timebase: Timebase, horizon_s: float, *, step_s: float = 30.0,
+                 max_range_m: float = math.inf, grazing_altitude_m: float = 80e3,
+                 edge_tolerance_s: float = 1.0) -> pd.DataFrame:
+    """Windows of chosen pairs ``(i, j)`` of ``nodes`` (indices; unique node ids), e.g. the
+    inter-satellite links of a constellation: the same algorithm and columns as
+    :func:`contact_windows`, with ``client`` = ``nodes[i]`` and ``server`` = ``nodes[j]``."""
+    nodes = list(nodes)
+    ids = [n.id for n in nodes]
+    if len(set(ids)) != len(ids):
+        raise ValueError("node ids must be unique")
+    pairs = [(int(i), int(j)) for i, j in pairs]
+    if any(i == j or not (0 <= i < len(nodes) and 0 <= j < len(nodes)) for i, j in pairs):
+        raise ValueError("pairs must join two different nodes by index")
+    return _pair_windows(nodes, pairs, timebase, float(horizon_s), step_s=step_s,
+                         max_range_m=max_range_m, grazing_altitude_m=grazing_altitude_m,
+                         edge_tolerance_s=edge_tolerance_s)
+
+
+def _pair_windows(nodes, pairs, timebase, horizon_s, *, step_s, max_range_m,
+                  grazing_altitude_m, edge_tolerance_s) -> pd.DataFrame:
     if not pairs:
         return empty_windows()
     ps = PairSet.build(

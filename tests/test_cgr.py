@@ -1,0 +1,200 @@
+"""Contact-graph routing: one hop's closed form against the transfer process, the router
+against brute force over every path, and relaying (queues, losses routed around) in SimPy."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import simpy
+
+from sinsim.sim.cgr import Router, hop_arrival_s
+from sinsim.sim.channel import Channel, ConstantRate, fixed_channel
+from sinsim.sim.impairments import BernoulliLoss, NoLoss
+from sinsim.sim.network import Link, Network
+from sinsim.sim.routing import send
+from tests.test_transfer import random_windows, run_transfer
+
+INF = math.inf
+
+
+@pytest.mark.parametrize("policy", ["resume", "restart"])
+def test_hop_arrival_is_the_transfer_outcome_on_random_channels(policy):
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        windows = random_windows(rng, int(rng.integers(1, 6)), 200.0)
+        channel = fixed_channel(float(rng.choice([100.0, 800.0, 8_000.0])),
+                                float(rng.choice([0.0, 0.25])), windows)
+        n_bytes = int(rng.integers(0, 2_000))
+        t0 = float(rng.integers(0, 1_600)) / 8.0
+        deadline = float(rng.choice([INF, 150.0, 220.0]))
+        out = run_transfer(channel, n_bytes, deadline, start_s=t0, policy=policy)
+        got = hop_arrival_s(channel, t0, n_bytes, deadline, policy)
+        if out.status == "delivered":
+            assert got == pytest.approx(out.end_s, abs=1e-9)
+        else:
+            assert got == INF
+
+
+def random_network(rng: np.random.Generator, n: int, p_link: float) -> Network:
+    """Clients c0..c(n-2) and a server; each directed pair linked with probability p_link,
+    random windows, rates and delays."""
+    clients = tuple(f"c{i}" for i in range(n - 1))
+    nodes = (*clients, "server")
+    links = []
+    for k, (a, b) in enumerate(itertools.permutations(nodes, 2)):
+        if rng.random() < p_link:
+            channel = fixed_channel(float(rng.choice([800.0, 8_000.0, 80_000.0])),
+                                    float(rng.choice([0.0, 0.5, 2.0])),
+                                    random_windows(rng, int(rng.integers(1, 4)), 300.0))
+            links.append(Link(a, b, channel, NoLoss(), (k, 0, 3)))
+    return Network(clients, tuple(links), seed=0, routing="relay")
+
+
+def brute_force(net: Network, src: str, dst: str, t0: float, n_bytes: int, deadline: float,
+                policy: str) -> float:
+    """The earliest arrival over every simple path, hop after hop."""
+    out = {link.src: [] for link in net.links}
+    for link in net.links:
+        out[link.src].append(link)
+    best = INF
+
+    def walk(node, t, seen):
+        nonlocal best
+        if node == dst:
+            best = min(best, t)
+            return
+        for link in out.get(node, ()):
+            if link.dst not in seen:
+                t_next = hop_arrival_s(link.channel, t, n_bytes, deadline, policy)
+                if t_next < INF:
+                    walk(link.dst, t_next, seen | {link.dst})
+
+    walk(src, t0, {src})
+    return best
+
+
+@pytest.mark.parametrize("policy", ["resume", "restart"])
+def test_router_equals_brute_force_on_random_contact_plans(policy):
+    rng = np.random.default_rng(11)
+    checked = 0
+    for _ in range(60):
+        net = random_network(rng, int(rng.integers(3, 7)), 0.45)
+        router = Router(net)
+        for src, dst in itertools.permutations(net.nodes, 2):
+            t0 = float(rng.integers(0, 800)) / 8.0
+            n_bytes = int(rng.integers(1, 3_000))
+            deadline = float(rng.choice([INF, 250.0]))
+            arrival, route = router.earliest(src, dst, t0, n_bytes, deadline, policy=policy)
+            assert arrival == brute_force(net, src, dst, t0, n_bytes, deadline, policy)
+            if route:
+                checked += 1
+                # the route is a path src -> dst whose hops give the arrival
+                assert route[0].src == src and route[-1].dst == dst
+                t = t0
+                for a, b in itertools.pairwise(route):
+                    assert a.dst == b.src
+                for link in route:
+                    t = hop_arrival_s(link.channel, t, n_bytes, deadline, policy)
+                assert t == arrival
+            else:
+                assert arrival == INF
+    assert checked > 100  # the random plans do have routes
+
+
+def run_sends(net: Network, jobs, deadline_s=INF):
+    """Start every (client, direction, n_bytes, start_s) of ``jobs`` in one environment."""
+    env = simpy.Environment()
+
+    def job(c, d, n, t0):
+        yield env.timeout(t0)
+        return (yield from send(env, net, c, d, n, deadline_s, round_=1))
+
+    procs = [env.process(job(*j)) for j in jobs]
+    env.run()
+    return [p.value for p in procs]
+
+
+def chain() -> Network:
+    """a -> b -> server; b's ground link is up in [100, 200), a's only in [500, 600)."""
+    isl = fixed_channel(8_000.0, 0.0)
+    links = (
+        Link("a", "b", isl, NoLoss(), (0, 1, 2)),
+        Link("b", "a", isl, NoLoss(), (1, 0, 2)),
+        Link("a", "server", fixed_channel(8_000.0, 0.0, np.array([[500.0, 600.0]])), NoLoss(),
+             (0, 0)),
+        Link("b", "server", fixed_channel(8_000.0, 0.0, np.array([[100.0, 200.0]])), NoLoss(),
+             (1, 0)),
+    )
+    return Network(("a", "b"), links, seed=0, routing="relay")
+
+
+def test_relay_takes_the_neighbours_earlier_pass():
+    (out,) = run_sends(chain(), [(0, "up", 1_000, 0.0)])
+    # 8,000 bits at 8 kb/s: a -> b in [0, 1), b holds it until its pass at 100, server at 101
+    assert out.status == "delivered" and out.end_s == 101.0
+    assert [(link.src, link.dst) for link in out.links] == [("a", "b"), ("b", "server")]
+    assert [(h.start_s, h.end_s) for h in out.hops] == [(0.0, 1.0), (1.0, 101.0)]
+
+
+def test_direct_routing_waits_for_the_own_pass():
+    net = chain()
+    direct = Network(net.client_ids, net.links, seed=0, routing="direct")
+    (out,) = run_sends(direct, [(0, "up", 1_000, 0.0)])
+    assert out.status == "delivered" and out.end_s == 501.0 and len(out.hops) == 1
+
+
+def test_a_link_carries_one_transfer_at_a_time():
+    # both a and b send at 0 over b's ground link: b's own update first (it asked first at
+    # 100), a's arrives at b at 1 and queues behind it
+    out_a, out_b = run_sends(chain(), [(0, "up", 1_000, 0.0), (1, "up", 1_000, 0.0)])
+    assert out_b.end_s == 101.0
+    assert out_a.hops[1].start_s == 101.0 and out_a.end_s == 102.0
+
+
+def test_a_lost_hop_is_routed_around():
+    # a -> server directly (up at once, always lost) or a -> b -> server (slower)
+    always = fixed_channel(8_000.0, 0.0)
+    links = (
+        Link("a", "server", always, BernoulliLoss(1.0), (0, 0)),
+        Link("a", "b", always, NoLoss(), (0, 1, 2)),
+        Link("b", "server", fixed_channel(8_000.0, 0.0, np.array([[10.0, 50.0]])), NoLoss(),
+             (1, 0)),
+    )
+    net = Network(("a", "b"), links, seed=0, routing="relay")
+    (out,) = run_sends(net, [(0, "up", 1_000, 0.0)])
+    assert [h.status for h in out.hops] == ["dropped", "delivered", "delivered"]
+    assert [(link.src, link.dst) for link in out.links] == [
+        ("a", "server"), ("a", "b"), ("b", "server")]
+    assert out.status == "delivered" and out.end_s == 11.0
+
+
+def test_lost_with_no_way_around_is_dropped_and_no_route_times_out():
+    lossy = Link("a", "server", fixed_channel(8_000.0, 0.0), BernoulliLoss(1.0), (0, 0))
+    net = Network(("a",), (lossy,), seed=0, routing="relay")
+    (out,) = run_sends(net, [(0, "up", 1_000, 0.0)], deadline_s=50.0)
+    assert out.status == "dropped" and out.end_s == 1.0
+    late = Link("a", "server", fixed_channel(8_000.0, 0.0, np.array([[60.0, 90.0]])), NoLoss(),
+                (0, 0))
+    net = Network(("a",), (late,), seed=0, routing="relay")
+    (out,) = run_sends(net, [(0, "up", 1_000, 0.0)], deadline_s=50.0)
+    assert out.status == "timeout" and out.end_s == 50.0 and out.hops == []
+
+
+def test_relay_over_a_star_equals_direct():
+    """With one link per client (no relays) and no losses, relaying changes nothing."""
+    rng = np.random.default_rng(3)
+    links = []
+    for c in range(4):
+        for src, dst, d in ((f"c{c}", "server", 0), ("server", f"c{c}", 1)):
+            channel = Channel(random_windows(rng, 3, 300.0), ConstantRate(8_000.0),
+                              lambda t: 0.25)
+            links.append(Link(src, dst, channel, NoLoss(), (c, d)))
+    jobs = [(c, d, 2_000, float(c)) for c in range(4) for d in ("up", "down")]
+    outs = {}
+    for routing in ("direct", "relay"):
+        net = Network(tuple(f"c{c}" for c in range(4)), tuple(links), seed=0, routing=routing)
+        outs[routing] = [(o.status, o.end_s, len(o.hops)) for o in run_sends(net, jobs, 400.0)]
+    assert outs["relay"] == outs["direct"]
