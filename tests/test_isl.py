@@ -154,7 +154,8 @@ def test_relayed_runs_are_deterministic(relayed, tmp_path):
      {"topology": "plus_grid"}, "plus_grid needs a Walker shell"),
 ])
 def test_isl_scenario_errors(clients, isl, message):
-    raw = {"name": "x", "clients": clients, "links": {"isl": isl}}
+    raw = {"name": "x", "clients": clients, "links": {"isl": isl},
+           "training": {"clients_per_round": 1}}
     if "count" not in clients:
         raw["server"] = {"ground_stations": [{"id": "g", "lat_deg": 0, "lon_deg": 0}]}
     with pytest.raises(ConfigError, match=message):
