@@ -71,11 +71,12 @@ def prepare(scenario: Scenario, network: Network | None = None) -> Prepared:
         shards = partition_iid(dataset.n_train, n, rng)
     else:
         shards = partition_dirichlet(dataset.y_train.numpy(), n, tr.partition.alpha, rng)
-    model = build_model(tr.model, scenario.seed)
+    model = build_model(tr.model, scenario.seed, dataset.input_shape)
     device = pick_device(tr.device)
     torch.set_num_threads(tr.cpu_threads)
     config = TrainConfig(tr.local_epochs, tr.batch_size, tr.lr, tr.momentum, tr.eval_batch_size)
-    trainer = LocalTrainer(model, dataset, shards, config, training_flops_per_sample(model), device)
+    trainer = LocalTrainer(model, dataset, shards, config,
+                           training_flops_per_sample(model, dataset.input_shape), device)
     init_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return Prepared(scenario, dataset, shards, trainer, init_state, ModelSpec.of(init_state),
                     network)
