@@ -27,6 +27,7 @@ from sinsim.space.orbits import (
     warn_element_age,
     write_tle_file,
 )
+from sinsim.space.planes import orbital_planes
 from sinsim.space.timebase import Timebase
 
 
@@ -134,6 +135,23 @@ def build_topology(sc: Scenario) -> Topology:
         step_s=sc.contacts.step, max_range_m=sc.contacts.max_range_km * 1e3,
         grazing_altitude_m=sc.contacts.grazing_altitude_km * 1e3)
     return Topology(timebase, clients, servers, plan)
+
+
+def client_planes(sc: Scenario, topology: Topology | None = None) -> list[int]:
+    """The orbital plane of each client (``sinsim.space.planes.orbital_planes``, with the
+    tolerances of ``training.partition``), from ``topology``'s clients or, without one, from the
+    scenario's nodes (no contact plan needed). A client that is not a satellite is a
+    ConfigError naming ``training.partition``."""
+    p = sc.training.partition
+    if not sc.clients.orbital:
+        raise ConfigError("by_plane needs satellite clients; abstract clients (clients.count) "
+                          "have no orbital plane", key="training.partition")
+    clients = topology.clients if topology is not None else build_nodes(sc)[0]
+    try:
+        return orbital_planes(clients, p.raan_tolerance_deg, p.inclination_tolerance_deg)
+    except TypeError as e:
+        raise ConfigError(f"by_plane needs satellite clients: {e}",
+                          key="training.partition") from None
 
 
 def write_topology(topo: Topology, out_dir: str | Path) -> None:
