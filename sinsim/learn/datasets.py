@@ -8,10 +8,15 @@ package registry, and records which source it used:
   split 8,000 train / 2,000 test by a fixed permutation.
 - ``fashion_mnist``: ``DATA_DIR/FashionMNIST/raw`` -> torchvision download -> Debian's
   ``dataset-fashion-mnist`` (IDX files in ``/usr/share/datasets/fashion-mnist``).
+- ``cifar10``: ``DATA_DIR/cifar-10-batches-py`` (the python version of CIFAR-10, as torchvision
+  extracts it: ``data_batch_1`` .. ``data_batch_5`` and ``test_batch``, read here without
+  torchvision) -> torchvision download (then read the same way). 50,000 train / 10,000 test.
 - ``synthetic``: 10 noisy class prototypes, generated from a fixed seed (for tests and benches).
 
 ``DATA_DIR`` is ``training.data_dir``, else ``$SINSIM_DATA_DIR``, else ``./data``.
-Images are returned normalised, float32, shaped ``[N, 1, 28, 28]``.
+Images are returned normalised (per channel), float32, shaped ``[N, C, H, W]``: ``[N, 1, 28, 28]``
+for the MNIST family and the synthetic set, ``[N, 3, 32, 32]`` for CIFAR-10
+(``Dataset.input_shape``; the models take it).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import pickle
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,6 +60,11 @@ class Dataset:
         return len(self.y_test)
 
     @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one image."""
+        return tuple(self.x_train.shape[1:])
+
+    @property
     def n_classes(self) -> int:
         return int(max(self.y_train.max(), self.y_test.max())) + 1
 
@@ -79,8 +90,15 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, download: boo
     def prep(x: np.ndarray) -> torch.Tensor:
         scale = 255.0 if x.dtype == np.uint8 else 1.0
         t = torch.as_tensor(x).to(torch.float32)  # one copy, then normalised in place
+        if isinstance(mean, tuple):  # per channel
+            m = torch.tensor(mean, dtype=torch.float64)
+            sd = torch.tensor(std, dtype=torch.float64)
+            t = t.reshape(-1, *entry.shape)
+            t.div_((scale * sd).to(torch.float32).reshape(-1, 1, 1))
+            t.sub_((m / sd).to(torch.float32).reshape(-1, 1, 1))
+            return t
         t.div_(scale * std).sub_(mean / std)
-        return t.reshape(-1, 1, 28, 28)
+        return t.reshape(-1, *entry.shape)
 
     return Dataset(name, source, prep(xtr), torch.as_tensor(ytr, dtype=torch.long),
                    prep(xte), torch.as_tensor(yte, dtype=torch.long))
@@ -217,6 +235,79 @@ def read_idx_gz(path: Path) -> np.ndarray:
     return arr.reshape(dims).astype(np.int64 if ndim == 1 else np.uint8)
 
 
+CIFAR10_DIR = "cifar-10-batches-py"
+CIFAR10_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR10_TEST = "test_batch"
+CIFAR10_HOSTS = ("www.cs.toronto.edu",)
+
+
+def _load_cifar10(root: Path, download: bool):
+    folder = root / CIFAR10_DIR
+    names = (*CIFAR10_TRAIN, CIFAR10_TEST)
+    where = "local"
+    if not all((folder / n).is_file() for n in names):
+        if not (download and _any_resolves(CIFAR10_HOSTS) and _cifar10_download(root)):
+            raise DatasetUnavailable(
+                f"CIFAR-10 is not available: {folder} does not hold "
+                f"{', '.join(names)}, and the download failed or was disabled "
+                f"(training.download). Get the python version, cifar-10-python.tar.gz, from "
+                f"https://www.cs.toronto.edu/~kriz/cifar.html and extract it in {root} (or let "
+                f"torchvision fetch it: torchvision.datasets.CIFAR10({str(root)!r}, "
+                f"download=True)), or point training.data_dir / SINSIM_DATA_DIR at the folder "
+                f"that holds {CIFAR10_DIR}/.")
+        where = "download"
+    train = [read_cifar_batch(folder / n) for n in CIFAR10_TRAIN]
+    xte, yte = read_cifar_batch(folder / CIFAR10_TEST)
+    return (f"cifar10:{where}:{folder}", np.concatenate([x for x, _ in train]),
+            np.concatenate([y for _, y in train]), xte, yte)
+
+
+def _cifar10_download(root: Path) -> bool:
+    """torchvision's download (and md5 check) of the python version into ``root``."""
+    try:
+        import torchvision.datasets as tvd
+
+        tvd.CIFAR10(str(root), train=True, download=True)
+    except Exception:  # noqa: BLE001 - no torchvision or no network: the caller says how
+        return False
+    return True
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Builds only what a CIFAR batch holds (dicts, lists, bytes, numpy arrays): a pickle is
+    code, and a data folder is not trusted to run any."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not part of a CIFAR batch")
+        return super().find_class(module, name)
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One batch of the python version of CIFAR-10: a pickled dict whose ``b"data"`` is
+    uint8 ``[N, 3072]`` (1024 red, 1024 green, 1024 blue values per image, rows of 32) and
+    ``b"labels"`` N ints. Returns images uint8 ``[N, 3, 32, 32]`` and labels int64."""
+    try:
+        with open(path, "rb") as f:
+            batch = _CifarUnpickler(f, encoding="bytes").load()
+        data = np.asarray(batch[b"data"])
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except (OSError, EOFError, pickle.UnpicklingError, KeyError, TypeError, ValueError,
+            AttributeError, IndexError) as e:
+        raise DatasetUnavailable(f"{path}: not a CIFAR-10 batch ({type(e).__name__}: {e})"
+                                 ) from None
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise DatasetUnavailable(f"{path}: a CIFAR-10 batch holds uint8 [N, 3072] images, "
+                                 f"this one {data.dtype} {list(data.shape)}")
+    if labels.shape != (len(data),) or (len(labels) and not 0 <= labels.min() <= labels.max() < 10):
+        raise DatasetUnavailable(f"{path}: a CIFAR-10 batch holds one label in 0..9 per image "
+                                 f"({len(data)} images, labels {labels.shape})")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
 def _load_synthetic(root: Path, download: bool, n_train: int = 12_000, n_test: int = 2_000):
     """Ten smooth random prototypes plus noise: learnable, tiny and generated offline."""
     rng = np.random.default_rng(12345)
@@ -235,18 +326,24 @@ def _load_synthetic(root: Path, download: bool, n_train: int = 12_000, n_test: i
 
 @dataclass(frozen=True)
 class DatasetEntry:
-    """A registered dataset: its loader (root, download) -> (source, x/y train, x/y test) and
+    """A registered dataset: its loader (root, download) -> (source, x/y train, x/y test),
     the (mean, std) of its pixel values in [0, 1] that inputs are normalised with (as the
-    ALQ/LeNet-5 code does)."""
+    ALQ/LeNet-5 code does; a tuple: one per channel), and the (channels, height, width) of an
+    image, and how many classes it has."""
 
     load: Callable[[Path, bool], tuple]
-    mean: float
-    std: float
+    mean: float | tuple[float, ...]
+    std: float | tuple[float, ...]
+    shape: tuple[int, int, int] = (1, 28, 28)
+    n_classes: int = 10
 
 
 DATASETS: Registry[DatasetEntry] = Registry("dataset", {
     "mnist": DatasetEntry(_load_mnist, 0.1307, 0.3081),
     "fashion_mnist": DatasetEntry(_load_fashion, 0.2860, 0.3530),
+    # the per-channel mean and std of the 50,000 training images (as commonly quoted)
+    "cifar10": DatasetEntry(_load_cifar10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
+                            (3, 32, 32)),
     "synthetic": DatasetEntry(_load_synthetic, 0.5, 0.25),
 })
 

@@ -178,14 +178,36 @@ def _selection(value: Any) -> Any:
     return {"kind": value} if isinstance(value, str) else value
 
 
-class Partition(Section):
-    kind: Literal["iid", "dirichlet"] = "iid"
+class IidPartition(Section):
+    """``iid``: shuffled, equal shards."""
+
+    kind: Literal["iid"] = "iid"
+
+
+class DirichletPartition(Section):
+    """``dirichlet``: label-skewed shards, per class proportions from Dirichlet(``alpha``)."""
+
+    kind: Literal["dirichlet"]
     alpha: Float = Field(default=0.5, gt=0)
 
 
-def _partition(value: Any) -> Any:
-    return {"kind": value} if isinstance(value, str) else value
+class ByPlanePartition(Section):
+    """``by_plane``: the satellites of an orbital plane see ``classes_per_plane`` classes only
+    (``sinsim.learn.partitions``); planes are told apart by RAAN and inclination within the
+    tolerances (``sinsim.space.planes``). Needs satellite clients (walker, tle, omm)."""
 
+    kind: Literal["by_plane"]
+    classes_per_plane: Int = Field(ge=1)
+    raan_tolerance_deg: Float = Field(default=2.0, gt=0, le=180)
+    inclination_tolerance_deg: Float = Field(default=1.0, gt=0, le=180)
+
+
+PARTITION_KINDS = ("iid", "dirichlet", "by_plane")
+
+# one section per partition kind, chosen by ``kind`` (a bare kind name stands for its defaults)
+Partition = Annotated[IidPartition | DirichletPartition | ByPlanePartition,
+                      Field(discriminator="kind"),
+                      BeforeValidator(kind_given(PARTITION_KINDS, shorthand=True))]
 
 
 
@@ -193,7 +215,7 @@ class Training(Section):
     dataset: str = "mnist"
     data_dir: str | None = None
     download: bool = True
-    partition: Annotated[Partition, BeforeValidator(_partition)] = Partition()
+    partition: Partition = IidPartition()
     model: str = "lenet5"
     rounds: Int = Field(default=10, gt=0)
     clients_per_round: Int = Field(default=10, gt=0)
@@ -235,6 +257,15 @@ class Training(Section):
     def _target(self) -> Training:
         if self.stop_at_target and self.target_accuracy is None:
             raise ValueError("stop_at_target needs training.target_accuracy")
+        return self
+
+    @model_validator(mode="after")
+    def _classes_per_plane(self) -> Training:
+        p = self.partition
+        n = DATASETS[self.dataset].n_classes
+        if p.kind == "by_plane" and p.classes_per_plane > n:
+            raise ValueError(f"partition.classes_per_plane ({p.classes_per_plane}) is more than "
+                             f"the {n} classes of {self.dataset}")
         return self
 
     @field_validator("dataset")
@@ -333,6 +364,11 @@ class Scenario(Section):
         if not self.clients.orbital and self.server.defined:
             raise ValueError("abstract clients (clients.count) have an abstract server; give "
                              "orbital clients (walker, tle, omm, uavs) to use server nodes")
+        if self.training.partition.kind == "by_plane" and (not self.clients.orbital
+                                                           or self.clients.uavs):
+            raise ValueError("training.partition: by_plane needs satellite clients (walker, tle "
+                             "or omm), whose orbital planes it partitions by; abstract clients "
+                             "(clients.count) and UAVs have none")
         if not self.clients.orbital and self.links.model == "budget":
             raise ValueError("links.model budget needs orbital clients and a server to "
                              "compute ranges")

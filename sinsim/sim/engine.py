@@ -26,9 +26,10 @@ import sinsim
 from sinsim._rng import rng_for
 from sinsim.errors import ConfigError
 from sinsim.learn.codecs import ModelSpec
-from sinsim.learn.datasets import Dataset, load_dataset, partition_dirichlet, partition_iid
+from sinsim.learn.datasets import Dataset, load_dataset
 from sinsim.learn.models import build_model, training_flops_per_sample
 from sinsim.learn.parallel import TrainingPool, resolve_workers
+from sinsim.learn.partitions import make_partition
 from sinsim.learn.strategies import RoundContext, Strategy, build_strategy
 from sinsim.learn.training import LocalTrainer, TrainConfig, pick_device
 from sinsim.scenario import Algorithm, Scenario
@@ -37,7 +38,7 @@ from sinsim.sim.checkpoint import AlgorithmState, Checkpoint
 from sinsim.sim.network import Network
 from sinsim.sim.recorder import Recorder
 from sinsim.sim.routing import RouteOutcome, send
-from sinsim.sim.topology import contacts_info, write_topology
+from sinsim.sim.topology import Topology, client_planes, contacts_info, write_topology
 from sinsim.sim.transfer import transfer as dry_run_transfer  # not counted by spies on transfer
 from sinsim.sim.wiring import build_network, orbital_topology
 
@@ -55,27 +56,32 @@ class Prepared:
     network: Network
 
 
-def prepare(scenario: Scenario, network: Network | None = None) -> Prepared:
+def prepare(scenario: Scenario, network: Network | None = None,
+            topology: Topology | None = None) -> Prepared:
+    """``topology``: the one ``network`` was built from (a by_plane partition reads the
+    clients' planes from it; without it they come from the scenario's nodes)."""
     tr = scenario.training
-    network = network if network is not None else build_network(scenario)
+    network = network if network is not None else build_network(scenario, topology)
     n = len(network.client_ids)
     if tr.clients_per_round > n:
         raise ConfigError(f"{tr.clients_per_round} is larger than the number of clients ({n})",
                           key="training.clients_per_round")
     dataset = load_dataset(tr.dataset, tr.data_dir, download=tr.download)
-    rng = rng_for(scenario.seed, "partition")
     if n > dataset.n_train:
         raise ConfigError(f"{n} clients but {dataset.name} ({dataset.source}) has only "
                           f"{dataset.n_train} training samples", key="clients")
-    if tr.partition.kind == "iid":
-        shards = partition_iid(dataset.n_train, n, rng)
-    else:
-        shards = partition_dirichlet(dataset.y_train.numpy(), n, tr.partition.alpha, rng)
-    model = build_model(tr.model, scenario.seed)
+    planes = client_planes(scenario, topology) if tr.partition.kind == "by_plane" else None
+    try:
+        shards = make_partition(tr.partition, dataset.y_train.numpy(), n, scenario.seed,
+                                planes=planes, n_classes=dataset.n_classes)
+    except ValueError as e:
+        raise ConfigError(str(e), key="training.partition") from None
+    model = build_model(tr.model, scenario.seed, dataset.input_shape)
     device = pick_device(tr.device)
     torch.set_num_threads(tr.cpu_threads)
     config = TrainConfig(tr.local_epochs, tr.batch_size, tr.lr, tr.momentum, tr.eval_batch_size)
-    trainer = LocalTrainer(model, dataset, shards, config, training_flops_per_sample(model), device)
+    trainer = LocalTrainer(model, dataset, shards, config,
+                           training_flops_per_sample(model, dataset.input_shape), device)
     init_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return Prepared(scenario, dataset, shards, trainer, init_state, ModelSpec.of(init_state),
                     network)
@@ -339,7 +345,7 @@ def run_scenario(scenario: Scenario, out_dir, *, on_round_end: RoundCallback | N
         if topology is not None:
             write_topology(topology, recorder.out_dir)
             summary["contacts"] = contacts_info(topology)
-        prep = prepare(scenario, build_network(scenario, topology))
+        prep = prepare(scenario, build_network(scenario, topology), topology)
         summary["dataset"] = prep.dataset.info()
         summary["n_clients"] = len(prep.network.client_ids)
         summary["device"] = str(prep.trainer.device)

@@ -30,6 +30,7 @@ from sinsim.space.orbits import (
     warn_element_age,
     write_tle_file,
 )
+from sinsim.space.planes import orbital_planes
 from sinsim.space.timebase import Timebase
 
 
@@ -171,6 +172,23 @@ def links_table(topo: Topology) -> pd.DataFrame:
         parts.append(topo.isl.assign(kind="isl")[LINK_COLUMNS])
     table = pd.concat(parts, ignore_index=True)[LINK_COLUMNS]
     return table.sort_values(["kind", "a", "b", "start_s"], kind="stable").reset_index(drop=True)
+
+
+def client_planes(sc: Scenario, topology: Topology | None = None) -> list[int]:
+    """The orbital plane of each client (``sinsim.space.planes.orbital_planes``, with the
+    tolerances of ``training.partition``), from ``topology``'s clients or, without one, from the
+    scenario's nodes (no contact plan needed). A client that is not a satellite is a
+    ConfigError naming ``training.partition``."""
+    p = sc.training.partition
+    if not sc.clients.orbital:
+        raise ConfigError("by_plane needs satellite clients; abstract clients (clients.count) "
+                          "have no orbital plane", key="training.partition")
+    clients = topology.clients if topology is not None else build_nodes(sc)[0]
+    try:
+        return orbital_planes(clients, p.raan_tolerance_deg, p.inclination_tolerance_deg)
+    except TypeError as e:
+        raise ConfigError(f"by_plane needs satellite clients: {e}",
+                          key="training.partition") from None
 
 
 def write_topology(topo: Topology, out_dir: str | Path) -> None:
