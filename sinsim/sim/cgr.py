@@ -19,6 +19,7 @@ holds the payload).
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from collections.abc import Collection
 
@@ -53,15 +54,21 @@ def hop_arrival_s(channel: Channel, t_s: float, n_bytes: int, deadline_s: float 
 
 
 class Router:
-    """Earliest-arrival routes over ``network``'s links (computed on demand, not cached:
-    they depend on the time, the payload size and the deadline)."""
+    """Earliest-arrival routes over ``network``'s links.
 
-    def __init__(self, network: Network):
+    A search from one source at one time (for one payload size, deadline and policy) is kept
+    and resumed for the next destination asked for (the server's broadcast of a round asks for
+    a route to every selected client at the same instant); the last ``keep`` searches are kept.
+    """
+
+    def __init__(self, network: Network, keep: int = 4):
         self.nodes = network.nodes
         self.index = {node: i for i, node in enumerate(self.nodes)}
         self.out: list[list[tuple[int, Link]]] = [[] for _ in self.nodes]
         for link in network.links:
             self.out[self.index[link.src]].append((self.index[link.dst], link))
+        self.keep = keep
+        self._searches: dict[tuple, _Search] = {}
 
     def earliest(self, src: str, dst: str, t_s: float, n_bytes: int,
                  deadline_s: float = math.inf, *, policy: str = "resume",
@@ -69,37 +76,83 @@ class Router:
         """``(arrival_s, route)``: the earliest time ``n_bytes`` ready at ``src`` at ``t_s`` can
         all be at ``dst`` by ``deadline_s``, and the links to take; ``(inf, ())`` if none.
         ``avoid``: links not to use (those that lost this payload)."""
-        start, goal = self.index[src], self.index[dst]
-        avoid_ids = {id(link) for link in avoid}
-        if start == goal:
-            return t_s, ()
-        n = len(self.nodes)
-        best = [math.inf] * n
-        via: list[tuple[int, Link] | None] = [None] * n
-        best[start] = t_s
-        done = [False] * n
-        heap = [(t_s, start)]
-        while heap:
-            t, u = heapq.heappop(heap)
-            if done[u]:
-                continue
-            done[u] = True
-            if u == goal:
-                break
-            for v, link in self.out[u]:
-                if done[v] or id(link) in avoid_ids:
-                    continue
-                arrival = hop_arrival_s(link.channel, t, n_bytes, deadline_s, policy)
-                if arrival < best[v]:
-                    best[v] = arrival
-                    via[v] = (u, link)
-                    heapq.heappush(heap, (arrival, v))
-        if not math.isfinite(best[goal]):
+        goal = self.index[dst]
+        if avoid:
+            search = _Search(self, self.index[src], t_s, n_bytes, deadline_s, policy,
+                             {id(link) for link in avoid})
+        else:
+            key = (src, t_s, n_bytes, deadline_s, policy)
+            search = self._searches.pop(key, None)
+            if search is None:
+                search = _Search(self, self.index[src], t_s, n_bytes, deadline_s, policy, set())
+            self._searches[key] = search  # the most recent last
+            while len(self._searches) > self.keep:
+                del self._searches[next(iter(self._searches))]
+        return search.route_to(goal)
+
+
+class _Search:
+    """Dijkstra's algorithm from one source, run only as far as the destinations asked for.
+
+    Heap entries ``(time, order, node, None)`` are arrivals; ``(time, order, from, link)`` are
+    hops not yet evaluated, keyed by a lower bound of their arrival (the start of the link's
+    next window): a link that is closed now is evaluated only if nothing better came first."""
+
+    def __init__(self, router: Router, start: int, t_s: float, n_bytes: int,
+                 deadline_s: float, policy: str, avoid_ids: set[int]):
+        n = len(router.nodes)
+        self.router, self.start = router, start
+        self.n_bytes, self.deadline_s, self.policy, self.avoid_ids = (
+            n_bytes, deadline_s, policy, avoid_ids)
+        self.best = [math.inf] * n
+        self.best[start] = t_s
+        self.via: list[tuple[int, Link] | None] = [None] * n
+        self.done = [False] * n
+        self.order = itertools.count()
+        self.heap: list[tuple[float, int, int, Link | None]] = [(t_s, next(self.order), start,
+                                                                 None)]
+
+    def route_to(self, goal: int) -> tuple[float, Route]:
+        self._run_until(goal)
+        if not math.isfinite(self.best[goal]):
             return math.inf, ()
         route: list[Link] = []
         node = goal
-        while node != start:
-            u, link = via[node]
+        while node != self.start:
+            u, link = self.via[node]
             route.append(link)
             node = u
-        return best[goal], tuple(reversed(route))
+        return self.best[goal], tuple(reversed(route))
+
+    def _run_until(self, goal: int) -> None:
+        best, via, done, heap = self.best, self.via, self.done, self.heap
+        out, index, order = self.router.out, self.router.index, self.order
+        n_bytes, deadline_s, policy, avoid_ids = (
+            self.n_bytes, self.deadline_s, self.policy, self.avoid_ids)
+        while heap and not done[goal]:
+            t, _, u, pending = heapq.heappop(heap)
+            if pending is not None:  # evaluate the hop u -> v now
+                v = index[pending.dst]
+                if done[v]:
+                    continue
+                arrival = hop_arrival_s(pending.channel, best[u], n_bytes, deadline_s, policy)
+                if arrival < best[v]:
+                    best[v], via[v] = arrival, (u, pending)
+                    heapq.heappush(heap, (arrival, next(order), v, None))
+                continue
+            if done[u]:
+                continue
+            done[u] = True
+            for v, link in out[u]:
+                if done[v] or id(link) in avoid_ids:
+                    continue
+                window = link.channel.next_window(t)
+                if window is None or window[0] >= deadline_s or window[0] >= best[v]:
+                    continue  # no window in time, or it cannot beat what v has
+                if window[0] > t:  # closed now: evaluate when its window comes up
+                    heapq.heappush(heap, (window[0], next(order), u, link))
+                    continue
+                arrival = hop_arrival_s(link.channel, t, n_bytes, deadline_s, policy)
+                if arrival < best[v]:
+                    best[v], via[v] = arrival, (u, link)
+                    heapq.heappush(heap, (arrival, next(order), v, None))

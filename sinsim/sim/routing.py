@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import simpy
 
-from sinsim.sim.cgr import Router
+from sinsim.sim.cgr import Router, hop_arrival_s
 from sinsim.sim.network import Link, Network
 from sinsim.sim.transfer import TransferOutcome, transfer
 
@@ -139,10 +139,13 @@ def _relay(env, net: Network, client: int, direction: str, n_bytes: int, deadlin
     flow = (client, 0 if direction == "up" else 1)
     out = RouteOutcome(n_bytes=n_bytes, start_s=env.now)
     failed: list[Link] = []
+    plan: list[tuple[Link, float]] = []  # the links ahead and when the payload is due after each
     while at != goal:
-        _, route = router.earliest(at, goal, env.now, n_bytes, deadline_s, policy=policy,
-                                   avoid=failed)
-        if not route:
+        if not plan:
+            _, route = router.earliest(at, goal, env.now, n_bytes, deadline_s, policy=policy,
+                                       avoid=failed)
+            plan = _schedule(route, env.now, n_bytes, deadline_s, policy)
+        if not plan:
             if failed:  # lost on the way and no way around: dropped where it is
                 out.end_s, out.status = env.now, "dropped"
                 return out
@@ -150,13 +153,12 @@ def _relay(env, net: Network, client: int, direction: str, n_bytes: int, deadlin
                 yield env.timeout(deadline_s - env.now)
             out.end_s, out.status = deadline_s, "timeout"
             return out
-        link = route[0]
+        link, due_s = plan.pop(0)
         with _queue(env, link).request() as turn:
-            wait = env.timeout(max(0.0, deadline_s - env.now)) \
-                if math.isfinite(deadline_s) else env.event()
-            got = yield turn | wait
-            if turn not in got:
-                out.end_s, out.status = deadline_s, "timeout"
+            if turn.triggered or not math.isfinite(deadline_s):
+                yield turn
+            elif turn not in (yield turn | env.timeout(max(0.0, deadline_s - env.now))):
+                out.end_s, out.status = deadline_s, "timeout"  # still queued at the deadline
                 return out
 
             def lost(segs, link=link):
@@ -171,6 +173,20 @@ def _relay(env, net: Network, client: int, direction: str, n_bytes: int, deadlin
             return out
         if result.status == "dropped":
             failed.append(link)
+            plan = []
             continue
         at = link.dst
+        if result.end_s > due_s + 1e-9:  # late (it queued): the rest of the plan may no longer be best
+            plan = []
+    return out
+
+
+def _schedule(route: Sequence[Link], t_s: float, n_bytes: int, deadline_s: float,
+              policy: str) -> list[tuple[Link, float]]:
+    """Each link of ``route`` with the time the payload is due at its end. On time, the rest of
+    an earliest-arrival route is still the earliest from there (links are FIFO)."""
+    out = []
+    for link in route:
+        t_s = hop_arrival_s(link.channel, t_s, n_bytes, deadline_s, policy)
+        out.append((link, t_s))
     return out
