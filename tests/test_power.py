@@ -204,3 +204,36 @@ def test_earliest_start_matches_brute_force(seed):
             assert not strict.size or strict[0] >= tau - 1e-9
         else:
             assert not strict.size, (t_s, duration, load, strict[:3])
+
+
+# --------------------------------------------------------------------------- scenario section
+def test_scenario_power_section_defaults_and_params(tiny_raw):
+    from sinsim.scenario import validate_scenario
+
+    assert validate_scenario(tiny_raw).power is None  # not modelled unless given
+    tiny_raw["power"] = {}
+    power = validate_scenario(tiny_raw).power
+    assert PowerParams(**power.model_dump()) == PowerParams(**CUBESAT)
+    tiny_raw["power"] = {"battery_wh": 20, "min_soc": 0.5}
+    assert PowerParams(**validate_scenario(tiny_raw).power.model_dump()).capacity_j == 72000.0
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [
+        ("battery_wh", 0, "power.battery_wh: must be > 0"),
+        ("solar_w", -3, "power.solar_w: must be >= 0"),
+        ("min_soc", 1.0, "power.min_soc: must be < 1"),
+        ("initial_soc", 2, "power.initial_soc: must be <= 1"),
+        ("tx_w", "lots", "power.tx_w"),
+        ("idle_w", float("nan"), "power.idle_w: must be a finite number"),
+        ("solar", 30, "power.solar"),
+    ],
+)
+def test_bad_power_value_exits_2_naming_the_key(write_yaml, tiny_raw, capsys, key, value,
+                                                fragment):
+    from sinsim.cli import main
+
+    tiny_raw["power"] = {key: value}
+    assert main([str(write_yaml(tiny_raw))]) == 2
+    assert fragment in capsys.readouterr().err
