@@ -285,6 +285,33 @@ class Compute(Section):
     flops_per_s: Float = Field(default=1e12, gt=0)
 
 
+class Power(Section):
+    """Each satellite client's battery (``sinsim.sim.power``): solar power in sunlight (Earth
+    shadow from ``sinsim.space.eclipse``), a constant ``idle_w`` drain, and ``compute_w``,
+    ``tx_w``, ``rx_w`` on top of it while the node trains, transmits or receives.  A node
+    neither trains nor transmits when that would take its charge below ``min_soc`` of the
+    capacity; it waits for the sun instead.  Absent (``None``): power is not modelled.
+
+    The defaults are a *typical* 6U CubeSat, not a specific one: an ~80 Wh Li-ion pack
+    (e.g. GomSpace NanoPower BPX / EnduroSat 6U battery packs are 77-86 Wh), ~30 W orbit-
+    average-in-sun from deployable panels (6U double-deployed arrays are quoted at 30-40 W
+    peak), ~5 W idle bus (OBC, ADCS, receiver), ~15 W for an on-board GPU/AI module
+    (Jetson-class boards run at 10-20 W), ~20 W while transmitting (X/S-band transmitters
+    draw 10-30 W), ~5 W receiving, and a 30% depth-of-discharge floor (LEO batteries are
+    kept to shallow cycles for life).  Field names are those of
+    ``sinsim.sim.power.PowerParams``: ``PowerParams(**power.model_dump())``.
+    """
+
+    battery_wh: Float = Field(default=80.0, gt=0)
+    solar_w: Float = Field(default=30.0, ge=0)
+    idle_w: Float = Field(default=5.0, ge=0)
+    compute_w: Float = Field(default=15.0, ge=0)
+    tx_w: Float = Field(default=20.0, ge=0)
+    rx_w: Float = Field(default=5.0, ge=0)
+    min_soc: Float = Field(default=0.3, ge=0, lt=1)
+    initial_soc: Float = Field(default=1.0, ge=0, le=1)
+
+
 class Algorithm(Section):
     """One algorithm of the run: a name in the strategy registry
     (``sinsim.learn.strategies.STRATEGIES``) and its parameters, checked against the
@@ -336,6 +363,7 @@ class Scenario(Section):
     links: Links = Links()
     training: Training = Training()
     compute: Compute = Compute()
+    power: Power | None = None  # None: power not modelled
     algorithms: list[Annotated[Algorithm, BeforeValidator(_algorithm)]] = Field(
         default_factory=lambda: [Algorithm(name="fedavg")], min_length=1
     )

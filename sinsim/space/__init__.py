@@ -5,6 +5,7 @@ is float seconds since the scenario start (see :class:`Timebase`).
 """
 
 from .contacts import ContactPlan, compute_contact_plan, contact_windows
+from .eclipse import eclipse_fraction_circular, shadow_windows, sunlit_flags, sunlit_windows
 from .links import (
     LEO_DOWNLINK_X_BAND,
     LEO_UPLINK_S_BAND,
@@ -58,4 +59,8 @@ __all__ = [
     "propagation_delay_s",
     "snr_db",
     "rate_bps",
+    "sunlit_windows",
+    "shadow_windows",
+    "sunlit_flags",
+    "eclipse_fraction_circular",
 ]

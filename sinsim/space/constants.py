@@ -21,6 +21,9 @@ WGS84_INVERSE_FLATTENING = 298.257223563  # WGS84
 WGS84_FLATTENING = 1.0 / WGS84_INVERSE_FLATTENING  # derived
 WGS84_E2 = WGS84_FLATTENING * (2.0 - WGS84_FLATTENING)  # derived: first eccentricity squared
 EARTH_ROTATION_RAD_PER_S = 7.292115e-5  # WGS84 nominal mean angular velocity
+# the sphere that casts the shadow in Skyfield's ``is_sunlit`` (skyfield.constants.ERAD,
+# the IERS 2010 conventional equatorial radius)
+EARTH_SHADOW_RADIUS_M = 6378136.6
 
 # --- WGS72 gravity model used by SGP4 (sgp4.earth_gravity.wgs72; Vallado et al. 2006) ---
 WGS72_MU_M3_PER_S2 = 398600.8e9  # WGS72 mu = 398600.8 km^3/s^2
