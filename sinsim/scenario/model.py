@@ -400,6 +400,9 @@ class Scenario(Section):
         if not self.clients.orbital and self.links.model == "budget":
             raise ValueError("links.model budget needs orbital clients and a server to "
                              "compute ranges")
+        if self.power is not None and not self.clients.orbital:
+            raise ValueError("power needs satellite clients (walker, tle, omm): abstract "
+                             "clients have no orbit to find the sun from")
         if self.links.isl is not None and not self.clients.orbital:
             raise ValueError("links.isl needs satellite clients (walker, tle, omm)")
         if (self.links.isl is not None and self.links.isl.topology == "plus_grid"

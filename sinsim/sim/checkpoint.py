@@ -30,6 +30,7 @@ class AlgorithmState:
     now_s: float  # the simulated clock at the end of its last round
     global_state: dict[str, Any]
     strategy: Any  # Strategy.checkpoint()
+    batteries: Any = None  # with ``power:``, every client's Battery (sinsim.sim.power)
 
 
 @dataclass

@@ -11,6 +11,7 @@ needs it: the same tables as in one process.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable
@@ -36,9 +37,16 @@ from sinsim.scenario import Algorithm, Scenario
 from sinsim.sim import checkpoint
 from sinsim.sim.checkpoint import AlgorithmState, Checkpoint
 from sinsim.sim.network import Network
+from sinsim.sim.power import Battery, PowerParams
 from sinsim.sim.recorder import Recorder
 from sinsim.sim.routing import RouteOutcome, send
-from sinsim.sim.topology import Topology, client_planes, contacts_info, write_topology
+from sinsim.sim.topology import (
+    Topology,
+    client_planes,
+    client_sunlit,
+    contacts_info,
+    write_topology,
+)
 from sinsim.sim.transfer import transfer as dry_run_transfer  # not counted by spies on transfer
 from sinsim.sim.wiring import build_network, orbital_topology
 
@@ -54,6 +62,7 @@ class Prepared:
     init_state: dict[str, torch.Tensor]
     spec: ModelSpec
     network: Network
+    sunlit: list[np.ndarray | None] | None = None  # per client, with ``power:``
 
 
 def prepare(scenario: Scenario, network: Network | None = None,
@@ -83,8 +92,9 @@ def prepare(scenario: Scenario, network: Network | None = None,
     trainer = LocalTrainer(model, dataset, shards, config,
                            training_flops_per_sample(model, dataset.input_shape), device)
     init_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    sunlit = client_sunlit(scenario, topology) if scenario.power is not None else None
     return Prepared(scenario, dataset, shards, trainer, init_state, ModelSpec.of(init_state),
-                    network)
+                    network, sunlit)
 
 
 RoundCallback = Callable[[dict[str, Any]], None]
@@ -116,9 +126,11 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
     batched = sc.training.batched and hasattr(strategy, "client_updates_batched")
     rows: list[dict[str, Any]] = []  # the rounds.csv rows of this algorithm
     global_state = prep.init_state
+    batteries = _batteries(prep)
     if resume is not None:
         rows, global_state = list(resume.rows), resume.global_state
         strategy.restore(resume.strategy)
+        batteries = resume.batteries
     env = simpy.Environment(initial_time=resume.now_s if resume is not None else 0)
     first = rows[-1]["round"] + 1 if rows else 1
     if rows and _reached_target(sc, rows[-1]):
@@ -142,7 +154,8 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
             selected = strategy.select(ctx)
             down_payload = strategy.encode_global(global_state)
             rnd = _Round(algorithm.label, r, t0 + sc.training.round_deadline, down_payload,
-                         strategy.decode_global(down_payload), strategy.new_aggregator())
+                         strategy.decode_global(down_payload), strategy.new_aggregator(),
+                         batteries=batteries)
             if pool is not None:
                 pool.start_round(strategy, rnd.received, down_payload, (sc.seed, "train", r))
                 pool.submit(_downlinks_delivered(prep, rnd, selected, env.now), batched=batched)
@@ -173,11 +186,12 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
             row["bytes_down_hops"] = sum(t["bytes_hops"] for t in transfers
                                          if t["direction"] == "down")
             recorder.write_round(row, transfers, sorted(clients, key=lambda x: x["client"]),
-                                 [h for t in transfers for h in t["hop_rows"]])
+                                 [h for t in transfers for h in t["hop_rows"]],
+                                 sorted(rnd.power, key=lambda x: x["node"]))
             rows.append(row)
             if on_checkpoint:
                 on_checkpoint(AlgorithmState(algorithm.label, list(rows), env.now, global_state,
-                                             strategy.checkpoint()))
+                                             strategy.checkpoint(), copy.deepcopy(batteries)))
             if on_round_end:
                 on_round_end(row)
             if _reached_target(sc, row):
@@ -185,6 +199,17 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
 
     env.run(until=env.process(server()))  # not past the server: a relay may leave a timer
     return _summary(rows, env.now, sc.training.target_accuracy)
+
+
+def _batteries(prep: Prepared) -> list[Battery | None] | None:
+    """A full (``power.initial_soc``) battery for every satellite client, fresh for each
+    algorithm; None without ``power:``."""
+    power = prep.scenario.power
+    if power is None or prep.sunlit is None:
+        return None
+    params = PowerParams(**power.model_dump())
+    return [Battery(params, w, horizon_s=prep.scenario.horizon) if w is not None else None
+            for w in prep.sunlit]
 
 
 def _reached_target(sc: Scenario, row: dict[str, Any]) -> bool:
@@ -232,6 +257,8 @@ class _Round:
     transfers: list[dict[str, Any]] = field(default_factory=list)
     clients: list[dict[str, Any]] = field(default_factory=list)
     bits: list[float] = field(default_factory=list)
+    batteries: list[Battery | None] | None = None  # per client, with ``power:``
+    power: list[dict[str, Any]] = field(default_factory=list)  # power.csv rows
 
 
 def _downlinks_delivered(prep: Prepared, rnd: _Round, selected: list[int],
@@ -253,18 +280,31 @@ def _downlinks_delivered(prep: Prepared, rnd: _Round, selected: list[int],
 
 def _client(env: simpy.Environment, prep: Prepared, strategy: Strategy, rnd: _Round, c: int,
             pool: TrainingPool | None = None):
-    sc, net, r = prep.scenario, prep.network, rnd.number
-    policy = sc.links.on_loss_of_signal
+    net, r = prep.network, rnd.number
     cid = net.client_ids[c]
-
     row = {"algorithm": rnd.algorithm, "round": r, "client": cid,
            "n_samples": len(prep.shards[c]), "down_status": None, "compute_start_s": None,
            "compute_s": None, "up_status": None, "arrived_s": None, "aggregated": False}
     rnd.clients.append(row)
+    power = _NodePower(rnd.batteries[c], env.now) if rnd.batteries is not None \
+        and rnd.batteries[c] is not None else None
+    yield from _client_steps(env, prep, strategy, rnd, c, pool, row, power)
+    if power is not None:
+        rnd.power.append({"algorithm": rnd.algorithm, "round": r, "node": cid, **power.row()})
+
+
+def _client_steps(env, prep: Prepared, strategy: Strategy, rnd: _Round, c: int,
+                  pool: TrainingPool | None, row: dict[str, Any], power: _NodePower | None):
+    """Receive, train, send: ``row`` (clients.csv) is filled in as it goes."""
+    sc, net, r = prep.scenario, prep.network, rnd.number
+    policy = sc.links.on_loss_of_signal
+    cid = net.client_ids[c]
     down = yield from send(env, net, c, "down", len(rnd.down_payload), rnd.deadline_s,
                            round_=r, policy=policy)
     rnd.transfers.append(_transfer_row(rnd.algorithm, r, cid, "down", down))
     row["down_status"] = down.status
+    if power is not None:
+        power.on_air(down, cid)
     if down.status != "delivered":
         return
     if pool is None:
@@ -274,21 +314,93 @@ def _client(env: simpy.Environment, prep: Prepared, strategy: Strategy, rnd: _Ro
         update = pool.update(c)
     strategy.set_client_state(c, update.state)
     compute_s = update.flops / sc.compute.flops_per_s
-    row["compute_start_s"], row["compute_s"] = env.now, compute_s
+    row["compute_s"] = compute_s
+    if power is not None:  # wait for the charge to train (the node idles meanwhile)
+        start_s = power.earliest_start(env.now, compute_s, "compute", rnd.deadline_s)
+        if start_s >= rnd.deadline_s:  # not before the round closes: it never trains
+            yield env.timeout(rnd.deadline_s - env.now)
+            row["up_status"] = "not_sent"
+            return
+        yield env.timeout(start_s - env.now)
+    row["compute_start_s"] = env.now
     if env.now + compute_s >= rnd.deadline_s:  # still computing when the round closes
+        if power is not None:
+            power.run(env.now, rnd.deadline_s - env.now, "compute")
         yield env.timeout(rnd.deadline_s - env.now)
         row["up_status"] = "not_sent"
         return
+    if power is not None:
+        power.run(env.now, compute_s, "compute")
     yield env.timeout(compute_s)
+    if power is not None:  # ... and to transmit (for its transmit time over its own link)
+        start_s = power.earliest_start(env.now, _transmit_s(net, c, len(update.payload),
+                                                            env.now), "tx", rnd.deadline_s)
+        if start_s >= rnd.deadline_s:
+            yield env.timeout(rnd.deadline_s - env.now)
+            row["up_status"] = "not_sent"
+            return
+        yield env.timeout(start_s - env.now)
     up = yield from send(env, net, c, "up", len(update.payload), rnd.deadline_s,
                          round_=r, policy=policy)
     rnd.transfers.append(_transfer_row(rnd.algorithm, r, cid, "up", up))
     row["up_status"] = up.status
+    if power is not None:
+        power.on_air(up, cid)
     if up.status == "delivered":
         row["arrived_s"] = up.end_s
         rnd.aggregator.add(update.payload, update.n_samples)
         if update.avg_bits is not None:
             rnd.bits.append(update.avg_bits)
+
+
+def _transmit_s(net: Network, c: int, n_bytes: int, t_s: float) -> float:
+    """The time to send ``n_bytes`` over client ``c``'s own uplink at its rate in its next
+    window (what a battery must hold out for before transmitting)."""
+    route = net.route_up(c)
+    window = route[0].channel.next_window(t_s) if route else None
+    if window is None:
+        return 0.0
+    rate_bps = route[0].channel.rate.rate_at(window[0])
+    return 8.0 * n_bytes / rate_bps if rate_bps > 0 else 0.0
+
+
+class _NodePower:
+    """One satellite's battery during one round: gates its loads (waiting for charge) and
+    charges them: ``compute_w`` while training, ``tx_w``/``rx_w`` while its own transfers are
+    on the air (the segments of the hops it sends or receives)."""
+
+    def __init__(self, battery: Battery, now_s: float):
+        self.battery, self.params = battery, battery.params
+        battery.advance(max(battery.t_s, now_s))
+        battery.reset_lowest()
+        self.used0 = dict(battery.used_j)
+        self.waited_s = 0.0
+        self.loads = {"compute": self.params.compute_w, "tx": self.params.tx_w,
+                      "rx": self.params.rx_w}
+
+    def earliest_start(self, t_s: float, duration_s: float, kind: str,
+                       deadline_s: float) -> float:
+        """When the load can start (inf: never); the wait, up to ``deadline_s``, is counted."""
+        start = self.battery.earliest_start(t_s, duration_s, self.loads[kind])
+        self.waited_s += min(start, deadline_s) - t_s
+        return start
+
+    def run(self, t_s: float, duration_s: float, kind: str) -> None:
+        self.battery.consume(t_s, t_s + duration_s, self.loads[kind], kind)
+
+    def on_air(self, outcome: RouteOutcome, node: str) -> None:
+        for hop, link in zip(outcome.hops, outcome.links, strict=True):
+            kind = "tx" if link.src == node else "rx" if link.dst == node else None
+            if kind is not None:
+                for a, b in hop.segments:
+                    self.battery.consume(a, b, self.loads[kind], kind)
+
+    def row(self) -> dict[str, Any]:
+        used = {k: self.battery.used_j.get(k, 0.0) - self.used0.get(k, 0.0)
+                for k in ("compute", "tx", "rx")}
+        return {"energy_compute_j": used["compute"], "energy_tx_j": used["tx"],
+                "energy_rx_j": used["rx"], "min_soc": float(self.battery.reset_lowest()),
+                "waited_for_power_s": self.waited_s}
 
 
 def _transfer_row(algorithm: str, r: int, client: str, direction: str,
@@ -323,7 +435,8 @@ def run_scenario(scenario: Scenario, out_dir, *, on_round_end: RoundCallback | N
         return cp
     if cp is None:
         checkpoint.remove(out_dir)
-    recorder = Recorder(out_dir, resume_counts=cp.counts if cp is not None else None)
+    recorder = Recorder(out_dir, resume_counts=cp.counts if cp is not None else None,
+                        optional=("power",) if scenario.power is not None else ())
     progress = cp if cp is not None else Checkpoint(resolved, dict(recorder.counts))
     summary: dict[str, Any] = {
         "scenario": scenario.name, "status": "running", "seed": scenario.seed,

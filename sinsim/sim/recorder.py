@@ -45,20 +45,29 @@ HOP_COLUMNS = (
 )
 
 
+# with ``power:``, one row per selected satellite and round: its battery in that round
+POWER_COLUMNS = (
+    "algorithm", "round", "node", "energy_compute_j", "energy_tx_j", "energy_rx_j", "min_soc",
+    "waited_for_power_s",
+)
+
 TABLES = {"rounds": ROUND_COLUMNS, "transfers": TRANSFER_COLUMNS, "clients": CLIENT_COLUMNS,
           "hops": HOP_COLUMNS}
+OPTIONAL_TABLES = {"power": POWER_COLUMNS}
 
 
 class Recorder:
     """Writes a run's tables. ``resume_counts`` (rows per table at the last checkpoint): keep
     those rows and append; None: start the tables afresh."""
 
-    def __init__(self, out_dir: str | Path, resume_counts: Mapping[str, int] | None = None):
+    def __init__(self, out_dir: str | Path, resume_counts: Mapping[str, int] | None = None,
+                 optional: Sequence[str] = ()):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._files = {}
-        self.counts = {name: 0 for name in TABLES}
-        for name, cols in TABLES.items():
+        self.tables = {**TABLES, **{name: OPTIONAL_TABLES[name] for name in optional}}
+        self.counts = {name: 0 for name in self.tables}
+        for name, cols in self.tables.items():
             path = self.out_dir / f"{name}.csv"
             if resume_counts is not None:
                 self.counts[name] = _truncate_rows(path, resume_counts[name], cols)
@@ -71,12 +80,16 @@ class Recorder:
 
     def write_round(self, round_row: dict[str, Any], transfers: Sequence[dict[str, Any]],
                     clients: Sequence[dict[str, Any]],
-                    hops: Sequence[dict[str, Any]] = ()) -> None:
-        """Append one finished round (all four tables) and flush it to disk."""
+                    hops: Sequence[dict[str, Any]] = (),
+                    power: Sequence[dict[str, Any]] = ()) -> None:
+        """Append one finished round (every table) and flush it to disk."""
         for name, rows in (("transfers", transfers), ("hops", hops), ("clients", clients),
-                           ("rounds", [round_row])):
+                           ("power", power), ("rounds", [round_row])):
+            if name not in self.tables:
+                assert not rows, f"{name} rows but no {name} table"
+                continue
             buf = io.StringIO()
-            w = csv.DictWriter(buf, fieldnames=TABLES[name], lineterminator="\n")
+            w = csv.DictWriter(buf, fieldnames=self.tables[name], lineterminator="\n")
             for row in rows:
                 w.writerow({k: _fmt(row.get(k)) for k in w.fieldnames})
             self._files[name].write(buf.getvalue())  # one write: no half rows from this round

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sinsim.errors import ConfigError
 from sinsim.scenario import OMMSource, Scenario, TLESource, UAVSpec
 from sinsim.space.contacts import ContactPlan, compute_contact_plan
+from sinsim.space.eclipse import sunlit_windows
 from sinsim.space.isl import all_pairs, isl_windows, plus_grid_pairs
 from sinsim.space.orbits import (
     UAV,
@@ -189,6 +191,17 @@ def client_planes(sc: Scenario, topology: Topology | None = None) -> list[int]:
     except TypeError as e:
         raise ConfigError(f"by_plane needs satellite clients: {e}",
                           key="training.partition") from None
+
+
+def client_sunlit(sc: Scenario, topology: Topology | None = None) -> list[np.ndarray | None]:
+    """Each client's sunlit intervals over the horizon (``sinsim.space.eclipse``), None for a
+    client that is not a satellite (UAVs carry no modelled battery); from ``topology``'s
+    clients or, without one, the scenario's nodes."""
+    clients = topology.clients if topology is not None else build_nodes(sc)[0]
+    timebase = topology.timebase if topology is not None else Timebase(sc.start)
+    sats = [n for n in clients if isinstance(n, Satellite)]
+    windows = iter(sunlit_windows(sats, timebase, sc.horizon))
+    return [next(windows) if isinstance(n, Satellite) else None for n in clients]
 
 
 def write_topology(topo: Topology, out_dir: str | Path) -> None:
