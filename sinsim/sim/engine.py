@@ -12,6 +12,7 @@ needs it: the same tables as in one process.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from sinsim.learn.strategies import RoundContext, Strategy, build_strategy
 from sinsim.learn.training import LocalTrainer, TrainConfig, pick_device
 from sinsim.scenario import Algorithm, Scenario
 from sinsim.sim import checkpoint
+from sinsim.sim.async_server import run_async
 from sinsim.sim.checkpoint import AlgorithmState, Checkpoint
 from sinsim.sim.network import Network
 from sinsim.sim.recorder import Recorder
@@ -107,6 +109,12 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
     sc, net = prep.scenario, prep.network
     strategy: Strategy = build_strategy(algorithm.name, prep.spec, algorithm.strategy_params,
                                         sc.training.model)
+    if not strategy.synchronous:  # FedAsync, FedBuff: the asynchronous server, in this process
+        if resume is not None:
+            raise ConfigError(f"{algorithm.label} is asynchronous: it is not checkpointed "
+                              f"mid-run and cannot be resumed from one")
+        return run_async(prep, algorithm, strategy, recorder, on_round_end,
+                         engine=sys.modules[__name__])
     batched = sc.training.batched and hasattr(strategy, "client_updates_batched")
     rows: list[dict[str, Any]] = []  # the rounds.csv rows of this algorithm
     global_state = prep.init_state
