@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from sinsim.learn.strategies import RoundContext, Strategy, build_strategy
 from sinsim.learn.training import LocalTrainer, TrainConfig, pick_device
 from sinsim.scenario import Algorithm, Scenario
 from sinsim.sim import checkpoint
+from sinsim.sim.async_server import run_async
 from sinsim.sim.checkpoint import AlgorithmState, Checkpoint
 from sinsim.sim.network import Network
 from sinsim.sim.power import Battery, PowerParams
@@ -123,6 +125,12 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
     sc, net = prep.scenario, prep.network
     strategy: Strategy = build_strategy(algorithm.name, prep.spec, algorithm.strategy_params,
                                         sc.training.model)
+    if not strategy.synchronous:  # FedAsync, FedBuff: the asynchronous server, in this process
+        if resume is not None:
+            raise ConfigError(f"{algorithm.label} is asynchronous: it is not checkpointed "
+                              f"mid-run and cannot be resumed from one")
+        return run_async(prep, algorithm, strategy, recorder, on_round_end,
+                         engine=sys.modules[__name__])
     batched = sc.training.batched and hasattr(strategy, "client_updates_batched")
     rows: list[dict[str, Any]] = []  # the rounds.csv rows of this algorithm
     global_state = prep.init_state
@@ -180,14 +188,8 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
                 "test_accuracy": acc, "test_loss": loss,
                 "host_wall_s": time.perf_counter() - wall0,
             }
-            transfers = sorted(transfers, key=_transfer_order)
-            row["bytes_up_hops"] = sum(t["bytes_hops"] for t in transfers
-                                       if t["direction"] == "up")
-            row["bytes_down_hops"] = sum(t["bytes_hops"] for t in transfers
-                                         if t["direction"] == "down")
-            recorder.write_round(row, transfers, sorted(clients, key=lambda x: x["client"]),
-                                 [h for t in transfers for h in t["hop_rows"]],
-                                 sorted(rnd.power, key=lambda x: x["node"]))
+            _write_round(recorder, row, transfers, sorted(clients, key=lambda x: x["client"]),
+                         rnd.power)
             rows.append(row)
             if on_checkpoint:
                 on_checkpoint(AlgorithmState(algorithm.label, list(rows), env.now, global_state,
@@ -199,6 +201,17 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
 
     env.run(until=env.process(server()))  # not past the server: a relay may leave a timer
     return _summary(rows, env.now, sc.training.target_accuracy)
+
+
+def _write_round(recorder: Recorder, row: dict[str, Any], transfers: list[dict[str, Any]],
+                 clients: list[dict[str, Any]], power: list[dict[str, Any]]) -> None:
+    """Write one round (or server version): ``row`` gains the bytes over all hops; transfers
+    in time order, each followed in hops.csv by its hops; power rows by node."""
+    transfers = sorted(transfers, key=_transfer_order)
+    for d in ("up", "down"):
+        row[f"bytes_{d}_hops"] = sum(t["bytes_hops"] for t in transfers if t["direction"] == d)
+    recorder.write_round(row, transfers, clients, [h for t in transfers for h in t["hop_rows"]],
+                         sorted(power, key=lambda x: x["node"]))
 
 
 def _batteries(prep: Prepared) -> list[Battery | None] | None:

@@ -20,10 +20,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+# the contract's columns first; staleness_mean / staleness_max (asynchronous servers, over the
+# updates applied in the version; empty for synchronous ones) follow
 ROUND_COLUMNS = (
     "algorithm", "round", "sim_start_s", "sim_end_s", "round_duration_s", "selected",
     "completed", "dropped", "bytes_up", "bytes_down", "bytes_up_cum", "bytes_down_cum",
-    "avg_bits", "test_accuracy", "test_loss", "host_wall_s", "bytes_up_hops", "bytes_down_hops",
+    "avg_bits", "test_accuracy", "test_loss", "host_wall_s", "staleness_mean", "staleness_max",
+    "bytes_up_hops", "bytes_down_hops",
 )
 # the contract's columns first; bytes_sent (bits on the air incl. restarts, / 8) and wait_s
 # (time not transmitting: waiting for a pass or paused) follow

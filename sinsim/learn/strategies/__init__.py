@@ -17,13 +17,17 @@ from sinsim.learn.strategies.base import (
     Strategy,
     select_uniform,
 )
+from sinsim.learn.strategies.fedasync import FedAsync
 from sinsim.learn.strategies.fedavg import FedAvg
+from sinsim.learn.strategies.fedbuff import FedBuff
 from sinsim.learn.strategies.spacedml import SpaceDML
 from sinsim.registry import Registry
 
 STRATEGIES: Registry[type[Strategy]] = Registry("algorithm", {
     "fedavg": FedAvg,
     "spacedml": SpaceDML,
+    "fedasync": FedAsync,  # asynchronous (synchronous = False): sinsim.sim.async_server
+    "fedbuff": FedBuff,
 })
 
 
@@ -34,5 +38,5 @@ def build_strategy(name: str, spec: ModelSpec, params: dict[str, Any],
     return STRATEGIES[name](spec, model_name, **params)
 
 
-__all__ = ["STRATEGIES", "Aggregator", "ClientUpdate", "FedAvg", "RoundContext", "SpaceDML",
-           "Strategy", "build_strategy", "select_uniform"]
+__all__ = ["STRATEGIES", "Aggregator", "ClientUpdate", "FedAsync", "FedAvg", "FedBuff",
+           "RoundContext", "SpaceDML", "Strategy", "build_strategy", "select_uniform"]

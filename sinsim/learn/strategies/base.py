@@ -155,6 +155,9 @@ class Strategy(ABC):
                    staleness: int) -> State:
         """Asynchronous servers: the global model after one update arrives at any time;
         ``staleness`` counts the server versions since the client downloaded the model it
-        trained. Synchronous strategies (``synchronous = True``) aggregate per round instead."""
+        trained. A new object is a new server version (a ``rounds.csv`` row); ``global_state``
+        itself means no new version yet (a strategy that buffers, FedBuff). Their ``Params``
+        also have ``concurrency`` (``asynchronous.AsyncParams``). Synchronous strategies
+        (``synchronous = True``) aggregate per round instead."""
         raise NotImplementedError(f"{self.name} is synchronous: it aggregates per round "
                                   f"(new_aggregator), not per arrival")

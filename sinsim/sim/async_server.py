@@ -1,0 +1,186 @@
+"""The asynchronous server (strategies with ``synchronous = False``: FedAsync, FedBuff).
+
+Clients are dispatched as they finish, up to ``concurrency`` at once; the server folds every
+update in when it arrives (``Strategy.on_arrival``), and ``training.rounds`` counts server model
+versions. One SimPy process:
+
+- **Dispatch.** Whenever fewer than ``concurrency`` clients are busy, the free candidates
+  (``training.selection``, minus the busy clients) are drawn from in one *batch*: batch b (the
+  b-th server instant that dispatches) picks the free slots' number of clients with
+  ``strategy.select`` and ``RoundContext(round=b)``. Each dispatched client then runs the
+  synchronous engine's own client process (``engine._client``) on a one-client round numbered
+  b: the current global model goes down (``routing.send``), the client trains
+  (``rng_for(seed, "train", b, client)``), waits its compute time, sends its update up; loss
+  draws are keyed by b as a round's are, and the deadline is the dispatch time +
+  ``training.round_deadline``. So transfers, bytes, deadlines and losses are the synchronous
+  ones, and the keys (b, client) never repeat. With ``concurrency`` 1 and no losses batch b is
+  round b of FedAvg with one client a round, on the same draws.
+- **Arrival.** An update that arrives has staleness tau = (server version now) - (the version
+  its client downloaded), >= 0; ``on_arrival`` returns the next global model (a new version:
+  FedAsync, every arrival) or the same object (no new version: FedBuff, buffering).
+- **Rows.** Each new version v is one ``rounds.csv`` row, written when it is made: ``round`` v,
+  ``sim_start_s`` the time of version v-1 (0 for the first), ``sim_end_s`` now;
+  ``selected`` / ``completed`` / ``dropped`` count the dispatches that *finished* since version
+  v-1 (completed: their update was applied in v; dropped: a transfer lost or late) and
+  ``bytes_*`` their transfers; ``staleness_mean`` / ``staleness_max`` are over the updates
+  applied in v; ``test_accuracy`` / ``test_loss`` evaluate version v. Those dispatches' rows in
+  ``transfers.csv`` and ``clients.csv`` carry ``round`` v too (so a round's bytes and counts are
+  sums over its transfers and clients, as for synchronous runs), and ``aggregated`` says that
+  the update went into version v. Dispatches still in flight at the last version (or at the
+  horizon) are not in the tables.
+
+Not done here: ``training.workers`` / ``training.batched`` (clients train in this process, when
+their downlink arrives), and checkpoints (no ``on_checkpoint`` mid-algorithm: a ``--resume``d
+run starts an interrupted asynchronous algorithm again from its first version, which gives the
+same tables since every draw is keyed).
+
+The engine imports this module, so this module cannot import the engine
+(``tests/test_import_graph.py``): the engine passes itself in as ``engine`` and its helpers
+(``_Round``, ``_client``, ``_transfer_row``, ``_candidates``, ...) are used from there.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import simpy
+
+from sinsim.learn.strategies import RoundContext, Strategy
+
+
+@dataclass
+class _Dispatch:
+    """One client sent the global model of ``version`` at batch ``batch``."""
+
+    client: int
+    batch: int
+    version: int
+    rnd: Any  # the engine's one-client _Round
+    arrival: _Arrival
+
+
+class _Arrival:
+    """The one-client round's aggregator: keeps the update that arrived (if any)."""
+
+    def __init__(self) -> None:
+        self.payload: bytes | None = None
+        self.n_samples = 0
+
+    def add(self, payload: bytes, n_samples: int) -> None:
+        self.payload, self.n_samples = payload, n_samples
+
+    @property
+    def count(self) -> int:
+        return int(self.payload is not None)
+
+
+def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
+              on_round_end: Any, engine: ModuleType) -> dict[str, Any]:
+    """Run ``algorithm`` (an asynchronous ``strategy``) to ``training.rounds`` versions (or the
+    horizon, or the target with ``stop_at_target``); its summary, as ``run_algorithm``'s."""
+    sc, net, tr = prep.scenario, prep.network, prep.scenario.training
+    concurrency = strategy.params.concurrency or tr.clients_per_round
+    label = algorithm.label
+    env = simpy.Environment()
+    done = simpy.Store(env)
+    rows: list[dict[str, Any]] = []
+    batteries = engine._batteries(prep)  # with ``power:``; a client's loads never overlap
+
+    def dispatch(d: _Dispatch):
+        yield from engine._client(env, prep, strategy, d.rnd, d.client)
+        yield done.put(d)
+
+    def server():
+        global_state, version, batch = prep.init_state, 0, 0
+        payload = strategy.encode_global(global_state)
+        received = strategy.decode_global(payload)
+        busy: set[int] = set()
+        finished: list[_Dispatch] = []  # dispatches that finished since the last version
+        stale: list[int] = []  # staleness of the updates applied since the last version
+        t_last, wall0 = env.now, time.perf_counter()
+        while True:
+            if env.now >= sc.horizon:
+                return
+            free = [c for c in engine._candidates(sc, net, env.now) if c not in busy]
+            k = min(concurrency - len(busy), len(free))
+            if k > 0:
+                batch += 1
+                ctx = RoundContext(batch, env.now, tuple(free), k, sc.seed)
+                for c in strategy.select(ctx):
+                    rnd = engine._Round(label, batch, env.now + tr.round_deadline, payload,
+                                        received, _Arrival(), batteries=batteries)
+                    busy.add(c)
+                    env.process(dispatch(_Dispatch(c, batch, version, rnd, rnd.aggregator)))
+            if not busy:  # nobody in view: wait for the next contact
+                t_next = net.next_contact_s(env.now)
+                if t_next >= sc.horizon or t_next <= env.now:
+                    return
+                yield env.timeout(t_next - env.now)
+                continue
+            d = yield done.get()
+            busy.discard(d.client)
+            finished.append(d)
+            if d.arrival.payload is None:
+                continue
+            staleness = version - d.version
+            assert staleness >= 0, staleness
+            stale.append(staleness)
+            new_state = strategy.on_arrival(global_state, d.arrival.payload,
+                                            d.arrival.n_samples, staleness)
+            if new_state is global_state:  # buffered: no new version yet
+                continue
+            version, global_state = version + 1, new_state
+            payload = strategy.encode_global(global_state)
+            received = strategy.decode_global(payload)
+            row = _version_row(engine, recorder, label, version, t_last, env.now, finished,
+                               stale, rows, prep.trainer.evaluate(global_state), wall0)
+            rows.append(row)
+            if on_round_end:
+                on_round_end(row)
+            finished, stale, t_last, wall0 = [], [], env.now, time.perf_counter()
+            if version >= tr.rounds or engine._reached_target(sc, row):
+                return
+
+    env.run(until=env.process(server()))
+    return engine._summary(rows, env.now, tr.target_accuracy)
+
+
+def _version_row(engine: ModuleType, recorder: Any, label: str, version: int, t0: float,
+                 now: float, finished: list[_Dispatch], stale: list[int],
+                 rows: list[dict[str, Any]], evaluation: tuple[float, float],
+                 wall0: float) -> dict[str, Any]:
+    """Write version ``version``'s rows (its round, and the transfers and clients of the
+    dispatches that finished since ``t0``); the round row. ``wall0``: the host clock at
+    version ``version`` - 1."""
+    transfers, clients, bits = [], [], []
+    for d in finished:
+        for t in d.rnd.transfers:
+            transfers.append({**t, "round": version})
+        for c in d.rnd.clients:
+            clients.append({**c, "round": version,
+                            "aggregated": d.arrival.payload is not None})
+        bits.extend(d.rnd.bits)
+    completed = sum(d.arrival.payload is not None for d in finished)
+    up = sum(t["bytes"] for t in transfers if t["direction"] == "up")
+    down = sum(t["bytes"] for t in transfers if t["direction"] == "down")
+    before = rows[-1] if rows else {"bytes_up_cum": 0, "bytes_down_cum": 0}
+    acc, loss = evaluation
+    row = {
+        "algorithm": label, "round": version, "sim_start_s": t0, "sim_end_s": now,
+        "round_duration_s": now - t0, "selected": len(finished), "completed": completed,
+        "dropped": len(finished) - completed, "bytes_up": up, "bytes_down": down,
+        "bytes_up_cum": before["bytes_up_cum"] + up,
+        "bytes_down_cum": before["bytes_down_cum"] + down,
+        "avg_bits": float(np.mean(bits)) if bits else None,
+        "staleness_mean": float(np.mean(stale)) if stale else None,
+        "staleness_max": max(stale) if stale else None,
+        "test_accuracy": acc, "test_loss": loss, "host_wall_s": time.perf_counter() - wall0,
+    }
+    engine._write_round(recorder, row, transfers,
+                        sorted(clients, key=lambda x: (x["client"], x["compute_start_s"] or 0)),
+                        [p for d in finished for p in d.rnd.power])
+    return row
