@@ -210,8 +210,9 @@ def _write_round(recorder: Recorder, row: dict[str, Any], transfers: list[dict[s
     transfers = sorted(transfers, key=_transfer_order)
     for d in ("up", "down"):
         row[f"bytes_{d}_hops"] = sum(t["bytes_hops"] for t in transfers if t["direction"] == d)
-    recorder.write_round(row, transfers, clients, [h for t in transfers for h in t["hop_rows"]],
-                         sorted(power, key=lambda x: x["node"]))
+    hops = [{**h, "round": t["round"]} for t in transfers for h in t["hop_rows"]]
+    power = [{**p, "round": row["round"]} for p in sorted(power, key=lambda x: x["node"])]
+    recorder.write_round(row, transfers, clients, hops, power)
 
 
 def _batteries(prep: Prepared) -> list[Battery | None] | None:
