@@ -165,21 +165,10 @@ def _version_row(engine: ModuleType, recorder: Any, label: str, version: int, t0
                             "aggregated": d.arrival.payload is not None})
         bits.extend(d.rnd.bits)
     completed = sum(d.arrival.payload is not None for d in finished)
-    up = sum(t["bytes"] for t in transfers if t["direction"] == "up")
-    down = sum(t["bytes"] for t in transfers if t["direction"] == "down")
-    before = rows[-1] if rows else {"bytes_up_cum": 0, "bytes_down_cum": 0}
-    acc, loss = evaluation
-    row = {
-        "algorithm": label, "round": version, "sim_start_s": t0, "sim_end_s": now,
-        "round_duration_s": now - t0, "selected": len(finished), "completed": completed,
-        "dropped": len(finished) - completed, "bytes_up": up, "bytes_down": down,
-        "bytes_up_cum": before["bytes_up_cum"] + up,
-        "bytes_down_cum": before["bytes_down_cum"] + down,
-        "avg_bits": float(np.mean(bits)) if bits else None,
-        "staleness_mean": float(np.mean(stale)) if stale else None,
-        "staleness_max": max(stale) if stale else None,
-        "test_accuracy": acc, "test_loss": loss, "host_wall_s": time.perf_counter() - wall0,
-    }
+    row = engine._round_row(label, version, t0, now, len(finished), completed, transfers, bits,
+                            evaluation, rows[-1] if rows else None, wall0)
+    row["staleness_mean"] = float(np.mean(stale)) if stale else None
+    row["staleness_max"] = max(stale) if stale else None
     engine._write_round(recorder, row, transfers,
                         sorted(clients, key=lambda x: (x["client"], x["compute_start_s"] or 0)),
                         [p for d in finished for p in d.rnd.power])

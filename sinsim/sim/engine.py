@@ -169,25 +169,13 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
                 pool.submit(_downlinks_delivered(prep, rnd, selected, env.now), batched=batched)
             yield env.all_of([env.process(_client(env, prep, strategy, rnd, c, pool))
                               for c in selected])
-            agg, transfers, clients, bits = rnd.aggregator, rnd.transfers, rnd.clients, rnd.bits
+            agg, transfers, clients = rnd.aggregator, rnd.transfers, rnd.clients
             global_state = agg.result(global_state)
-            acc, loss = (pool or prep.trainer).evaluate(global_state)
             for row in clients:
                 row["aggregated"] = row["up_status"] == "delivered"
-            up = sum(t["bytes"] for t in transfers if t["direction"] == "up")
-            down = sum(t["bytes"] for t in transfers if t["direction"] == "down")
-            before = rows[-1] if rows else {"bytes_up_cum": 0, "bytes_down_cum": 0}
-            row = {
-                "algorithm": algorithm.label, "round": r, "sim_start_s": t0, "sim_end_s": env.now,
-                "round_duration_s": env.now - t0, "selected": len(selected),
-                "completed": agg.count, "dropped": len(selected) - agg.count,
-                "bytes_up": up, "bytes_down": down,
-                "bytes_up_cum": before["bytes_up_cum"] + up,
-                "bytes_down_cum": before["bytes_down_cum"] + down,
-                "avg_bits": float(np.mean(bits)) if bits else None,
-                "test_accuracy": acc, "test_loss": loss,
-                "host_wall_s": time.perf_counter() - wall0,
-            }
+            row = _round_row(algorithm.label, r, t0, env.now, len(selected), agg.count,
+                             transfers, rnd.bits, (pool or prep.trainer).evaluate(global_state),
+                             rows[-1] if rows else None, wall0)
             _write_round(recorder, row, transfers, sorted(clients, key=lambda x: x["client"]),
                          rnd.power)
             rows.append(row)
@@ -201,6 +189,26 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
 
     env.run(until=env.process(server()))  # not past the server: a relay may leave a timer
     return _summary(rows, env.now, sc.training.target_accuracy)
+
+
+def _round_row(label: str, r: int, t0: float, now: float, selected: int, completed: int,
+               transfers: list[dict[str, Any]], bits: list[float],
+               evaluation: tuple[float, float], before: dict[str, Any] | None,
+               wall0: float) -> dict[str, Any]:
+    """The rounds.csv row of round ``r``: ``before`` is the previous row (None: the first)."""
+    up = sum(t["bytes"] for t in transfers if t["direction"] == "up")
+    down = sum(t["bytes"] for t in transfers if t["direction"] == "down")
+    before = before or {"bytes_up_cum": 0, "bytes_down_cum": 0}
+    acc, loss = evaluation
+    return {
+        "algorithm": label, "round": r, "sim_start_s": t0, "sim_end_s": now,
+        "round_duration_s": now - t0, "selected": selected, "completed": completed,
+        "dropped": selected - completed, "bytes_up": up, "bytes_down": down,
+        "bytes_up_cum": before["bytes_up_cum"] + up,
+        "bytes_down_cum": before["bytes_down_cum"] + down,
+        "avg_bits": float(np.mean(bits)) if bits else None,
+        "test_accuracy": acc, "test_loss": loss, "host_wall_s": time.perf_counter() - wall0,
+    }
 
 
 def _write_round(recorder: Recorder, row: dict[str, Any], transfers: list[dict[str, Any]],

@@ -132,11 +132,21 @@ def router_of(net: Network) -> Router:
 
 def _relay(env, net: Network, client: int, direction: str, n_bytes: int, deadline_s: float, *,
            round_: int, policy: str, hop_transfer: Callable | None):
-    hop = hop_transfer if hop_transfer is not None else transfer
-    router = router_of(net)
     cid = net.client_ids[client]
-    at, goal = (cid, net.server_id) if direction == "up" else (net.server_id, cid)
-    flow = (client, 0 if direction == "up" else 1)
+    src, dst = (cid, net.server_id) if direction == "up" else (net.server_id, cid)
+    return (yield from relay(env, router_of(net), net.seed, src, dst, n_bytes, deadline_s,
+                             flow=(client, 0 if direction == "up" else 1), round_=round_,
+                             policy=policy, hop_transfer=hop_transfer))
+
+
+def relay(env: simpy.Environment, router: Router, seed: int, src: str, dst: str,
+          n_bytes: int, deadline_s: float, *, flow: tuple[int, ...], round_: int,
+          policy: str = "resume", hop_transfer: Callable | None = None):
+    """Send ``n_bytes`` from node ``src`` to node ``dst`` store-and-forward over ``router``'s
+    links (a generator for ``yield from``); a :class:`RouteOutcome`. ``flow`` names the
+    payload in the loss draws (with the round and the link). See :func:`send`."""
+    hop = hop_transfer if hop_transfer is not None else transfer
+    at, goal = src, dst
     out = RouteOutcome(n_bytes=n_bytes, start_s=env.now)
     failed: list[Link] = []
     plan: list[tuple[Link, float]] = []  # the links ahead and when the payload is due after each
@@ -162,7 +172,7 @@ def _relay(env, net: Network, client: int, direction: str, n_bytes: int, deadlin
                 return out
 
             def lost(segs, link=link):
-                return link.impairment.lost(net.seed, link.key + flow, round_, segs)
+                return link.impairment.lost(seed, link.key + flow, round_, segs)
 
             result = yield from hop(env, link.channel, n_bytes, deadline_s, lost=lost,
                                     policy=policy)
