@@ -30,6 +30,8 @@ def check_run_invariants(out: Path) -> None:
     assert len(rounds) > 0
     check_hop_invariants(out)
     asyn = asynchronous_algorithms(rounds)
+    hier = (set(rounds.loc[rounds.bytes_plane.notna(), "algorithm"])
+            if "bytes_plane" in rounds else set())
     for (alg, r), tr in transfers.groupby(["algorithm", "round"]):
         row = rounds[(rounds.algorithm == alg) & (rounds["round"] == r)].iloc[0]
         # bytes per round are the sums over transfers.csv
@@ -61,6 +63,9 @@ def check_run_invariants(out: Path) -> None:
         assert (agg.arrived_s <= row.sim_end_s + TOL_S).all()
         assert (agg.arrived_s >= agg.compute_start_s + agg.compute_s - TOL_S).all()
         tr = transfers[(transfers.algorithm == alg) & (transfers["round"] == r)]
+        if alg in hier:
+            check_hierarchical_round(row, tr, cl)
+            continue
         for _, c in agg.iterrows():
             mine = tr[tr.client == c.client]
             # (an asynchronous round may hold two dispatches of one client: match by time)
@@ -79,6 +84,25 @@ def check_run_invariants(out: Path) -> None:
             assert row.round_duration_s >= path_s - 1e-6
     for alg in asyn:
         check_async_rows(rounds[rounds.algorithm == alg])
+
+
+def check_hierarchical_round(row, tr: pd.DataFrame, cl: pd.DataFrame) -> None:
+    """A hierarchical round: updates go to their plane's sink over the ring (``plane``
+    transfers, satellite to satellite), the sinks send one model each (``up``); an averaged
+    client's update arrived with one of them."""
+    plane = tr[tr.direction == "plane"]
+    assert row.bytes_plane == plane.bytes.sum()
+    assert not plane.route.fillna("").str.contains("server").any()
+    ups = tr[tr.direction == "up"]
+    assert len(ups) == ups.client.nunique()  # one upload a sink
+    agg = cl[cl.aggregated.astype(bool)]
+    delivered = ups[ups.status == "delivered"].end_s.to_numpy()
+    for t in agg.arrived_s:
+        assert np.isclose(delivered, t, rtol=0, atol=TOL_S).any()
+    for _, c in cl[cl.down_status == "delivered"].iterrows():
+        sent = plane[plane.client == c.client]
+        if len(sent):  # not the sink itself: it sent after training
+            assert (sent.start_s >= c.compute_start_s + c.compute_s - 1e-6).all()
 
 
 def check_async_rows(rs: pd.DataFrame) -> None:

@@ -25,8 +25,8 @@ NEWER_TABLES = ("hops.csv", "links.csv", "power.csv")
 WALL_CLOCK = ("host_wall_s",)  # the host's clock: differs between any two runs
 # columns newer than some goldens (staleness: empty for synchronous algorithms; hops: one for
 # direct routes): compared where the golden has them, and no other column may be new
-NEWER = ("staleness_mean", "staleness_max", "bytes_up_hops", "bytes_down_hops", "hops", "route",
-         "bytes_hops")
+NEWER = ("staleness_mean", "staleness_max", "bytes_up_hops", "bytes_down_hops", "bytes_plane",
+         "hops", "route", "bytes_hops")
 # 600 Fashion-MNIST images a device and 11-epoch FedAvg: 3 clients a round keep it to minutes
 EXTRA = {"paper_table1_fmnist": ("training.clients_per_round=3",)}
 

@@ -403,6 +403,11 @@ class Scenario(Section):
         if self.power is not None and not self.clients.orbital:
             raise ValueError("power needs satellite clients (walker, tle, omm): abstract "
                              "clients have no orbit to find the sun from")
+        hierarchical = [a.label for a in self.algorithms
+                        if STRATEGIES[a.name].hierarchical]
+        if hierarchical and self.links.isl is None:
+            raise ValueError(f"{hierarchical[0]} aggregates over each plane's inter-satellite "
+                             f"links: give links.isl")
         if self.links.isl is not None and not self.clients.orbital:
             raise ValueError("links.isl needs satellite clients (walker, tle, omm)")
         if (self.links.isl is not None and self.links.isl.topology == "plus_grid"

@@ -38,6 +38,7 @@ from sinsim.scenario import Algorithm, Scenario
 from sinsim.sim import checkpoint
 from sinsim.sim.async_server import run_async
 from sinsim.sim.checkpoint import AlgorithmState, Checkpoint
+from sinsim.sim.hier_server import run_hierarchical
 from sinsim.sim.network import Network
 from sinsim.sim.power import Battery, PowerParams
 from sinsim.sim.recorder import Recorder
@@ -131,6 +132,12 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
                               f"mid-run and cannot be resumed from one")
         return run_async(prep, algorithm, strategy, recorder, on_round_end,
                          engine=sys.modules[__name__])
+    if strategy.hierarchical:  # hierfl: planes aggregate over their rings first
+        if resume is not None:
+            raise ConfigError(f"{algorithm.label} is hierarchical: it is not checkpointed "
+                              f"mid-run and cannot be resumed from one")
+        return run_hierarchical(prep, algorithm, strategy, recorder, on_round_end,
+                                engine=sys.modules[__name__])
     batched = sc.training.batched and hasattr(strategy, "client_updates_batched")
     rows: list[dict[str, Any]] = []  # the rounds.csv rows of this algorithm
     global_state = prep.init_state

@@ -26,7 +26,7 @@ ROUND_COLUMNS = (
     "algorithm", "round", "sim_start_s", "sim_end_s", "round_duration_s", "selected",
     "completed", "dropped", "bytes_up", "bytes_down", "bytes_up_cum", "bytes_down_cum",
     "avg_bits", "test_accuracy", "test_loss", "host_wall_s", "staleness_mean", "staleness_max",
-    "bytes_up_hops", "bytes_down_hops",
+    "bytes_up_hops", "bytes_down_hops", "bytes_plane",
 )
 # the contract's columns first; bytes_sent (bits on the air incl. restarts, / 8) and wait_s
 # (time not transmitting: waiting for a pass or paused) follow

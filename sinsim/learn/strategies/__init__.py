@@ -20,6 +20,7 @@ from sinsim.learn.strategies.base import (
 from sinsim.learn.strategies.fedasync import FedAsync
 from sinsim.learn.strategies.fedavg import FedAvg
 from sinsim.learn.strategies.fedbuff import FedBuff
+from sinsim.learn.strategies.hierfl import HierFL
 from sinsim.learn.strategies.spacedml import SpaceDML
 from sinsim.registry import Registry
 
@@ -28,6 +29,7 @@ STRATEGIES: Registry[type[Strategy]] = Registry("algorithm", {
     "spacedml": SpaceDML,
     "fedasync": FedAsync,  # asynchronous (synchronous = False): sinsim.sim.async_server
     "fedbuff": FedBuff,
+    "hierfl": HierFL,  # planes aggregate over their ISL ring: sinsim.sim.hier_server
 })
 
 
@@ -39,4 +41,4 @@ def build_strategy(name: str, spec: ModelSpec, params: dict[str, Any],
 
 
 __all__ = ["STRATEGIES", "Aggregator", "ClientUpdate", "FedAsync", "FedAvg", "FedBuff",
-           "RoundContext", "SpaceDML", "Strategy", "build_strategy", "select_uniform"]
+           "HierFL", "RoundContext", "SpaceDML", "Strategy", "build_strategy", "select_uniform"]

@@ -101,6 +101,7 @@ class Strategy(ABC):
     name: ClassVar[str]
     Params: ClassVar[type[Section]]
     synchronous: ClassVar[bool] = True  # False: the server takes updates with ``on_arrival``
+    hierarchical: ClassVar[bool] = False  # True: planes aggregate first (sim.hier_server)
 
     def __init__(self, spec: ModelSpec, model_name: str | None = None, **params: Any):
         self.spec = spec
