@@ -211,6 +211,9 @@ def test_scenario_power_section_defaults_and_params(tiny_raw):
     from sinsim.scenario import validate_scenario
 
     assert validate_scenario(tiny_raw).power is None  # not modelled unless given
+    tiny_raw["clients"] = {"walker": {"inclination_deg": 53, "total": 20, "planes": 4,
+                                      "phasing": 1, "altitude_km": 550}}
+    tiny_raw["server"] = {"ground_stations": [{"id": "g", "lat_deg": 0, "lon_deg": 0}]}
     tiny_raw["power"] = {}
     power = validate_scenario(tiny_raw).power
     assert PowerParams(**power.model_dump()) == PowerParams(**CUBESAT)

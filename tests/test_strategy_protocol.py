@@ -134,9 +134,14 @@ def test_every_registered_strategy_is_a_strategy_with_its_params(name, lenet_sta
 
 
 def test_the_scenario_defaults_are_the_strategys_defaults():
+    walker = {"walker": {"inclination_deg": 53, "total": 20, "planes": 4, "phasing": 1,
+                         "altitude_km": 550}}
     for name, cls in STRATEGIES.items():
-        s = validate_scenario({"name": "d", "clients": {"count": 4},
-                               "training": {"clients_per_round": 2}, "algorithms": [name]})
+        where = ({"clients": walker, "links": {"isl": {}},  # hierfl: planes and crosslinks
+                  "server": {"ground_stations": [{"id": "g", "lat_deg": 0, "lon_deg": 0}]}}
+                 if cls.hierarchical else {"clients": {"count": 4}})
+        s = validate_scenario({"name": "d", **where, "training": {"clients_per_round": 2},
+                               "algorithms": [name]})
         params = dict(s.algorithms[0].params)
         assert params.pop("label") is None
         assert params == cls.Params().model_dump()

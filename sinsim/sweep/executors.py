@@ -86,10 +86,10 @@ def _resumable(out: Path, resolved: dict[str, Any]) -> bool:
     checkpoint is removed, and the run resumes (the recorder cuts the tables back)."""
     from sinsim.sim import checkpoint  # the engine's room: imported in the worker only
 
-    kept = ("rounds.csv", "transfers.csv", "clients.csv", checkpoint.CHECKPOINT)
     cp = checkpoint.load(out) if out.is_dir() else None
     if cp is None or checkpoint.first_difference(cp.scenario, resolved) is not None:
         return False
+    kept = {f"{table}.csv" for table in cp.counts} | {checkpoint.CHECKPOINT}  # its tables
     for path in out.iterdir():
         if path.name not in kept:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
