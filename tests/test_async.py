@@ -183,6 +183,7 @@ def lossy_async(tmp_path_factory):
     return out, run_scenario(sc, out)
 
 
+@pytest.mark.slow  # an engine run: CI's slow suite
 def test_async_runs_satisfy_the_engines_invariants(lossy_async):
     out, summary = lossy_async
     assert summary["status"] == "complete"
@@ -211,6 +212,7 @@ def test_no_update_is_applied_before_it_arrived(lossy_async):
     assert (agg.arrived_s >= agg.sim_start_s - 1e-9).all()  # ...in the next version made
 
 
+@pytest.mark.slow  # an engine run: CI's slow suite
 def test_same_seed_same_async_tables(lossy_async, tmp_path):
     out, _ = lossy_async
     sc = _scenario([{"fedasync": {"concurrency": 3}},

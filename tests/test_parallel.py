@@ -55,6 +55,7 @@ def one_process(tmp_path_factory):
     return out, summary
 
 
+@pytest.mark.slow  # an engine run: CI's slow suite
 def test_two_processes_give_the_same_tables_as_one(one_process, tmp_path):
     # Prepare: one process (today's path) and two
     out1, summary1 = one_process
@@ -73,6 +74,7 @@ def test_two_processes_give_the_same_tables_as_one(one_process, tmp_path):
     assert spacedml.client.duplicated().any(), "a SpaceDML client should train twice (state)"
 
 
+@pytest.mark.slow  # an engine run: CI's slow suite
 def test_jobs_whose_downlink_fails_change_nothing(one_process, tmp_path, monkeypatch):
     # Prepare: queue every selected client, last first, as if every downlink would arrive:
     # the jobs of the lost ones run (SpaceDML's say "pre-trained") but are never used

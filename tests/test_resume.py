@@ -64,6 +64,7 @@ def reference(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # an engine run: CI's slow suite
 @pytest.mark.parametrize("stopped_after", [2, 4])  # in FedAvg's rounds; in SpaceDML's
 def test_a_stopped_run_resumes_to_the_uninterrupted_tables(reference, tmp_path, stopped_after):
     # Prepare: a run stopped after some round (its checkpoint holds that round)
@@ -97,6 +98,7 @@ def test_resume_with_another_scenario_is_refused(tmp_path):
         run_scenario(_scenario(lr=0.1), tmp_path, resume=True)
 
 
+@pytest.mark.slow  # an engine run: CI's slow suite
 def test_resume_with_nothing_to_continue_starts_afresh(reference, tmp_path):
     run_scenario(_scenario(), tmp_path, resume=True)
     _assert_same_tables(reference, tmp_path)

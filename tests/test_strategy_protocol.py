@@ -65,6 +65,7 @@ def _scenario(server_lr: float | None):
         "algorithms": algorithms})
 
 
+@pytest.mark.slow  # an engine run: CI's slow suite
 def test_a_new_strategy_is_one_class_and_one_registry_line(registered, tmp_path):
     from sinsim.sim.engine import run_scenario
 

@@ -238,6 +238,7 @@ def fake_run(scenario_path: str, overrides, out_dir: str) -> dict:
     return {"status": "complete", "error": None, "wall_s": 0.0}
 
 
+@pytest.mark.slow  # an engine run: CI's slow suite
 def test_run_sweep_skips_finished_reruns_failed_and_builds_the_table(sweep_file, tmp_path,
                                                                      monkeypatch):
     path = sweep_file(grid={"training.lr": [0.01, 0.05], "training.partition": ["iid", {

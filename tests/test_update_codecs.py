@@ -285,6 +285,7 @@ def test_scenarios_choose_an_update_codec_with_its_parameters():
 # ---------------------------------------------------------------------------------------------
 # through the engine
 
+@pytest.mark.slow  # an engine run: CI's slow suite
 def test_top_k_at_fraction_one_is_fedavg(tmp_path):
     """Same selection, same batches, the whole update on the wire: the same rounds (the model
     only up to rounding the update to float32, so losses to ~1e-7); twice the bytes up."""
