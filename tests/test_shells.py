@@ -57,3 +57,43 @@ def test_plus_grid_links_stay_within_each_shell():
                  for i, j in plus_grid_pairs(clients[12:], 4, tb)}
     assert links <= expected  # (4 satellites a plane at 550 km: in-plane links graze the Earth)
     assert {a[:3] for a, _ in links} == {"s0-", "s1-"}
+
+
+def test_ground_stations_from_a_csv_file(tmp_path):
+    from sinsim.scenario import load_scenario
+
+    (tmp_path / "st").mkdir()
+    (tmp_path / "st" / "stations.csv").write_text(
+        "id,lat_deg,lon_deg,altitude_m,min_elevation_deg\n"
+        "madrid,40.4168,-3.7038,650,25\n"
+        "\n"
+        "sydney,-33.8688,151.2093,,\n")
+    yaml = ("name: csv\nstart: 2026-01-01T00:00:00Z\nhorizon: 1h\n"
+            f"clients: {{walker: {SHELL_A}}}\n"
+            "server: {ground_stations: {csv: st/stations.csv}}\n"
+            "training: {dataset: synthetic, rounds: 1, clients_per_round: 2}\n"
+            "algorithms: [fedavg]\n").replace("'", "")
+    (tmp_path / "sc.yaml").write_text(yaml)
+    sc = load_scenario(tmp_path / "sc.yaml")  # the path is relative to the scenario file
+    _, servers = build_nodes(sc)
+    assert [s.id for s in servers] == ["madrid", "sydney"]
+    assert servers[0].altitude_m == 650 and servers[0].min_elevation_deg == 25
+    assert servers[1].altitude_m == 0 and servers[1].min_elevation_deg == 10  # the defaults
+    assert sc.resolved()["server"]["ground_stations"][1]["id"] == "sydney"
+    bad = {
+        "id,lat_deg,lon_deg\nx,95,0\n": r"line 2: lat_deg",
+        "id,lat_deg,lon_deg\nx,1,2\nx,3,4\n": r"line 3: station id 'x' repeats line 2",
+        "id,lat_deg\nx,1\n": r"line 1: the header",
+        "id,lat_deg,lon_deg\nx,1\n": r"line 2: 2 fields",
+        "id,lat_deg,lon_deg\nx,north,2\n": r"line 2: lat_deg",
+        "id,lat_deg,lon_deg\n": r"no stations",
+    }
+    for text, message in bad.items():
+        (tmp_path / "st" / "stations.csv").write_text(text)
+        with pytest.raises(ConfigError, match=message) as e:
+            load_scenario(tmp_path / "sc.yaml")
+        assert "stations.csv" in str(e.value) and "server.ground_stations.csv" in str(e.value)
+    with pytest.raises(ConfigError, match="no such ground-station CSV file"):
+        load_scenario(tmp_path / "sc.yaml", ["server.ground_stations.csv=nope.csv"])
+    with pytest.raises(ConfigError, match="give a list of stations"):
+        scenario(SHELL_A, server={"ground_stations": {"path": "x.csv"}})
