@@ -8,7 +8,7 @@ prints its own peak RSS (``ru_maxrss``), so a peak belongs to that plan only.
 
 The baseline is the same plan computed in one chunk (``memory_mb`` large enough for every node:
 what sinsim did before chunking), for the sizes where it fits (``--baseline-sizes``, 1,584 by
-default; at 6,336 it needs about 9 GB). Printed per size: windows, seconds, peak RSS, seconds
+default; at 6,336 it would need about 8 GB). Printed per size: windows, seconds, peak RSS, seconds
 per satellite-day; then the ratio of the largest to the smallest seconds per satellite-day
 (flat = linear time) and, last, the headline ``peak_rss_gb_10k: X`` (target <= 2.0).
 

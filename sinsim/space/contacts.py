@@ -18,6 +18,13 @@ Algorithm (see docs/space.md):
 Passes whose whole duration is shorter than about ``edge_tolerance_s`` can be
 missed; every pass longer than the grid step contains a grid sample and is
 never missed.
+
+Memory: the grid states of step 1 take ~50 B per node and sample (more while
+they are computed), so the pairs are processed in chunks (in their order: for
+:func:`contact_windows` some clients with every server) whose nodes fit in
+``memory_mb`` (:data:`BYTES_PER_NODE_SAMPLE` per node and sample).  Each pair's
+windows depend on that pair only, so the chunks give exactly the windows of one
+chunk.  The horizon is not split: one node over a year at 30 s takes ~200 MB.
 """
 
 from __future__ import annotations
