@@ -12,7 +12,7 @@ default; at 6,336 it would need about 8 GB). Printed per size: windows, seconds,
 per satellite-day; then the ratio of the largest to the smallest seconds per satellite-day
 (flat = linear time) and, last, the headline ``peak_rss_gb_10k: X`` (target <= 2.0).
 
-    .venv/bin/python bench/contact_scale.py                      # all three sizes (~10 min)
+    .venv/bin/python bench/contact_scale.py                      # all three sizes (~4 min)
     .venv/bin/python bench/contact_scale.py --sizes 1584 --hours 24   # quick look
 
 The sizes run one after the other (never two big ones at once); the 10,000-satellite plan takes

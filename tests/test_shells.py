@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from sinsim.errors import ConfigError
@@ -97,3 +98,18 @@ def test_ground_stations_from_a_csv_file(tmp_path):
         load_scenario(tmp_path / "sc.yaml", ["server.ground_stations.csv=nope.csv"])
     with pytest.raises(ConfigError, match="give a list of stations"):
         scenario(SHELL_A, server={"ground_stations": {"path": "x.csv"}})
+
+
+def test_contacts_memory_mb_reaches_the_plan_and_changes_nothing(tmp_path):
+    from sinsim.sim.topology import build_topology
+
+    plans = []
+    for memory_mb, cache in ((512, "a"), (0.01, "b")):  # 0.01 MB: a pair a chunk
+        sc = scenario([SHELL_A, SHELL_B],
+                      contacts={"memory_mb": memory_mb, "cache_dir": str(tmp_path / cache)})
+        assert sc.contacts.memory_mb == memory_mb
+        plans.append(build_topology(sc).plan.windows)
+    assert len(plans[0]) > 3
+    pd.testing.assert_frame_equal(plans[0], plans[1])
+    with pytest.raises(ConfigError, match="memory_mb"):
+        scenario(SHELL_A, contacts={"memory_mb": 0})
