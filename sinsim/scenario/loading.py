@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import difflib
 import os
 import types
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from sinsim.errors import ConfigError
 from sinsim.learn.strategies import STRATEGIES
 from sinsim.scenario.model import Algorithm, Scenario
+from sinsim.scenario.nodes import GroundStationSpec
 
 
 def read_yaml_mapping(path: Path, what: str, needs: str) -> dict[str, Any]:
@@ -167,9 +169,14 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
 
 
 def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> None:
-    """File paths inside a scenario (``tle``/``omm`` of the clients and of a satellite server)
-    are relative to the scenario file's folder."""
+    """File paths inside a scenario (``tle``/``omm`` of the clients and of a satellite server,
+    ``server.ground_stations.csv``) are relative to the scenario file's folder."""
     server = raw.get("server")
+    stations = server.get("ground_stations") if isinstance(server, dict) else None
+    if isinstance(stations, dict) and isinstance(stations.get("csv"), str):
+        p = Path(stations["csv"]).expanduser()
+        if not p.is_absolute():
+            stations["csv"] = os.path.normpath(base / p)
     sat = server.get("satellite") if isinstance(server, dict) else None
     for section in (raw.get("clients"), sat):
         for kind in ("tle", "omm"):
@@ -223,8 +230,78 @@ def _list_index(node: list, part: str, key: str, file: str | None) -> int:
     return int(part)
 
 
+STATION_COLUMNS = ("id", "lat_deg", "lon_deg", "altitude_m", "min_elevation_deg")
+_STATION_KEY = "server.ground_stations.csv"
+
+
+def read_ground_stations_csv(path: str | Path) -> list[dict[str, Any]]:
+    """The ground stations of a CSV file with a header of :data:`STATION_COLUMNS` (``id``,
+    ``lat_deg`` and ``lon_deg`` required; an empty ``altitude_m``/``min_elevation_deg`` takes the
+    default), validated like inline ones. A problem is a ConfigError naming the file, the key
+    ``server.ground_stations.csv`` and the line."""
+    file = str(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except FileNotFoundError:
+        raise ConfigError(f"no such ground-station CSV file {file}", key=_STATION_KEY) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{file} is a directory, not a CSV file", key=_STATION_KEY) from None
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise ConfigError(f"cannot read {file}: {e}", key=_STATION_KEY) from None
+    lines = [(n, r) for n, r in enumerate(rows, start=1) if any(c.strip() for c in r)]
+    if not lines:
+        raise ConfigError("empty file; the header is " + ",".join(STATION_COLUMNS), file=file,
+                          key=_STATION_KEY)
+    (_, header), body = lines[0], lines[1:]
+    header = [h.strip() for h in header]
+    unknown = [h for h in header if h not in STATION_COLUMNS]
+    missing = [h for h in STATION_COLUMNS[:3] if h not in header]
+    if unknown or missing or len(set(header)) != len(header):
+        raise ConfigError(f"line 1: the header must name columns of {', '.join(STATION_COLUMNS)} "
+                          f"(id, lat_deg, lon_deg required) once each, got {', '.join(header)}",
+                          file=file, key=_STATION_KEY)
+    if not body:
+        raise ConfigError("no stations (only a header)", file=file, key=_STATION_KEY)
+    out, seen = [], {}
+    for n, row in body:
+        if len(row) != len(header):
+            raise ConfigError(f"line {n}: {len(row)} fields, the header has {len(header)}",
+                              file=file, key=_STATION_KEY)
+        spec = {h: v.strip() for h, v in zip(header, row) if v.strip() or h == "id"}
+        try:
+            station = GroundStationSpec.model_validate(spec)
+        except ValidationError as e:
+            err = e.errors(include_url=False)[0]
+            where = ".".join(str(x) for x in err["loc"])
+            raise ConfigError(f"line {n}: {where}: {err['msg']}, got {err.get('input')!r}",
+                              file=file, key=_STATION_KEY) from None
+        if station.id in seen:
+            raise ConfigError(f"line {n}: station id {station.id!r} repeats line {seen[station.id]}",
+                              file=file, key=_STATION_KEY)
+        seen[station.id] = n
+        out.append(station.model_dump())
+    return out
+
+
+def _expand_station_csv(raw: Mapping[str, Any], file: str | None) -> Mapping[str, Any]:
+    """``server.ground_stations: {csv: FILE}`` becomes the stations the file lists (so the
+    resolved scenario records each station)."""
+    server = raw.get("server")
+    stations = server.get("ground_stations") if isinstance(server, Mapping) else None
+    if not isinstance(stations, Mapping):
+        return raw
+    if set(stations) != {"csv"} or not isinstance(stations["csv"], str):
+        raise ConfigError("give a list of stations, or {csv: FILE} (a path to a CSV file)",
+                          file=file, key="server.ground_stations")
+    return {**raw, "server": {**server, "ground_stations": read_ground_stations_csv(
+        stations["csv"])}}
+
+
 def validate_scenario(raw: Mapping[str, Any], *, file: str | None = None) -> Scenario:
-    """Validate a raw mapping; errors name ``file`` and the key path."""
+    """Validate a raw mapping; errors name ``file`` and the key path. Ground stations from a CSV
+    file (``server.ground_stations: {csv: FILE}``) are read here."""
+    raw = _expand_station_csv(raw, file)
     _check_unknown_keys(raw, Scenario, (), file)
     try:
         return Scenario.model_validate(raw)

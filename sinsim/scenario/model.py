@@ -56,6 +56,7 @@ class Contacts(Section):
     max_range_km: Float = Field(default=5_000.0, gt=0)
     grazing_altitude_km: Float = Field(default=80.0, ge=0)
     cache_dir: str | None = None
+    memory_mb: Float = Field(default=512.0, gt=0)  # node states held at once (not in the cache key)
     rate_step: PositiveDuration = 10.0  # budget links: rate sampled along each pass
 
 
@@ -424,7 +425,7 @@ class Scenario(Section):
             return c.count
         if c.from_files:
             return None
-        n = (c.walker.total if c.walker else 0) + len(c.uavs or [])
+        n = sum(w.total for w, _ in c.walker_shells) + len(c.uavs or [])
         if self.server.satellite is not None and self.server.satellite.client is not None:
             n -= 1
         return n

@@ -71,11 +71,14 @@ class UAVSpec(Section):
 
 
 class Clients(Section):
-    """Who trains: ``count`` abstract clients always in view, or orbital nodes (a Walker shell,
-    a TLE file, an OMM file and/or UAVs; several may be combined)."""
+    """Who trains: ``count`` abstract clients always in view, or orbital nodes (a Walker shell
+    or a list of shells, a TLE file, an OMM file and/or UAVs; several may be combined).
+
+    With a list of shells, shell ``k``'s ids are ``s{k}-sat0000``, ... unless it gives its own
+    ``id_prefix``; one shell (a mapping) keeps ``sat0000``, ...."""
 
     count: Int | None = Field(default=None, gt=0, le=1_000_000)
-    walker: Walker | None = None
+    walker: Walker | list[Walker] | None = None
     tle: TLESource | None = None
     omm: OMMSource | None = None
     uavs: list[UAVSpec] | None = Field(default=None, min_length=1)
@@ -88,7 +91,25 @@ class Clients(Section):
         if self.count is not None and orbital:
             raise ValueError("count (abstract clients) cannot be combined with "
                              "walker/tle/omm/uavs")
+        if isinstance(self.walker, list):
+            if not self.walker:
+                raise ValueError("walker: give at least one shell")
+            if sum(w.total for w in self.walker) > 99_999:
+                raise ValueError("walker: at most 99999 satellites in all (TLE catalog numbers)")
+            prefixes = [p for _, p in self.walker_shells]
+            if len(set(prefixes)) != len(prefixes):
+                raise ValueError("walker: the shells' id_prefix must differ")
         return self
+
+    @property
+    def walker_shells(self) -> list[tuple[Walker, str]]:
+        """Each Walker shell with the id prefix of its satellites, in order (empty without)."""
+        if self.walker is None:
+            return []
+        if isinstance(self.walker, Walker):
+            return [(self.walker, self.walker.id_prefix)]
+        return [(w, w.id_prefix if "id_prefix" in w.model_fields_set else f"s{k}-sat")
+                for k, w in enumerate(self.walker)]
 
     @property
     def from_files(self) -> bool:

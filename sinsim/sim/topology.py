@@ -90,12 +90,11 @@ def build_nodes(sc: Scenario) -> tuple[list, list]:
     (``ElementAgeWarning``) when element sets read from files are far from ``start``."""
     c, s = sc.clients, sc.server
     clients: list = []
-    if c.walker is not None:
-        w = c.walker
+    for w, prefix in c.walker_shells:  # catalog numbers run on over the shells
         clients += walker_constellation(
             inclination_deg=w.inclination_deg, total=w.total, planes=w.planes,
             phasing=w.phasing, altitude_m=w.altitude_km * 1e3, epoch_utc=sc.start,
-            pattern=w.pattern, id_prefix=w.id_prefix)
+            pattern=w.pattern, id_prefix=prefix, first_catalog_number=len(clients) + 1)
     if c.tle is not None:
         clients += _read_elements(c.tle, "clients.tle")
     if c.omm is not None:
@@ -139,7 +138,8 @@ def build_topology(sc: Scenario) -> Topology:
     plan = compute_contact_plan(
         clients, servers, timebase, sc.horizon, cache_dir=cache / "contacts",
         step_s=sc.contacts.step, max_range_m=sc.contacts.max_range_km * 1e3,
-        grazing_altitude_m=sc.contacts.grazing_altitude_km * 1e3)
+        grazing_altitude_m=sc.contacts.grazing_altitude_km * 1e3,
+        memory_mb=sc.contacts.memory_mb)
     return Topology(timebase, clients, servers, plan, _isl(sc, clients, timebase))
 
 
@@ -149,15 +149,19 @@ def _isl(sc: Scenario, clients: list, timebase: Timebase) -> pd.DataFrame | None
     if isl is None:
         return None
     sats = [n for n in clients if isinstance(n, Satellite)]
-    if isl.topology == "plus_grid":
-        w = sc.clients.walker
-        shell = sats[:w.total]  # the Walker shell comes first, plane-major
-        pairs = plus_grid_pairs(shell, w.planes, timebase, pattern=w.pattern)
+    if isl.topology == "plus_grid":  # within each shell; the shells come first, plane-major
+        pairs, offset = [], 0
+        for w, _ in sc.clients.walker_shells:
+            shell = sats[offset:offset + w.total]
+            pairs += [(offset + i, offset + j)
+                      for i, j in plus_grid_pairs(shell, w.planes, timebase, pattern=w.pattern)]
+            offset += w.total
     else:
         pairs = all_pairs(len(sats))
     return isl_windows(sats, pairs, timebase, sc.horizon, step_s=sc.contacts.step,
                        max_range_m=isl.max_range_km * 1e3,
-                       grazing_altitude_m=isl.grazing_altitude_km * 1e3)
+                       grazing_altitude_m=isl.grazing_altitude_km * 1e3,
+                       memory_mb=sc.contacts.memory_mb)
 
 
 LINK_COLUMNS = ["a", "b", "kind", "start_s", "end_s", "duration_s"]

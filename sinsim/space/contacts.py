@@ -18,6 +18,13 @@ Algorithm (see docs/space.md):
 Passes whose whole duration is shorter than about ``edge_tolerance_s`` can be
 missed; every pass longer than the grid step contains a grid sample and is
 never missed.
+
+Memory: the grid states of step 1 take ~50 B per node and sample (more while
+they are computed), so the pairs are processed in chunks (in their order: for
+:func:`contact_windows` some clients with every server) whose nodes fit in
+``memory_mb`` (:data:`BYTES_PER_NODE_SAMPLE` per node and sample).  Each pair's
+windows depend on that pair only, so the chunks give exactly the windows of one
+chunk.  The horizon is not split: one node over a year at 30 s takes ~200 MB.
 """
 
 from __future__ import annotations
@@ -59,6 +66,11 @@ __all__ = [
 
 CONTACTS_CODE_VERSION = "contacts-1"  # bump when results of contact_windows change
 GRID_CHUNK_ELEMENTS = 1_000_000  # pair x time samples per vectorised chunk (bounds memory)
+DEFAULT_MEMORY_MB = 512.0  # budget for the node states of one chunk of pairs (see _pair_chunks)
+# bytes held per node and grid sample while a chunk is scanned: positions and velocities
+# (48 B), SGP4's TEME output and the rotation's temporaries, the per-node reductions of
+# _grid_phase; measured peak of states_itrs_components + _grid_phase, with some slack
+BYTES_PER_NODE_SAMPLE = 200
 
 
 def _unique_nodes(clients, servers):
@@ -233,6 +245,7 @@ def contact_windows(
     max_range_m: float = math.inf,
     grazing_altitude_m: float = 80e3,
     edge_tolerance_s: float = 1.0,
+    memory_mb: float = DEFAULT_MEMORY_MB,
 ) -> pd.DataFrame:
     """Contact windows of every client/server pair over ``[0, horizon_s]``.
 
@@ -244,6 +257,10 @@ def contact_windows(
     radius ``EARTH_RADIUS_M + grazing_altitude_m`` and the range is
     ``<= max_range_m``.  ``max_elevation_deg`` is NaN unless the server is a
     ground station.  Windows open at 0 or at the horizon are clipped there.
+
+    ``memory_mb`` bounds the node states held at once: the clients are processed in chunks
+    (each with every server) whose states over the grid fit in it.  Every pair's windows are
+    computed independently of the others, so the result does not depend on it.
     """
     for name, v in (
         ("horizon_s", horizon_s),
@@ -265,15 +282,18 @@ def contact_windows(
     pairs = [(c, s) for c in c_idx for s in s_idx if c != s]
     return _pair_windows(nodes, pairs, timebase, horizon_s, step_s=step_s,
                          max_range_m=max_range_m, grazing_altitude_m=grazing_altitude_m,
-                         edge_tolerance_s=edge_tolerance_s)
+                         edge_tolerance_s=edge_tolerance_s, memory_mb=memory_mb)
 
 
 def pair_windows(nodes, pairs, timebase: Timebase, horizon_s: float, *, step_s: float = 30.0,
                  max_range_m: float = math.inf, grazing_altitude_m: float = 80e3,
-                 edge_tolerance_s: float = 1.0) -> pd.DataFrame:
+                 edge_tolerance_s: float = 1.0,
+                 memory_mb: float = DEFAULT_MEMORY_MB) -> pd.DataFrame:
     """Windows of chosen pairs ``(i, j)`` of ``nodes`` (indices; unique node ids), e.g. the
     inter-satellite links of a constellation: the same algorithm and columns as
-    :func:`contact_windows`, with ``client`` = ``nodes[i]`` and ``server`` = ``nodes[j]``."""
+    :func:`contact_windows`, with ``client`` = ``nodes[i]`` and ``server`` = ``nodes[j]``.
+    The pairs are processed in chunks (in their order) whose nodes' states fit in
+    ``memory_mb``; the result does not depend on it."""
     nodes = list(nodes)
     ids = [n.id for n in nodes]
     if len(set(ids)) != len(ids):
@@ -283,13 +303,67 @@ def pair_windows(nodes, pairs, timebase: Timebase, horizon_s: float, *, step_s: 
         raise ValueError("pairs must join two different nodes by index")
     return _pair_windows(nodes, pairs, timebase, float(horizon_s), step_s=step_s,
                          max_range_m=max_range_m, grazing_altitude_m=grazing_altitude_m,
-                         edge_tolerance_s=edge_tolerance_s)
+                         edge_tolerance_s=edge_tolerance_s, memory_mb=memory_mb)
+
+
+def max_chunk_nodes(memory_mb: float, n_samples: int) -> int:
+    """How many nodes' states over ``n_samples`` grid samples fit in ``memory_mb`` (>= 2)."""
+    return max(2, int(memory_mb * 2**20 // (BYTES_PER_NODE_SAMPLE * max(1, n_samples))))
+
+
+def _pair_chunks(pairs, max_nodes: int):
+    """Split ``pairs`` (in order) into consecutive runs touching at most ``max_nodes`` nodes
+    (a run always holds at least one pair)."""
+    chunks, start, seen = [], 0, set()
+    for n, (i, j) in enumerate(pairs):
+        new = (i not in seen) + (j not in seen)
+        if seen and len(seen) + new > max_nodes:
+            chunks.append((start, n))
+            start, seen = n, set()
+        seen.add(i)
+        seen.add(j)
+    if start < len(pairs):
+        chunks.append((start, len(pairs)))
+    return chunks
 
 
 def _pair_windows(nodes, pairs, timebase, horizon_s, *, step_s, max_range_m,
-                  grazing_altitude_m, edge_tolerance_s) -> pd.DataFrame:
+                  grazing_altitude_m, edge_tolerance_s, memory_mb) -> pd.DataFrame:
+    if not (isinstance(memory_mb, numbers.Real) and not isinstance(memory_mb, bool)
+            and math.isfinite(memory_mb) and memory_mb > 0):
+        raise ValueError(f"memory_mb must be a finite number > 0, got {memory_mb!r}")
     if not pairs:
         return empty_windows()
+    kw = dict(step_s=step_s, max_range_m=max_range_m, grazing_altitude_m=grazing_altitude_m,
+              edge_tolerance_s=edge_tolerance_s)
+    n_samples = _time_grid(float(horizon_s), float(step_s)).size
+    max_nodes = max_chunk_nodes(memory_mb, n_samples)
+    chunks = [(0, len(pairs))] if len(nodes) <= max_nodes else _pair_chunks(pairs, max_nodes)
+    parts, evals = [], {"grid_samples": n_samples, "probe_calls": 0, "probe_points": 0}
+    for lo, hi in chunks:
+        if (lo, hi) == (0, len(pairs)):
+            sub_nodes, sub = nodes, pairs
+        else:
+            used = sorted({i for p in pairs[lo:hi] for i in p})
+            local = {g: n for n, g in enumerate(used)}
+            sub_nodes, sub = [nodes[g] for g in used], [(local[i], local[j]) for i, j in pairs[lo:hi]]
+        cols, ev = _chunk_windows(sub_nodes, sub, timebase, horizon_s, **kw)
+        evals["probe_calls"] += ev.calls
+        evals["probe_points"] += ev.points
+        parts.append(cols)
+        del cols, ev
+    # each chunk's rows are in (pair, start) order and the chunks follow the pairs' order, so the
+    # concatenation is exactly the rows of one chunk over all pairs, before the sort
+    df = pd.DataFrame({c: np.concatenate([p[c] for p in parts]) for c in WINDOW_COLUMNS})
+    del parts
+    df = df.sort_values(["client", "server", "start_s"], kind="stable").reset_index(drop=True)
+    df.attrs["evaluations"] = evals
+    return df
+
+
+def _chunk_windows(nodes, pairs, timebase, horizon_s, *, step_s, max_range_m,
+                   grazing_altitude_m, edge_tolerance_s):
+    """The windows of ``pairs`` as columns (in pair, start order) and the Evaluator used."""
     ps = PairSet.build(
         nodes,
         [p[0] for p in pairs],
@@ -366,23 +440,15 @@ def _pair_windows(nodes, pairs, timebase, horizon_s, *, step_s, max_range_m,
     max_el = np.where(srv_gs, el, np.nan)
 
     ids = np.array([n.id for n in nodes], dtype=object)
-    df = pd.DataFrame(
-        {
-            "client": ids[ps.client[wk]],
-            "server": ids[ps.server[wk]],
-            "start_s": start,
-            "end_s": end,
-            "duration_s": end - start,
-            "max_elevation_deg": max_el,
-        }
-    )
-    df = df.sort_values(["client", "server", "start_s"], kind="stable").reset_index(drop=True)
-    df.attrs["evaluations"] = {
-        "grid_samples": int(grid.size),
-        "probe_calls": ev.calls,
-        "probe_points": ev.points,
+    cols = {
+        "client": ids[ps.client[wk]],
+        "server": ids[ps.server[wk]],
+        "start_s": start,
+        "end_s": end,
+        "duration_s": end - start,
+        "max_elevation_deg": max_el,
     }
-    return df
+    return cols, ev
 
 
 # --------------------------------------------------------------------------- cache
@@ -393,8 +459,10 @@ def plan_cache_key(clients, servers, timebase: Timebase, horizon_s: float, **kw)
     """SHA-256 over everything a plan depends on (nodes, start, horizon, options, code version)."""
     bound = _WINDOWS_SIGNATURE.bind(clients, servers, timebase, horizon_s, **kw)
     bound.apply_defaults()
-    options = {
-        k: v for k, v in bound.arguments.items() if k not in ("clients", "servers", "timebase")
+    options = {  # memory_mb changes how, not what: not in the key
+        k: v
+        for k, v in bound.arguments.items()
+        if k not in ("clients", "servers", "timebase", "memory_mb")
     }
     return cache_key(
         clients, servers, timebase.start_utc.isoformat(), options, CONTACTS_CODE_VERSION

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .contacts import pair_windows
+from .contacts import DEFAULT_MEMORY_MB, pair_windows
 from .orbits import Satellite, states_itrs_components
 from .timebase import Timebase
 
@@ -80,11 +80,14 @@ def all_pairs(n: int) -> list[tuple[int, int]]:
 
 def isl_windows(satellites: Sequence[Satellite], pairs: Sequence[tuple[int, int]],
                 timebase: Timebase, horizon_s: float, *, step_s: float = 30.0,
-                max_range_m: float = 5000e3, grazing_altitude_m: float = 80e3) -> pd.DataFrame:
+                max_range_m: float = 5000e3, grazing_altitude_m: float = 80e3,
+                memory_mb: float = DEFAULT_MEMORY_MB) -> pd.DataFrame:
     """When each link of ``pairs`` is up over ``[0, horizon_s]``: a DataFrame of
-    :data:`ISL_COLUMNS` (``a``, ``b`` node ids), sorted by a, b, start_s."""
+    :data:`ISL_COLUMNS` (``a``, ``b`` node ids), sorted by a, b, start_s (computed in chunks of
+    pairs whose states fit in ``memory_mb``; the result does not depend on it)."""
     df = pair_windows(satellites, pairs, timebase, horizon_s, step_s=step_s,
-                      max_range_m=max_range_m, grazing_altitude_m=grazing_altitude_m)
+                      max_range_m=max_range_m, grazing_altitude_m=grazing_altitude_m,
+                      memory_mb=memory_mb)
     df = df.rename(columns={"client": "a", "server": "b"})[ISL_COLUMNS]
     return df.sort_values(["a", "b", "start_s"], kind="stable").reset_index(drop=True)
 

@@ -5,6 +5,7 @@ Re-exported by :mod:`sinsim.space.orbits`, which also computes their positions.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -99,7 +100,7 @@ class GroundStation:
             raise ValueError(f"ground station {self.id!r}: min_elevation_deg must be in (-90, 90)")
 
     def itrs_m(self) -> np.ndarray:
-        return geodetic_to_itrs_m(self.lat_deg, self.lon_deg, self.altitude_m)
+        return _station_itrs_m(self.lat_deg, self.lon_deg, self.altitude_m).copy()
 
     def up_unit(self) -> np.ndarray:
         """Unit normal to the ellipsoid (geodetic zenith) in ITRS."""
@@ -221,6 +222,12 @@ class UAV:
 
 
 Node = Satellite | GroundStation | UAV
+
+
+@functools.lru_cache(maxsize=4096)
+def _station_itrs_m(lat_deg: float, lon_deg: float, altitude_m: float) -> np.ndarray:
+    """A station's fixed position, computed once (the link delays ask for it every transfer)."""
+    return geodetic_to_itrs_m(lat_deg, lon_deg, altitude_m)
 
 
 def geodetic_to_itrs_m(lat_deg, lon_deg, altitude_m) -> np.ndarray:

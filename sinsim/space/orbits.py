@@ -182,6 +182,7 @@ def walker_constellation(
     epoch_utc: datetime,
     pattern: str = "delta",
     id_prefix: str = "sat",
+    first_catalog_number: int = 1,
 ) -> list[Satellite]:
     """Walker delta (RAAN spread over 360 deg) or star (180 deg) constellation T/P/F.
 
@@ -189,7 +190,7 @@ def walker_constellation(
     'i' mode).  Plane ``j`` has RAAN ``j*360/P`` (delta) or ``j*180/P`` (star);
     satellite ``k`` of plane ``j`` has argument of latitude
     ``k*360*P/T + j*F*360/T``.  Ids ``f"{id_prefix}{index:04d}"``, plane-major;
-    catalog numbers ``index + 1``.
+    catalog numbers ``index + first_catalog_number``.
     """
     for name, v in (("total", total), ("planes", planes), ("phasing", phasing)):
         if not isinstance(v, int) or isinstance(v, bool):
@@ -203,7 +204,9 @@ def walker_constellation(
     if pattern not in ("delta", "star"):
         raise ValueError(f"pattern must be 'delta' or 'star', got {pattern!r}")
     _check_circular(inclination_deg, altitude_m)
-    if total > 99999:
+    if not (isinstance(first_catalog_number, int) and first_catalog_number >= 1):
+        raise ValueError(f"first_catalog_number must be an int >= 1, got {first_catalog_number!r}")
+    if total + first_catalog_number - 1 > 99999:
         raise ValueError("at most 99999 satellites (TLE catalog numbers)")
     epoch_days = _epoch_days(epoch_utc)
     inc = math.radians(inclination_deg)
@@ -216,7 +219,8 @@ def walker_constellation(
         for k in range(per_plane):
             index = j * per_plane + k
             u = math.radians((k * 360.0 * planes / total + j * phasing * 360.0 / total) % 360.0)
-            satrec = _circular_satrec(index + 1, epoch_days, inc, raan, u, n_kozai)
+            satrec = _circular_satrec(index + first_catalog_number, epoch_days, inc, raan, u,
+                                      n_kozai)
             sats.append(Satellite(f"{id_prefix}{index:04d}", satrec, source="walker"))
     return sats
 

@@ -71,10 +71,13 @@ class ContactPlan:
         self.horizon_s = float(horizon_s)
         self.from_cache = bool(from_cache)
         self._client_ids = {n.id: n for n in self.clients}
-        self._by_pair = {
-            key: g[["start_s", "end_s"]].to_numpy(dtype=float)
-            for key, g in self.windows.groupby(["client", "server"], sort=False)
-        }
+        # per pair and per client (a 10,000-satellite plan has 100,000 pairs: no scans of them)
+        spans = self.windows[["start_s", "end_s"]].to_numpy(dtype=float)
+        rows = self.windows.groupby(["client", "server"], sort=False).indices
+        self._by_pair = {key: spans[idx] for key, idx in rows.items()}
+        self._by_client: dict[str, list[np.ndarray]] = {}
+        for (cid, _), w in self._by_pair.items():
+            self._by_client.setdefault(cid, []).append(w)
 
     def __repr__(self) -> str:
         return (
@@ -91,7 +94,7 @@ class ContactPlan:
     def windows_for(self, client) -> np.ndarray:
         """``(k, 2)`` array of [start_s, end_s]: the client's windows to any server, merged and sorted."""
         cid = self._client(client).id
-        parts = [w for (c, _), w in self._by_pair.items() if c == cid]
+        parts = self._by_client.get(cid, [])
         return _merge_intervals(np.concatenate(parts)) if parts else np.zeros((0, 2))
 
     def geometry(self, client, times_s) -> tuple[np.ndarray, np.ndarray]:

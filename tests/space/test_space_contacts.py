@@ -267,3 +267,45 @@ def test_contact_plan_direct_construction(walker24, madrid_sydney, timebase):
     assert "windows" in repr(plan)
     with pytest.raises(ValueError, match="columns"):
         ContactPlan(df.drop(columns=["duration_s"]), walker24[:2], [], timebase, H)
+
+
+def _same_windows_and_work(a, b):
+    pd.testing.assert_frame_equal(a, b)
+    ea, eb = a.attrs["evaluations"], b.attrs["evaluations"]
+    # probe calls grow with the number of chunks; the samples and the points probed do not
+    assert ea["grid_samples"] == eb["grid_samples"] and ea["probe_points"] == eb["probe_points"]
+
+
+def test_chunked_plan_is_identical(walker24, madrid_sydney, timebase, start_utc):
+    uav = UAV("uav", 3000.0, 50.0, loiter_center=(40.4, -3.7), loiter_radius_m=20e3)
+    st = madrid_sydney(10.0) + [uav]
+    one = contact_windows(walker24, st, timebase, H, step_s=60.0)
+    n_t = int(H / 60.0) + 1
+    assert contacts.max_chunk_nodes(contacts.DEFAULT_MEMORY_MB, n_t) > len(walker24) + 3
+    for memory_mb in (4 * contacts.BYTES_PER_NODE_SAMPLE * n_t / 2**20, 1e-6):
+        # 4 nodes a chunk: one client with the 3 servers; then the floor (a pair a chunk)
+        many = contact_windows(walker24, st, timebase, H, step_s=60.0, memory_mb=memory_mb)
+        assert many.attrs["evaluations"]["probe_calls"] > one.attrs["evaluations"]["probe_calls"]
+        _same_windows_and_work(one, many)
+    with pytest.raises(ValueError, match="memory_mb"):
+        contact_windows(walker24, st, timebase, H, memory_mb=0)
+    # satellite pairs (inter-satellite links), chunked by pairs in their order
+    pairs = [(i, j) for i in range(12) for j in range(i + 1, 12)]
+    kw = dict(step_s=60.0, max_range_m=4000e3)
+    one = contacts.pair_windows(walker24[:12], pairs, timebase, H, **kw)
+    assert len(one) > 10
+    tiny = 3 * contacts.BYTES_PER_NODE_SAMPLE * n_t / 2**20
+    many = contacts.pair_windows(walker24[:12], pairs, timebase, H, memory_mb=tiny, **kw)
+    _same_windows_and_work(one, many)
+    # the cache key does not depend on the budget
+    k1 = contacts.plan_cache_key(walker24, st, timebase, H, step_s=60.0)
+    k2 = contacts.plan_cache_key(walker24, st, timebase, H, step_s=60.0, memory_mb=1.0)
+    assert k1 == k2
+
+
+def test_pair_chunks_bound_the_nodes():
+    pairs = [(c, s) for c in range(10) for s in (10, 11)]
+    chunks = contacts._pair_chunks(pairs, 5)
+    assert chunks[0] == (0, 6) and chunks[-1][1] == len(pairs)
+    assert all(len({i for p in pairs[lo:hi] for i in p}) <= 5 for lo, hi in chunks)
+    assert contacts._pair_chunks(pairs, 2)[:2] == [(0, 1), (1, 2)]
