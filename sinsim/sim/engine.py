@@ -40,7 +40,7 @@ from sinsim.sim.async_server import run_async
 from sinsim.sim.checkpoint import AlgorithmState, Checkpoint
 from sinsim.sim.hier_server import run_hierarchical
 from sinsim.sim.network import Network
-from sinsim.sim.power import Battery, PowerParams
+from sinsim.sim.power import Battery, NodePower, PowerParams
 from sinsim.sim.recorder import Recorder
 from sinsim.sim.routing import RouteOutcome, send
 from sinsim.sim.topology import (
@@ -315,7 +315,7 @@ def _client(env: simpy.Environment, prep: Prepared, strategy: Strategy, rnd: _Ro
            "n_samples": len(prep.shards[c]), "down_status": None, "compute_start_s": None,
            "compute_s": None, "up_status": None, "arrived_s": None, "aggregated": False}
     rnd.clients.append(row)
-    power = _NodePower(rnd.batteries[c], env.now) if rnd.batteries is not None \
+    power = NodePower(rnd.batteries[c], env.now) if rnd.batteries is not None \
         and rnd.batteries[c] is not None else None
     yield from _client_steps(env, prep, strategy, rnd, c, pool, row, power)
     if power is not None:
@@ -323,7 +323,7 @@ def _client(env: simpy.Environment, prep: Prepared, strategy: Strategy, rnd: _Ro
 
 
 def _client_steps(env, prep: Prepared, strategy: Strategy, rnd: _Round, c: int,
-                  pool: TrainingPool | None, row: dict[str, Any], power: _NodePower | None):
+                  pool: TrainingPool | None, row: dict[str, Any], power: NodePower | None):
     """Receive, train, send: ``row`` (clients.csv) is filled in as it goes."""
     sc, net, r = prep.scenario, prep.network, rnd.number
     policy = sc.links.on_loss_of_signal
@@ -391,45 +391,6 @@ def _transmit_s(net: Network, c: int, n_bytes: int, t_s: float) -> float:
         return 0.0
     rate_bps = route[0].channel.rate.rate_at(window[0])
     return 8.0 * n_bytes / rate_bps if rate_bps > 0 else 0.0
-
-
-class _NodePower:
-    """One satellite's battery during one round: gates its loads (waiting for charge) and
-    charges them: ``compute_w`` while training, ``tx_w``/``rx_w`` while its own transfers are
-    on the air (the segments of the hops it sends or receives)."""
-
-    def __init__(self, battery: Battery, now_s: float):
-        self.battery, self.params = battery, battery.params
-        battery.advance(max(battery.t_s, now_s))
-        battery.reset_lowest()
-        self.used0 = dict(battery.used_j)
-        self.waited_s = 0.0
-        self.loads = {"compute": self.params.compute_w, "tx": self.params.tx_w,
-                      "rx": self.params.rx_w}
-
-    def earliest_start(self, t_s: float, duration_s: float, kind: str,
-                       deadline_s: float) -> float:
-        """When the load can start (inf: never); the wait, up to ``deadline_s``, is counted."""
-        start = self.battery.earliest_start(t_s, duration_s, self.loads[kind])
-        self.waited_s += min(start, deadline_s) - t_s
-        return start
-
-    def run(self, t_s: float, duration_s: float, kind: str) -> None:
-        self.battery.consume(t_s, t_s + duration_s, self.loads[kind], kind)
-
-    def on_air(self, outcome: RouteOutcome, node: str) -> None:
-        for hop, link in zip(outcome.hops, outcome.links, strict=True):
-            kind = "tx" if link.src == node else "rx" if link.dst == node else None
-            if kind is not None:
-                for a, b in hop.segments:
-                    self.battery.consume(a, b, self.loads[kind], kind)
-
-    def row(self) -> dict[str, Any]:
-        used = {k: self.battery.used_j.get(k, 0.0) - self.used0.get(k, 0.0)
-                for k in ("compute", "tx", "rx")}
-        return {"energy_compute_j": used["compute"], "energy_tx_j": used["tx"],
-                "energy_rx_j": used["rx"], "min_soc": float(self.battery.reset_lowest()),
-                "waited_for_power_s": self.waited_s}
 
 
 def _transfer_row(algorithm: str, r: int, client: str, direction: str,

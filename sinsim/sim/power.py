@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = ["PowerParams", "Battery", "SECONDS_PER_HOUR"]
+__all__ = ["PowerParams", "Battery", "NodePower", "SECONDS_PER_HOUR"]
 
 SECONDS_PER_HOUR = 3600.0
 _REL_EPS = 1e-9  # energies within this fraction of the capacity count as equal
@@ -305,3 +306,42 @@ class Battery:
             if lo <= hi + 1e-12:
                 return float(ta + lo * (tb - ta))
         return math.inf
+
+
+class NodePower:
+    """One satellite's battery during one round: gates its loads (waiting for charge) and
+    charges them: ``compute_w`` while training, ``tx_w``/``rx_w`` while its own transfers are
+    on the air (the segments of the hops it sends or receives)."""
+
+    def __init__(self, battery: Battery, now_s: float):
+        self.battery, self.params = battery, battery.params
+        battery.advance(max(battery.t_s, now_s))
+        battery.reset_lowest()
+        self.used0 = dict(battery.used_j)
+        self.waited_s = 0.0
+        self.loads = {"compute": self.params.compute_w, "tx": self.params.tx_w,
+                      "rx": self.params.rx_w}
+
+    def earliest_start(self, t_s: float, duration_s: float, kind: str,
+                       deadline_s: float) -> float:
+        """When the load can start (inf: never); the wait, up to ``deadline_s``, is counted."""
+        start = self.battery.earliest_start(t_s, duration_s, self.loads[kind])
+        self.waited_s += min(start, deadline_s) - t_s
+        return start
+
+    def run(self, t_s: float, duration_s: float, kind: str) -> None:
+        self.battery.consume(t_s, t_s + duration_s, self.loads[kind], kind)
+
+    def on_air(self, outcome, node: str) -> None:
+        for hop, link in zip(outcome.hops, outcome.links, strict=True):
+            kind = "tx" if link.src == node else "rx" if link.dst == node else None
+            if kind is not None:
+                for a, b in hop.segments:
+                    self.battery.consume(a, b, self.loads[kind], kind)
+
+    def row(self) -> dict[str, Any]:
+        used = {k: self.battery.used_j.get(k, 0.0) - self.used0.get(k, 0.0)
+                for k in ("compute", "tx", "rx")}
+        return {"energy_compute_j": used["compute"], "energy_tx_j": used["tx"],
+                "energy_rx_j": used["rx"], "min_soc": float(self.battery.reset_lowest()),
+                "waited_for_power_s": self.waited_s}
