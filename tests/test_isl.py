@@ -12,7 +12,13 @@ import pytest
 from sinsim.errors import ConfigError
 from sinsim.scenario import validate_scenario
 from sinsim.sim.engine import run_scenario
-from sinsim.space.isl import all_pairs, isl_windows, pair_ranges_m, plus_grid_pairs
+from sinsim.space.isl import (
+    all_pairs,
+    isl_windows,
+    pair_ranges_m,
+    plus_grid_pairs,
+    sample_times_s,
+)
 from sinsim.space.orbits import walker_constellation
 from sinsim.space.timebase import Timebase
 from tests.invariants import check_run_invariants
@@ -167,3 +173,43 @@ def test_isl_rate_must_be_positive():
         validate_scenario({"name": "x", "clients": {"count": 20},
                            "links": {"isl": {"rate_bps": 0}}})
     assert e.value.key == "links.isl.rate_bps" or "links.isl.rate_bps" in str(e.value)
+
+
+@pytest.mark.parametrize("profile", ["isl_optical", "isl_ka_rf"])
+def test_isl_profile_rate_follows_the_range(tmp_path, profile):
+    """With links.isl.profile the crosslink rate is that radio's budget at the mean range of
+    each 60 s interval (zero where the radio cannot close), not the fixed rate_bps."""
+    from sinsim.sim.wiring import ISL_RANGE_STEP_S, build_network
+    from sinsim.space.links import rate_bps
+    from sinsim.space.radios import PROFILES
+
+    raw = _relay_scenario(tmp_path).model_dump(mode="json")
+    raw["links"]["isl"] = {"topology": "range", "max_range_km": 6000, "profile": profile}
+    raw["horizon"] = "2h"
+    sc = validate_scenario(raw)
+    net = build_network(sc)
+    index = {n: i for i, n in enumerate(net.nodes)}
+    isl = [link for link in net.links if "server" not in (link.src, link.dst)]
+    assert isl
+    radio = PROFILES[profile]
+    t = sample_times_s(sc.horizon, ISL_RANGE_STEP_S)
+    zero_seen = full_seen = False
+    for link in isl[:: max(1, len(isl) // 12)]:
+        sats = [sc_node for sc_node in _nodes(sc) if sc_node.id in (link.src, link.dst)]
+        assert len(sats) == 2 and index[link.src] != index[link.dst]
+        (rng,) = pair_ranges_m(sats, [(0, 1)], Timebase(sc.start), t)
+        mid = np.append((rng[:-1] + rng[1:]) / 2, rng[-1])
+        expected = rate_bps(mid, radio)
+        got = np.array([link.channel.rate.rate_at(x) for x in t])
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+        zero_seen |= bool((got == 0).any())
+        full_seen |= bool((got > 0).any())
+    assert full_seen
+    if profile == "isl_optical":  # 1 Gbit/s closes to ~4,650 km: some pairs are farther
+        assert zero_seen
+
+
+def _nodes(sc):
+    from sinsim.sim.topology import build_nodes
+
+    return build_nodes(sc)[0]

@@ -25,10 +25,11 @@ def orbital_raw(tmp_path, **training):
             {"id": "madrid", "lat_deg": 40.43, "lon_deg": -4.25, "min_elevation_deg": 10},
             {"id": "canberra", "lat_deg": -35.4, "lon_deg": 148.98, "min_elevation_deg": 10}]},
         "contacts": {"step": "30s", "cache_dir": str(tmp_path / "cache")},
-        # a slow budget link (1 MHz X-band; S-band capped at 30 kbit/s) so transfers span passes
+        # slow budget links (1 MHz X-band up to 8PSK 3/4, ~1.9 Mbit/s; a 30 kbit/s S-band
+        # command radio) so that transfers span passes
         "links": {"model": "budget", "loss": {"kind": "bernoulli", "p": 0.1},
-                  "uplink": {"bandwidth_hz": 1e6, "max_rate_bps": 2e6},
-                  "downlink": {"bandwidth_hz": 2e5, "max_rate_bps": 3e4}},
+                  "uplink": {"bandwidth_hz": 1e6, "max_modcod": "8PSK 3/4"},
+                  "downlink": {"data_rate_bps": 3e4}},
         "training": {"dataset": "synthetic", "rounds": 3, "clients_per_round": 4,
                      "batch_size": 50, "round_deadline": "4h", **training},
         "compute": {"flops_per_s": 1e9},

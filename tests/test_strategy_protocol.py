@@ -18,7 +18,7 @@ from sinsim.params import Float, Section
 from sinsim.registry import Registry, UnknownName
 from sinsim.scenario import LinkDirection, validate_scenario
 from sinsim.scenario.model import BUDGET_KEYS
-from sinsim.space.links import BudgetLinkParams
+from sinsim.space.radios import RadioProfile
 
 # ---------------------------------------------------------------------------------------------
 # the worked example of docs/design.md: FedAvg with a server learning rate (Reddi et al. 2021,
@@ -188,5 +188,5 @@ def test_a_codec_declares_its_parameters_and_a_strategy_chooses_it_by_kind():
 
 
 def test_every_budget_parameter_is_a_key_of_a_link_direction():
-    assert tuple(BudgetLinkParams.__dataclass_fields__) == BUDGET_KEYS
+    assert tuple(RadioProfile.__dataclass_fields__) == ("name", "description") + BUDGET_KEYS
     assert set(BUDGET_KEYS) <= set(LinkDirection.model_fields)

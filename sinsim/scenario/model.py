@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
@@ -35,7 +34,15 @@ from sinsim.scenario.nodes import (
     UAVSpec,
     Walker,
 )
-from sinsim.space.links import BudgetLinkParams
+from sinsim.space.modcod import DVB_S2_MODCODS
+from sinsim.space.radios import (
+    OVERRIDABLE_KEYS,
+    PROFILES,
+    RATE_MODELS,
+    RadioProfile,
+    default_profile_name,
+    radio_profile,
+)
 
 __all__ = ["CircularOrbit", "Clients", "GroundStationSpec", "Loiter", "OMMSource", "Server",
            "ServerSatellite", "TLESource", "UAVSpec", "Walker"]  # re-exported node sections
@@ -45,8 +52,8 @@ MAX_SEED = 2**64 - 1
 MAX_CPU_THREADS = 1024
 MAX_WORKERS = 256
 
-# the link-budget parameters a link direction may set (the dataclass declares them)
-BUDGET_KEYS = tuple(f.name for f in dataclasses.fields(BudgetLinkParams))
+# the radio-profile parameters a link direction may override (the dataclass declares them)
+BUDGET_KEYS = OVERRIDABLE_KEYS
 
 
 class Contacts(Section):
@@ -64,26 +71,62 @@ class LinkDirection(Section):
     """One direction of the client-server link.
 
     ``fixed``: ``rate_bps`` (and ``propagation_delay_s`` for abstract clients; orbital links take
-    the delay from the range). ``budget``: link-budget parameters; unset ones take the defaults
-    documented in ``docs/space.md``.
+    the delay from the range). ``budget``: the radio ``profile`` (``sinsim.space.radios``; by
+    default the one for the kinds of node at each end, documented in ``docs/space.md``), with
+    any of its parameters overridden here.
     """
 
     rate_bps: Float | None = Field(default=None, gt=0)
     propagation_delay_s: Float = Field(default=0.0, ge=0)
+    profile: str | None = None
+    rate_model: Literal[RATE_MODELS] | None = None
     frequency_hz: Float | None = Field(default=None, gt=0)
     tx_power_dbw: Float | None = None
     tx_antenna_gain_dbi: Float | None = None
     rx_antenna_gain_dbi: Float | None = None
     system_noise_temp_k: Float | None = Field(default=None, gt=0)
     bandwidth_hz: Float | None = Field(default=None, gt=0)
+    pointing_loss_db: Float | None = Field(default=None, ge=0)
+    polarization_loss_db: Float | None = Field(default=None, ge=0)
+    implementation_loss_db: Float | None = Field(default=None, ge=0)
+    margin_db: Float | None = Field(default=None, ge=0)
+    zenith_gas_loss_db: Float | None = Field(default=None, ge=0)
+    rain_rate_mm_per_h: Float | None = Field(default=None, ge=0)
+    rain_height_m: Float | None = Field(default=None, ge=0)
+    sky_noise: bool | None = None
+    roll_off: Float | None = Field(default=None, gt=0, le=1)
+    max_modcod: str | None = None
+    modulation: str | None = None
+    data_rate_bps: Float | None = Field(default=None, gt=0)
+    required_ebn0_db: Float | None = None
+    sensitivity_dbw: Float | None = None
     efficiency: Float | None = Field(default=None, gt=0, le=1)
     max_rate_bps: Float | None = Field(default=None, gt=0)
-    misc_losses_db: Float | None = Field(default=None, ge=0)
 
-    def budget_overrides(self) -> dict[str, float]:
-        """The link-budget parameters given here (``sinsim.space.links.BudgetLinkParams``
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, v: str | None) -> str | None:
+        return v if v is None else one_of(v, list(PROFILES), "profile")
+
+    @field_validator("max_modcod")
+    @classmethod
+    def _known_modcod(cls, v: str | None) -> str | None:
+        return v if v is None else one_of(v, [m.name for m in DVB_S2_MODCODS], "max_modcod")
+
+    def budget_overrides(self) -> dict[str, Any]:
+        """The radio-profile parameters given here (``sinsim.space.radios.RadioProfile``
         names them; a test checks that every one of them is a key of this section)."""
         return {k: getattr(self, k) for k in BUDGET_KEYS if getattr(self, k) is not None}
+
+    def radio(self, tx_kind: str, rx_kind: str) -> RadioProfile:
+        """The radio of this direction from a ``tx_kind`` node to an ``rx_kind`` node: the
+        named ``profile`` or the default for those kinds, with the overrides given here
+        (``ValueError`` saying what is wrong)."""
+        try:
+            name = self.profile or default_profile_name(tx_kind, rx_kind)
+            return radio_profile(name, **self.budget_overrides())
+        except KeyError as e:
+            raise ValueError(e.args[0]) from None
 
 
 class NoLoss(Section):
@@ -135,10 +178,18 @@ class ISL(Section):
     adjacent plane; no links across a star pattern's seam) or ``range`` (any pair of satellites).
     Either way a pair's link is up while the range is ``<= max_range_km`` and the line of sight
     clears ``grazing_altitude_km``. ``rate_bps`` is the rate each way (fixed; optical terminals
-    carry Gb/s, RF crosslinks tens of Mb/s)."""
+    carry Gb/s, RF crosslinks tens of Mb/s), unless ``profile`` names a radio profile
+    (``isl_ka_rf``, ``isl_optical``, ...): then the rate follows that link budget along the
+    range (and is zero where the radio cannot close the link)."""
 
     topology: Literal["plus_grid", "range"] = "plus_grid"
     rate_bps: Float = Field(default=100e6, gt=0)
+    profile: str | None = None
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, v: str | None) -> str | None:
+        return v if v is None else one_of(v, list(PROFILES), "profile")
     max_range_km: Float = Field(default=5000.0, gt=0)
     grazing_altitude_km: Float = Field(default=80.0, ge=0)
 
@@ -401,6 +452,8 @@ class Scenario(Section):
         if not self.clients.orbital and self.links.model == "budget":
             raise ValueError("links.model budget needs orbital clients and a server to "
                              "compute ranges")
+        if self.links.model == "budget":
+            self._check_radios()
         if self.power is not None and not self.clients.orbital:
             raise ValueError("power needs satellite clients (walker, tle, omm): abstract "
                              "clients have no orbit to find the sun from")
@@ -416,6 +469,24 @@ class Scenario(Section):
             raise ValueError("links.isl.topology plus_grid needs a Walker shell "
                              "(clients.walker); use topology: range for other satellites")
         return self
+
+    def node_kinds(self) -> tuple[tuple[str, ...], str]:
+        """The kinds of client node (``satellite``, ``uav``) and the server's kind
+        (``ground``, ``satellite``, ``uav``) of an orbital scenario."""
+        c, s = self.clients, self.server
+        clients = (("satellite",) if c.walker is not None or c.from_files else ()) + (
+            ("uav",) if c.uavs else ())
+        server = "ground" if s.ground_stations else "satellite" if s.satellite else "uav"
+        return clients, server
+
+    def _check_radios(self) -> None:
+        clients, server = self.node_kinds()
+        for kind in clients:
+            for name, tx, rx in (("uplink", kind, server), ("downlink", server, kind)):
+                try:
+                    getattr(self.links, name).radio(tx, rx)
+                except ValueError as e:
+                    raise ValueError(f"links.{name}: {e}") from None
 
     @property
     def n_clients_known(self) -> int | None:

@@ -29,6 +29,7 @@ from sinsim.sim.topology import Topology, build_topology
 from sinsim.space import links as space_links
 from sinsim.space.contacts import ContactPlan
 from sinsim.space.isl import pair_ranges_m, sample_times_s
+from sinsim.space.radios import RadioProfile, node_kind, radio_profile
 
 SERVER = "server"
 
@@ -104,19 +105,21 @@ def orbital_network(sc: Scenario, topo: Topology) -> Network:
     ids = [n.id for n in topo.clients]
     dark = _dark(sc, len(ids))
     relay = links.routing == "relay"
-    up_default = space_links.DEFAULT_SPACE_TO_GROUND
-    down_default = space_links.DEFAULT_GROUND_TO_SPACE
+    server_kind = node_kind(topo.plan.servers[0])
     ups, downs = [], []
-    for i, cid in enumerate(ids):
+    for i, node in enumerate(topo.clients):
+        cid = node.id
         windows = subtract_intervals(topo.plan.windows_for(cid), dark[i])
         delay = (_delay_profile(topo.plan, cid, windows, sc.contacts.rate_step) if relay
                  else _delay_fn(topo.plan, cid))
-        for direction, default, out in ((links.uplink, up_default, ups),
-                                        (links.downlink, down_default, downs)):
+        kind = node_kind(node)
+        for name, tx, rx, out in (("uplink", kind, server_kind, ups),
+                                  ("downlink", server_kind, kind, downs)):
+            direction = getattr(links, name)
             if links.model == "fixed":
                 rate = ConstantRate(direction.rate_bps)
             else:
-                rate = _sampled_rate(topo.plan, cid, windows, _budget_params(direction, default),
+                rate = _sampled_rate(topo.plan, cid, windows, _radio(direction, name, tx, rx),
                                      sc.contacts.rate_step)
             out.append(Channel(windows, rate, delay))
     return star_network(sc, ids, ups, downs, _isl_links(sc, topo, dark))
@@ -124,7 +127,8 @@ def orbital_network(sc: Scenario, topo: Topology) -> Network:
 
 def _isl_links(sc: Scenario, topo: Topology, dark: list[np.ndarray]) -> list[Link]:
     """Both directions of every inter-satellite link: its windows minus either end's dark
-    periods, the fixed ISL rate, the delay of the sampled range. Lossless (the loss model is
+    periods, the fixed ISL rate (or that of ``links.isl.profile`` along the sampled range), the
+    delay of the sampled range. Lossless (the loss model is
     the ground links'); stream keys ``(a, b, 2)`` by client index."""
     if topo.isl is None or not len(topo.isl):
         return []
@@ -134,16 +138,25 @@ def _isl_links(sc: Scenario, topo: Topology, dark: list[np.ndarray]) -> list[Lin
     pairs = [(index[a], index[b]) for a, b in by_pair]
     times = sample_times_s(sc.horizon, ISL_RANGE_STEP_S)
     ranges = pair_ranges_m(topo.clients, pairs, topo.timebase, times)
-    rate = ConstantRate(sc.links.isl.rate_bps)
+    isl = sc.links.isl
+    radio = None if isl.profile is None else radio_profile(isl.profile)
     out = []
     for (i, j), windows, range_m in zip(pairs, by_pair.values(), ranges, strict=True):
         windows = subtract_intervals(subtract_intervals(windows, dark[i]), dark[j])
+        rate = ConstantRate(isl.rate_bps) if radio is None else _isl_rate(times, range_m, radio)
         channel = Channel(windows, rate,
                           DelayProfile(times, space_links.propagation_delay_s(range_m)))
         for a, b in ((i, j), (j, i)):
             out.append(Link(topo.clients[a].id, topo.clients[b].id, channel, NoLoss(),
                             (a, b, 2)))
     return out
+
+
+def _isl_rate(times_s: np.ndarray, range_m: np.ndarray, radio: RadioProfile) -> SampledRate:
+    """The crosslink rate of ``radio``: each interval between range samples takes the rate at
+    its mean range (zero where the radio cannot close the link)."""
+    mid_m = np.append((range_m[:-1] + range_m[1:]) / 2, range_m[-1])
+    return SampledRate(times_s, space_links.rate_bps(np.maximum(mid_m, 1.0), radio))
 
 
 ISL_RANGE_STEP_S = 60.0  # ranges between satellites sampled this often for delays (error < 1 us)
@@ -161,18 +174,19 @@ def _delay_profile(plan: ContactPlan, client_id: str, windows: np.ndarray,
     return DelayProfile(times, space_links.propagation_delay_s(range_m))
 
 
-def _budget_params(direction: LinkDirection, default):
-    overrides = direction.budget_overrides()
+def _radio(direction: LinkDirection, name: str, tx_kind: str, rx_kind: str) -> RadioProfile:
+    """The radio of ``links.<name>`` from a ``tx_kind`` to an ``rx_kind`` node (the scenario
+    checked it at load time; a server kind it could not foresee still gets a clear error)."""
     try:
-        return space_links.BudgetLinkParams(**{**default.__dict__, **overrides})
-    except (TypeError, ValueError) as e:
-        raise ConfigError(str(e), key="links") from None
+        return direction.radio(tx_kind, rx_kind)
+    except ValueError as e:
+        raise ConfigError(str(e), key=f"links.{name}") from None
 
 
-def _sampled_rate(plan: ContactPlan, client_id: str, windows: np.ndarray, params,
+def _sampled_rate(plan: ContactPlan, client_id: str, windows: np.ndarray, radio: RadioProfile,
                   step_s: float) -> SampledRate:
     """Piecewise-constant rate over the windows: each ``step_s`` slice of a pass takes the
-    rate at its midpoint's range; zero between windows."""
+    rate of ``radio`` at its midpoint's range and elevation; zero between windows."""
     starts, mids = [], []
     for begin, end in windows:
         t = np.arange(begin, end, step_s)
@@ -181,8 +195,8 @@ def _sampled_rate(plan: ContactPlan, client_id: str, windows: np.ndarray, params
     if not starts:
         return SampledRate(np.array([0.0]), np.array([0.0]))
     t_all, mid_all = np.concatenate(starts), np.concatenate(mids)
-    range_m, _ = plan.geometry(client_id, mid_all)
-    rates = np.asarray(space_links.rate_bps(range_m, params), dtype=float)
+    range_m, elevation_deg = plan.geometry(client_id, mid_all)
+    rates = space_links.rate_bps(range_m, radio, elevation_deg)
     # a zero-rate knot at each window end, unless the next window starts right there
     ends = windows[:, 1]
     ends = ends[np.isfinite(ends) & ~np.isin(ends, t_all)]

@@ -7,13 +7,11 @@ is float seconds since the scenario start (see :class:`Timebase`).
 from .contacts import ContactPlan, compute_contact_plan, contact_windows
 from .eclipse import eclipse_fraction_circular, shadow_windows, sunlit_flags, sunlit_windows
 from .links import (
-    LEO_DOWNLINK_X_BAND,
-    LEO_UPLINK_S_BAND,
-    BudgetLinkParams,
+    LinkBudget,
     free_space_path_loss_db,
+    link_budget,
     propagation_delay_s,
     rate_bps,
-    snr_db,
 )
 from .orbits import (
     UAV,
@@ -31,6 +29,7 @@ from .orbits import (
     walker_constellation,
     write_tle_file,
 )
+from .radios import PROFILES, RadioProfile, radio_profile
 from .timebase import Timebase
 
 __all__ = [
@@ -52,12 +51,13 @@ __all__ = [
     "contact_windows",
     "ContactPlan",
     "compute_contact_plan",
-    "BudgetLinkParams",
-    "LEO_DOWNLINK_X_BAND",
-    "LEO_UPLINK_S_BAND",
+    "RadioProfile",
+    "PROFILES",
+    "radio_profile",
+    "LinkBudget",
+    "link_budget",
     "free_space_path_loss_db",
     "propagation_delay_s",
-    "snr_db",
     "rate_bps",
     "sunlit_windows",
     "shadow_windows",

@@ -1,13 +1,19 @@
-"""Radio link model: free-space link budget -> SNR -> Shannon-style rate.
+"""The link budget: from a radio profile, a range and an elevation to SNR, MODCOD and rate.
 
-``rate = min(max_rate_bps, efficiency * bandwidth_hz * log2(1 + SNR))`` with
+    EIRP      = P_tx + G_tx
+    P_rx      = EIRP + G_rx - FSPL(d, f) - L_pointing - L_polarisation - A_gas(el) - A_rain(el)
+    T         = T_sys + sky-noise rise(el)                  (ground receivers, when enabled)
+    C/N0      = P_rx - k_dB - 10 log10 T                    (dB-Hz)
+    acm:      Es/N0 = C/N0 - 10 log10 R_s, R_s = B / (1 + roll-off); the best MODCOD with
+              threshold + L_impl + margin <= Es/N0; rate = R_s * bits/symbol
+    fixed:    Eb/N0 = C/N0 - 10 log10 R; rate = R if Eb/N0 - L_impl >= required + margin
+              (or P_rx - L_impl >= sensitivity + margin), else 0
+    shannon:  SNR = C/N0 - 10 log10 B; rate = min(cap, eff * B * log2(1 + SNR - L_impl - margin))
 
-``SNR_dB = P_tx + G_tx + G_rx - FSPL(range, f) - L_misc - (k_dB + 10 log10(T_sys) + 10 log10(B))``
-
-(the usual link equation, e.g. Wertz & Larson, *Space Mission Analysis and
-Design*, ch. 13; Pratt, Bostian & Allnutt, *Satellite Communications*, ch. 4).
-The default parameter sets and where their numbers come from are documented
-in ``docs/space.md``.
+(the link equation of Wertz & Larson, *Space Mission Analysis and Design*, 3rd ed., ch. 13, and
+Pratt, Bostian & Allnutt, *Satellite Communications*, 2nd ed., ch. 4). ``elevation_deg`` is the
+elevation of the path at its ground end; NaN (or None) for a path with no ground end, which
+loses nothing to the atmosphere. ``docs/space.md`` works one budget through line by line.
 """
 
 from __future__ import annotations
@@ -17,20 +23,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .atmosphere import gas_loss_db, rain_loss_db, sky_noise_temp_k
 from .constants import BOLTZMANN_DBW_PER_K_HZ, SPEED_OF_LIGHT_M_PER_S
+from .modcod import best_modcod_index, modcods_up_to
+from .radios import RadioProfile, dish_gain_dbi
 
 __all__ = [
     "SPEED_OF_LIGHT_M_PER_S",
     "BOLTZMANN_DBW_PER_K_HZ",
     "free_space_path_loss_db",
     "propagation_delay_s",
-    "BudgetLinkParams",
-    "LEO_DOWNLINK_X_BAND",
-    "LEO_UPLINK_S_BAND",
-    "DEFAULT_SPACE_TO_GROUND",
-    "DEFAULT_GROUND_TO_SPACE",
     "dish_gain_dbi",
-    "snr_db",
+    "LinkBudget",
+    "link_budget",
     "rate_bps",
 ]
 
@@ -58,104 +63,73 @@ def propagation_delay_s(range_m):
     return r / SPEED_OF_LIGHT_M_PER_S
 
 
-def dish_gain_dbi(
-    diameter_m: float, frequency_hz: float, aperture_efficiency: float = 0.6
-) -> float:
-    """Parabolic dish gain ``eta (pi D f / c)^2`` in dBi (standard aperture formula)."""
-    if diameter_m <= 0 or frequency_hz <= 0 or not 0 < aperture_efficiency <= 1:
-        raise ValueError("diameter_m, frequency_hz must be > 0 and 0 < aperture_efficiency <= 1")
-    return 10.0 * math.log10(
-        aperture_efficiency * (math.pi * diameter_m * frequency_hz / SPEED_OF_LIGHT_M_PER_S) ** 2
-    )
-
-
 @dataclass(frozen=True)
-class BudgetLinkParams:
-    """Link-budget parameters.  Defaults: the X-band LEO downlink of docs/space.md.
+class LinkBudget:
+    """Every line of a budget, one array entry per (range, elevation)."""
 
-    Satellite (2 W into a 6 dBi patch) -> 3.7 m ground dish at 8.2 GHz,
-    T_sys 150 K, 10 MHz, half of Shannon capacity, capped at the radio's
-    50 Mbps, 3 dB of pointing/polarisation/atmospheric/implementation loss.
-    """
-
-    frequency_hz: float = 8.2e9  # X-band EESS downlink allocation 8025-8400 MHz (ITU RR Art. 5)
-    tx_power_dbw: float = 3.0  # 2 W RF output, typical CubeSat X-band transmitter
-    tx_antenna_gain_dbi: float = 6.0  # X-band patch antenna on the satellite (typ. 5-8 dBi)
-    rx_antenna_gain_dbi: float = (
-        47.8  # 3.7 m dish, 60 % aperture efficiency at 8.2 GHz (dish_gain_dbi)
-    )
-    system_noise_temp_k: float = 150.0  # ground X-band receive chain (G/T ~ 26 dB/K)
-    bandwidth_hz: float = 10e6
-    efficiency: float = 0.5  # achieved fraction of Shannon capacity (modulation/coding gap)
-    max_rate_bps: float = 50e6  # radio's highest data rate
-    misc_losses_db: float = 3.0  # pointing 1 + polarisation 0.5 + atmosphere 1 + implementation 0.5
-
-    def __post_init__(self):
-        for name in ("frequency_hz", "system_noise_temp_k", "bandwidth_hz", "max_rate_bps"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be finite and > 0, got {v!r}")
-        if not (0 < self.efficiency <= 1):
-            raise ValueError(f"efficiency must be in (0, 1], got {self.efficiency!r}")
-        for name in (
-            "tx_power_dbw",
-            "tx_antenna_gain_dbi",
-            "rx_antenna_gain_dbi",
-            "misc_losses_db",
-        ):
-            if not math.isfinite(getattr(self, name)):
-                raise ValueError(f"{name} must be finite")
-
-    @property
-    def eirp_dbw(self) -> float:
-        return self.tx_power_dbw + self.tx_antenna_gain_dbi
-
-    @property
-    def g_over_t_db_per_k(self) -> float:
-        return self.rx_antenna_gain_dbi - 10.0 * math.log10(self.system_noise_temp_k)
+    profile: RadioProfile
+    range_m: np.ndarray
+    elevation_deg: np.ndarray  # NaN: no ground end
+    fspl_db: np.ndarray
+    gas_loss_db: np.ndarray
+    rain_loss_db: np.ndarray
+    rx_power_dbw: np.ndarray
+    noise_temp_k: np.ndarray
+    cn0_dbhz: np.ndarray
+    snr_db: np.ndarray  # acm: Es/N0; fixed: Eb/N0 (NaN with a sensitivity); shannon: C/N in B
+    modcod: np.ndarray  # what the radio runs: a MODCOD, the fixed radio's modulation, or ""
+    rate_bps: np.ndarray
 
 
-LEO_DOWNLINK_X_BAND = BudgetLinkParams()
-LEO_UPLINK_S_BAND = BudgetLinkParams(
-    frequency_hz=2.05e9,  # S-band space-operation uplink allocation 2025-2110 MHz (ITU RR Art. 5)
-    tx_power_dbw=10.0,  # 10 W ground power amplifier
-    tx_antenna_gain_dbi=35.8,  # the same 3.7 m dish at 2.05 GHz, 60 % efficiency (dish_gain_dbi)
-    rx_antenna_gain_dbi=3.0,  # wide-beam S-band patch on the satellite
-    system_noise_temp_k=500.0,  # satellite receiver looking at the 290 K Earth, NF ~2 dB
-    bandwidth_hz=1e6,
-    efficiency=0.5,
-    max_rate_bps=4e6,
-    misc_losses_db=3.0,
-)
+def link_budget(profile: RadioProfile, range_m, elevation_deg=None) -> LinkBudget:
+    """The budget of ``profile`` at ``range_m`` (vectorised; ``elevation_deg`` broadcast
+    with it, NaN or None where the path has no ground end)."""
+    p = profile
+    rng = _positive_range(range_m)
+    el = np.full(rng.shape, np.nan) if elevation_deg is None else np.broadcast_to(
+        np.asarray(elevation_deg, dtype=float), rng.shape)
+    ground = np.isfinite(el)
+    el_ground = np.where(ground, np.clip(el, 0.0, 90.0), 90.0)
+    gas = np.where(ground, gas_loss_db(el_ground, p.zenith_gas_loss_db), 0.0)
+    rain = np.where(ground, rain_loss_db(el_ground, p.frequency_hz, p.rain_rate_mm_per_h,
+                                         p.rain_height_m), 0.0)
+    fspl = free_space_path_loss_db(rng, p.frequency_hz)
+    rx_power = (p.tx_power_dbw + p.tx_antenna_gain_dbi + p.rx_antenna_gain_dbi - fspl
+                - p.pointing_loss_db - p.polarization_loss_db - gas - rain)
+    noise_t = np.full(rng.shape, p.system_noise_temp_k)
+    if p.sky_noise:
+        rise = sky_noise_temp_k(gas + rain) - sky_noise_temp_k(p.zenith_gas_loss_db)
+        noise_t = noise_t + np.where(ground, rise, 0.0)
+    cn0 = rx_power - BOLTZMANN_DBW_PER_K_HZ - 10.0 * np.log10(noise_t)
+    loss = p.implementation_loss_db + p.margin_db
+    if p.rate_model == "acm":
+        table = modcods_up_to(p.max_modcod)
+        rs = p.symbol_rate_hz
+        snr = cn0 - 10.0 * math.log10(rs)
+        idx = best_modcod_index(snr, loss, table)
+        eff = np.array([m.bits_per_symbol for m in table] + [0.0])
+        names = np.array([m.name for m in table] + [""], dtype=object)
+        rate = rs * eff[idx]  # idx -1 picks the trailing 0 / ""
+        modcod = names[idx]
+    elif p.rate_model == "fixed":
+        ebn0 = cn0 - 10.0 * math.log10(p.data_rate_bps)
+        if p.sensitivity_dbw is not None:
+            up = rx_power - p.implementation_loss_db >= p.sensitivity_dbw + p.margin_db
+            snr = np.full(rng.shape, np.nan)
+        else:
+            up = ebn0 - p.implementation_loss_db >= p.required_ebn0_db + p.margin_db
+            snr = ebn0
+        rate = np.where(up, p.data_rate_bps, 0.0)
+        modcod = np.where(up, p.modulation, "").astype(object)
+    else:
+        snr = cn0 - 10.0 * math.log10(p.bandwidth_hz)
+        capacity = p.efficiency * p.bandwidth_hz * np.log2(1.0 + 10.0 ** ((snr - loss) / 10.0))
+        rate = capacity if p.max_rate_bps is None else np.minimum(p.max_rate_bps, capacity)
+        modcod = np.full(rng.shape, "", dtype=object)
+    return LinkBudget(p, rng, el, fspl, gas, rain, rx_power, noise_t, cn0, snr, modcod,
+                      np.asarray(rate, dtype=float))
 
-DEFAULT_SPACE_TO_GROUND = (
-    LEO_DOWNLINK_X_BAND  # alias: default for links from a node in space to the ground
-)
-DEFAULT_GROUND_TO_SPACE = (
-    LEO_UPLINK_S_BAND  # alias: default for links from the ground to a node in space
-)
 
-
-def snr_db(range_m, params: BudgetLinkParams):
-    """Signal-to-noise ratio in dB at ``range_m`` (vectorised)."""
-    noise_dbw = (
-        BOLTZMANN_DBW_PER_K_HZ
-        + 10.0 * math.log10(params.system_noise_temp_k)
-        + 10.0 * math.log10(params.bandwidth_hz)
-    )
-    received_dbw = (
-        params.tx_power_dbw
-        + params.tx_antenna_gain_dbi
-        + params.rx_antenna_gain_dbi
-        - free_space_path_loss_db(range_m, params.frequency_hz)
-        - params.misc_losses_db
-    )
-    return received_dbw - noise_dbw
-
-
-def rate_bps(range_m, params: BudgetLinkParams):
-    """``min(max_rate_bps, efficiency * bandwidth * log2(1 + SNR_linear))`` (vectorised)."""
-    snr_lin = 10.0 ** (np.asarray(snr_db(range_m, params)) / 10.0)
-    return np.minimum(
-        params.max_rate_bps, params.efficiency * params.bandwidth_hz * np.log2(1.0 + snr_lin)
-    )
+def rate_bps(range_m, profile: RadioProfile, elevation_deg=None) -> np.ndarray:
+    """The rate of ``profile`` at ``range_m`` (and ``elevation_deg``), bit/s (vectorised)."""
+    return link_budget(profile, range_m, elevation_deg).rate_bps

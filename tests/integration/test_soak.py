@@ -30,6 +30,7 @@ def test_leo_walker_with_failures_bursts_and_restarts_keeps_every_invariant(tmp_
                   "p_bad_to_good: 0.05, loss_bad: 0.8, loss_good: 0.01, step: 1s}",
          "--set", "links.on_loss_of_signal=restart",
          # a 50 kbit/s radio: an fp32 upload takes 4.6 min, so the ends of passes cut many
+         "--set", "links.uplink.profile=legacy_xband_shannon",
          "--set", "links.uplink.max_rate_bps=5e4"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
     assert proc.returncode == 0, proc.stderr
