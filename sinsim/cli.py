@@ -3,6 +3,7 @@
     python -m sinsim SCENARIO.yaml [--out DIR] [--set key.path=value ...] [--quiet]
     python -m sinsim run SCENARIO.yaml ...        # the same
     python -m sinsim contacts SCENARIO.yaml [--out DIR] [--set ...]
+    python -m sinsim links SCENARIO.yaml [--range-km 550,1000,2000] [--set ...] [--out FILE.csv]
     python -m sinsim plot DIR [--out DIR] [--format EXT ...]
     python -m sinsim sweep SWEEP.yaml [--out DIR] [--workers N] [--executor local|dask]
                                       [--scheduler tcp://HOST:PORT] [--quiet]
@@ -17,6 +18,7 @@ Exit status: 0 success; 2 bad input (message names the file and key, no tracebac
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -29,7 +31,7 @@ from sinsim.errors import InputError
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 PROG = "python -m sinsim"
-COMMANDS = ("run", "contacts", "plot", "sweep", "table1", "report", "fidelity")
+COMMANDS = ("run", "contacts", "links", "plot", "sweep", "table1", "report", "fidelity")
 
 
 # --------------------------------------------------------------------------------- parsers
@@ -43,6 +45,18 @@ def _positive_int(text: str) -> int:
     return n
 
 
+def _ranges_km(text: str) -> list[float]:
+    """``550,1000,2000``: comma-separated ranges in km, each a finite number > 0."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"must be comma-separated numbers > 0 (km), e.g. "
+                                         f"550,1000,2000; got {text!r}")
+    return values
+
+
 def _parents() -> dict[str, argparse.ArgumentParser]:
     """The options that several commands share, each declared once."""
     scenario = argparse.ArgumentParser(add_help=False)
@@ -53,8 +67,8 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
     out = argparse.ArgumentParser(add_help=False)
     out.add_argument("--out", metavar="PATH", help="where to write: the results directory (run, "
                      "contacts, sweep; default results/<name>/), the figures' directory (plot; "
-                     "default beside the tables) or a markdown file (table1, report, fidelity; "
-                     "default: print only)")
+                     "default beside the tables), a markdown file (table1, report, fidelity; "
+                     "default: print only) or a CSV file (links; default: print only)")
     quiet = argparse.ArgumentParser(add_help=False)
     quiet.add_argument("--quiet", action="store_true", help="no progress bar")
     dirs = argparse.ArgumentParser(add_help=False)
@@ -90,6 +104,18 @@ def _parser() -> argparse.ArgumentParser:
             "compute only the contact plan and the nodes",
             "Compute only the contact plan of a scenario and the nodes it built: "
             "contacts.csv, nodes.csv, nodes.tle.")
+    links = command(
+        "links", _links, ["scenario", "out"],
+        "the rate of each link of a scenario at a few ranges (a CSV table)",
+        "The link budget of each kind of link of a scenario (client -> server `up`, server -> "
+        "client `down`, inter-satellite `cross`) at a few ranges, without a contact plan: "
+        "elevation, SNR, MODCOD, rate, bandwidth, radio profile and C/N0 as CSV. Default "
+        "ranges: for ground links the slant ranges at elevations 90-10 degrees and the station "
+        "mask (median client altitude); between nodes in space 500-5000 km up to the maximum "
+        "range. `links.model: fixed` links show their fixed rates.")
+    links.add_argument("--range-km", dest="ranges_km", type=_ranges_km, metavar="KM[,KM...]",
+                       help="ranges to evaluate every link at, comma-separated km (ranges a "
+                            "ground link cannot have are left out, said on stderr)")
     plot = command(
         "plot", _plot, ["out"], "draw the standard figures of a results or sweep directory",
         "Draw the standard figures of a results directory (accuracy, bytes, round time, "
@@ -286,6 +312,35 @@ def _contacts(args: argparse.Namespace) -> int:
               f"{info['clients_with_contact']} clients with at least one contact")
     print(f"contacts in {out}/")
     return EXIT_OK
+
+
+def _links(args: argparse.Namespace) -> int:
+    from sinsim.scenario import load_scenario
+    from sinsim.sim.link_report import link_table
+
+    scenario = load_scenario(args.scenario, args.overrides)
+    path = _output_file(args.out) if args.out else None
+    table = link_table(scenario, args.ranges_km)
+    for link, ranges in table.attrs.get("skipped_km", {}).items():
+        alt = table.attrs["altitude_km"][link]
+        print(f"sinsim: {link}: skipped range(s) {', '.join(f'{r:g}' for r in ranges)} km: "
+              f"no elevation gives them at the clients' {alt:g} km altitude (shorter than "
+              f"the altitude or beyond the horizon)", file=sys.stderr)
+    text = _links_csv(table)
+    print(text, end="")
+    if path:
+        path.write_text(text, encoding="utf-8")
+    return EXIT_OK
+
+
+def _links_csv(table) -> str:
+    """``link_table``'s table as CSV, rounded for reading (range 0.1 km, elevation 0.01 deg,
+    SNR and C/N0 0.01 dB, rate and bandwidth to the unit); empty where a value does not
+    apply."""
+    t = table.round({"range_km": 1, "elevation_deg": 2, "snr_db": 2, "cn0_dbhz": 2})
+    for col in ("rate_bps", "bandwidth_hz"):
+        t[col] = t[col].round().astype("Int64")
+    return t.to_csv(index=False, na_rep="", lineterminator="\n")
 
 
 def _plot(args: argparse.Namespace) -> int:

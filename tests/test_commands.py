@@ -27,7 +27,7 @@ def test_every_command_is_reachable_and_shares_its_options():
     options = {name: {o for a in p._actions for o in a.option_strings}
                for name, p in sub.choices.items()}
     assert all("--out" in o for o in options.values())
-    assert {n for n, o in options.items() if "--set" in o} == {"run", "contacts"}
+    assert {n for n, o in options.items() if "--set" in o} == {"run", "contacts", "links"}
     assert {n for n, o in options.items() if "--quiet" in o} == {"run", "sweep"}
     # one declaration each: the same argparse action object in every command that has it
     for flag in ("--out", "--set", "--quiet"):

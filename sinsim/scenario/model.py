@@ -184,14 +184,14 @@ class ISL(Section):
 
     topology: Literal["plus_grid", "range"] = "plus_grid"
     rate_bps: Float = Field(default=100e6, gt=0)
+    max_range_km: Float = Field(default=5000.0, gt=0)
+    grazing_altitude_km: Float = Field(default=80.0, ge=0)
     profile: str | None = None
 
     @field_validator("profile")
     @classmethod
     def _known_profile(cls, v: str | None) -> str | None:
         return v if v is None else one_of(v, list(PROFILES), "profile")
-    max_range_km: Float = Field(default=5000.0, gt=0)
-    grazing_altitude_km: Float = Field(default=80.0, ge=0)
 
 
 class Links(Section):

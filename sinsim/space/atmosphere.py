@@ -73,7 +73,7 @@ def elevation_from_range_deg(range_m, altitude_m, observer_altitude_m=0.0):
     r_node = EARTH_RADIUS_M + np.asarray(altitude_m, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         sin_el = (r_node**2 - r_obs**2 - d**2) / (2.0 * r_obs * d)
-    ok = (sin_el >= 0) & (sin_el <= 1 + 1e-12)
+    ok = (sin_el >= -1e-12) & (sin_el <= 1 + 1e-12)  # rounding at 0 and 90 degrees
     return np.where(ok, np.degrees(np.arcsin(np.clip(sin_el, 0.0, 1.0))), np.nan)
 
 
