@@ -86,8 +86,8 @@ def link_budget(profile: RadioProfile, range_m, elevation_deg=None) -> LinkBudge
     with it, NaN or None where the path has no ground end)."""
     p = profile
     rng = _positive_range(range_m)
-    el = np.full(rng.shape, np.nan) if elevation_deg is None else np.broadcast_to(
-        np.asarray(elevation_deg, dtype=float), rng.shape)
+    el = np.nan if elevation_deg is None else np.asarray(elevation_deg, dtype=float)
+    rng, el = np.broadcast_arrays(rng, el)
     ground = np.isfinite(el)
     el_ground = np.where(ground, np.clip(el, 0.0, 90.0), 90.0)
     gas = np.where(ground, gas_loss_db(el_ground, p.zenith_gas_loss_db), 0.0)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Modcod", "DVB_S2_MODCODS", "modcod", "modcods_up_to", "best_modcod_index"]
+__all__ = ["Modcod", "DVB_S2_MODCODS", "modcod", "bits_per_modulation_symbol", "modcods_up_to",
+           "best_modcod_index"]
 
 
 @dataclass(frozen=True)
@@ -72,13 +73,21 @@ def modcod(name: str) -> Modcod:
                        + ", ".join(_BY_NAME)) from None
 
 
+def bits_per_modulation_symbol(m: Modcod) -> int:
+    """Raw bits a symbol of ``m``'s constellation carries (QPSK 2, 8PSK 3, 16APSK 4, 32APSK 5)."""
+    return {"QPSK": 2, "8PSK": 3, "16APSK": 4, "32APSK": 5}[m.name.split()[0]]
+
+
 def modcods_up_to(best: str | None) -> tuple[Modcod, ...]:
-    """The MODCODs a modem whose most efficient MODCOD is ``best`` can run: every one of no
-    higher spectral efficiency (all 28 when ``best`` is None)."""
+    """The MODCODs a modem whose best MODCOD is ``best`` can run: those of its constellation
+    or a smaller one (a transmitter driven near saturation cannot carry a denser
+    constellation) and of no higher spectral efficiency; all 28 when ``best`` is None."""
     if best is None:
         return DVB_S2_MODCODS
-    top = modcod(best).bits_per_symbol
-    return tuple(m for m in DVB_S2_MODCODS if m.bits_per_symbol <= top)
+    top = modcod(best)
+    order = bits_per_modulation_symbol(top)
+    return tuple(m for m in DVB_S2_MODCODS if bits_per_modulation_symbol(m) <= order
+                 and m.bits_per_symbol <= top.bits_per_symbol)
 
 
 def best_modcod_index(esn0_db, required_extra_db: float,
