@@ -33,6 +33,7 @@ import pandas as pd
 from sinsim.errors import ConfigError
 from sinsim.scenario import Scenario
 from sinsim.sim.topology import build_nodes
+from sinsim.sim.wiring import direction_radio
 from sinsim.space.atmosphere import elevation_from_range_deg, slant_range_m
 from sinsim.space.links import link_budget
 from sinsim.space.nodes import UAV, Satellite
@@ -97,11 +98,11 @@ def link_table(scenario: Scenario, ranges_km: Sequence[float] | None = None) -> 
             el = np.full(rng_km.shape, np.nan)
         for direction, key, tx, rx in (("up", "uplink", kind, server_kind),
                                        ("down", "downlink", server_kind, kind)):
-            section = getattr(links, key)
             if fixed:
-                rows += _fixed_rows(name, direction, rng_km, el, section.rate_bps)
+                rows += _fixed_rows(name, direction, rng_km, el, getattr(links, key).rate_bps)
             else:
-                rows += _budget_rows(name, direction, rng_km, el, _radio(section, key, tx, rx))
+                rows += _budget_rows(name, direction, rng_km, el,
+                                      direction_radio(links, key, tx, rx))
     if links.isl is not None:
         isl = links.isl
         rng_km = (np.asarray(ranges_km, dtype=float) if ranges_km is not None
@@ -122,16 +123,6 @@ def _check_ranges(ranges_km: Sequence[float]) -> list[float]:
     if not values or any(not math.isfinite(r) or r <= 0 for r in values):
         raise ValueError(f"ranges must be finite numbers > 0 (km), got {list(ranges_km)!r}")
     return sorted(set(values))
-
-
-def _radio(section, key: str, tx_kind: str, rx_kind: str) -> RadioProfile:
-    """``links.<key>``'s radio from a ``tx_kind`` to an ``rx_kind`` node (a ConfigError naming
-    the key when there is none: the scenario checks this at load time, but one built in code
-    may not have been)."""
-    try:
-        return section.radio(tx_kind, rx_kind)
-    except ValueError as e:
-        raise ConfigError(str(e), key=f"links.{key}") from None
 
 
 def _client_altitudes_m(scenario: Scenario, clients: list) -> dict[str, list[float]]:

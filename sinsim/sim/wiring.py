@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from sinsim.errors import ConfigError
-from sinsim.scenario import LinkDirection, Scenario
+from sinsim.scenario import Links, Scenario
 from sinsim.sim.channel import Channel, ConstantRate, DelayProfile, SampledRate, fixed_channel
 from sinsim.sim.impairments import (
     NoLoss,
@@ -106,6 +106,7 @@ def orbital_network(sc: Scenario, topo: Topology) -> Network:
     dark = _dark(sc, len(ids))
     relay = links.routing == "relay"
     server_kind = node_kind(topo.plan.servers[0])
+    radios: dict[tuple[str, str, str], RadioProfile] = {}  # (direction, tx kind, rx kind)
     ups, downs = [], []
     for i, node in enumerate(topo.clients):
         cid = node.id
@@ -115,11 +116,12 @@ def orbital_network(sc: Scenario, topo: Topology) -> Network:
         kind = node_kind(node)
         for name, tx, rx, out in (("uplink", kind, server_kind, ups),
                                   ("downlink", server_kind, kind, downs)):
-            direction = getattr(links, name)
             if links.model == "fixed":
-                rate = ConstantRate(direction.rate_bps)
+                rate = ConstantRate(getattr(links, name).rate_bps)
             else:
-                rate = _sampled_rate(topo.plan, cid, windows, _radio(direction, name, tx, rx),
+                if (name, tx, rx) not in radios:
+                    radios[name, tx, rx] = direction_radio(links, name, tx, rx)
+                rate = _sampled_rate(topo.plan, cid, windows, radios[name, tx, rx],
                                      sc.contacts.rate_step)
             out.append(Channel(windows, rate, delay))
     return star_network(sc, ids, ups, downs, _isl_links(sc, topo, dark))
@@ -174,11 +176,12 @@ def _delay_profile(plan: ContactPlan, client_id: str, windows: np.ndarray,
     return DelayProfile(times, space_links.propagation_delay_s(range_m))
 
 
-def _radio(direction: LinkDirection, name: str, tx_kind: str, rx_kind: str) -> RadioProfile:
-    """The radio of ``links.<name>`` from a ``tx_kind`` to an ``rx_kind`` node (the scenario
-    checked it at load time; a server kind it could not foresee still gets a clear error)."""
+def direction_radio(links: Links, name: str, tx_kind: str, rx_kind: str) -> RadioProfile:
+    """The radio of ``links.<name>`` (``uplink`` or ``downlink``) from a ``tx_kind`` to an
+    ``rx_kind`` node. The scenario checked it at load time; one built in code that was not
+    still gets a ConfigError naming the key."""
     try:
-        return direction.radio(tx_kind, rx_kind)
+        return getattr(links, name).radio(tx_kind, rx_kind)
     except ValueError as e:
         raise ConfigError(str(e), key=f"links.{name}") from None
 
