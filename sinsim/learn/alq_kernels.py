@@ -129,9 +129,43 @@ if numba is not None:
                 perm[g, k] = code[n - 1]
 
     @numba.njit(cache=True, nogil=True)
+    def cholesky_group(M, rhs, idx, k, dependent, L, y, out):  # pragma: no cover
+        # One group: Cholesky on the block of M [I, I] at the k valid slots ``idx[:k]``, then
+        # M alpha = rhs into ``out`` [I] (0 elsewhere). Returns False where a pivot is below
+        # ``dependent`` times its diagonal (a basis in the span of the others) or the solution
+        # is not finite: the caller then takes the pseudo-inverse. ``L`` [I, I], ``y`` [I]:
+        # scratch.
+        for i in range(out.shape[0]):
+            out[i] = 0.0
+        for a in range(k):
+            for b in range(a + 1):
+                acc = M[idx[a], idx[b]]
+                for c in range(b):
+                    acc -= L[a, c] * L[b, c]
+                if a == b:
+                    if not (acc > dependent * M[idx[a], idx[a]]) or not (acc > 0.0):
+                        return False
+                    L[a, a] = np.sqrt(acc)
+                else:
+                    L[a, b] = acc / L[b, b]
+        for a in range(k):  # L y = rhs, then L^T x = y
+            acc = rhs[idx[a]]
+            for c in range(a):
+                acc -= L[a, c] * y[c]
+            y[a] = acc / L[a, a]
+        for a in range(k - 1, -1, -1):
+            acc = y[a]
+            for c in range(a + 1, k):
+                acc -= L[c, a] * out[idx[c]]
+            out[idx[a]] = acc / L[a, a]
+        for a in range(k):  # noqa: SIM110 - numba compiles loops, not generators
+            if not np.isfinite(out[idx[a]]):
+                return False
+        return True
+
+    @numba.njit(cache=True, nogil=True)
     def _cholesky_solve(M, rhs, mask, dependent, out, bad):  # pragma: no cover
-        # Per group, Cholesky on the valid slots' block of M; a pivot below ``dependent`` times
-        # its diagonal (a basis in the span of the others) flags the group for the caller.
+        # Per group, `cholesky_group` on the valid slots; ``bad`` flags the groups it refuses.
         G, n_slots = mask.shape
         L = np.zeros((n_slots, n_slots))
         idx = np.empty(n_slots, dtype=np.int64)
@@ -139,40 +173,10 @@ if numba is not None:
         for g in range(G):
             k = 0
             for i in range(n_slots):
-                out[g, i] = 0.0
                 if mask[g, i]:
                     idx[k] = i
                     k += 1
-            bad[g] = False
-            for a in range(k):
-                for b in range(a + 1):
-                    acc = M[g, idx[a], idx[b]]
-                    for c in range(b):
-                        acc -= L[a, c] * L[b, c]
-                    if a == b:
-                        if not (acc > dependent * M[g, idx[a], idx[a]]) or not (acc > 0.0):
-                            bad[g] = True
-                            break
-                        L[a, a] = np.sqrt(acc)
-                    else:
-                        L[a, b] = acc / L[b, b]
-                if bad[g]:
-                    break
-            if bad[g]:
-                continue
-            for a in range(k):  # L y = rhs, then L^T x = y
-                acc = rhs[g, idx[a]]
-                for c in range(a):
-                    acc -= L[a, c] * y[c]
-                y[a] = acc / L[a, a]
-            for a in range(k - 1, -1, -1):
-                acc = y[a]
-                for c in range(a + 1, k):
-                    acc -= L[c, a] * out[g, idx[c]]
-                out[g, idx[a]] = acc / L[a, a]
-            for a in range(k):
-                if not np.isfinite(out[g, idx[a]]):
-                    bad[g] = True
+            bad[g] = not cholesky_group(M[g], rhs[g], idx, k, dependent, L, y, out[g])
 
     @numba.njit(cache=True, nogil=True)
     def _histograms3(codes, D, target, m, hD, hDt, hm):  # pragma: no cover

@@ -10,9 +10,15 @@ from dataclasses import dataclass
 
 import torch
 
-from sinsim.learn import alq_kernels
+from sinsim.learn import alq_fused, alq_kernels
 from sinsim.learn.alq_layout import GroupSpec, QLayer, QuantizedModel, canonical
-from sinsim.learn.alq_sketch import _bases_of, _codes_of, _sign_tables, _solve_normal
+from sinsim.learn.alq_sketch import (
+    _DEPENDENT,
+    _bases_of,
+    _codes_of,
+    _sign_tables,
+    _solve_normal,
+)
 
 __all__ = ["AMSGrad", "ALQConfig", "ALQTrainer"]
 
@@ -79,7 +85,11 @@ class _Layer:
         dev = param.device
         # own copies: the phases change them in place, the caller's model stays as it was
         self.alpha, self.mask = (t.to(dev, copy=True) for t in (q.alpha, q.mask))
-        self.codes = _codes_of(q.B.to(dev))
+        self.codes = _codes_of(q.B.to(dev)).contiguous()
+        self.fused = alq_fused.available(self.codes)  # one pass a step (CPU), else torch ops
+        self._stale_alpha_moments = 0  # basis steps since the alpha moments were rebuilt
+        if self.fused:
+            self._search = alq_fused.SearchCache(*self.alpha.shape)
         i_max = self.alpha.shape[1]
         self.S, self.SS = _sign_tables(i_max, dev)                     # [K, I], [K, I*I]
         self.ams_w = AMSGrad(self.gs.to_groups(param.detach()), cfg.betas, cfg.eps)
@@ -100,8 +110,21 @@ class _Layer:
         a = torch.where(self.mask, self.alpha, torch.zeros_like(self.alpha))
         return (a.to(torch.float64) @ self.S.T).to(torch.float32)
 
-    def write(self) -> None:
-        """Put w_hat into the network (the network always runs the quantized weights)."""
+    def write(self, flip: torch.Tensor | None = None) -> None:
+        """Put w_hat into the network (the network always runs the quantized weights), after
+        ``codes ^= flip[:, None]`` (the sign fix of a basis step; uint8 [G])."""
+        if self.fused:
+            flip = torch.zeros(self.codes.shape[0], dtype=torch.uint8) if flip is None else flip
+            w = self.gs.to_groups(self.param.detach())
+            view = w.data_ptr() == self.param.data_ptr() and w.is_contiguous()
+            out = w if view else torch.empty(w.shape, dtype=torch.float32)
+            alq_fused.flip_expand(self.codes, flip, self.levels(), out)
+            if not view:
+                with torch.no_grad():
+                    self.param.copy_(self.gs.from_groups(out))
+            return
+        if flip is not None:
+            self.codes = self.codes ^ flip.to(self.codes.device).unsqueeze(1)
         w = alq_kernels.expand(self.levels(), self.codes)
         with torch.no_grad():
             self.param.copy_(self.gs.from_groups(w.to(self.param.device)))
@@ -113,6 +136,71 @@ class _Layer:
         """Chain rule into alpha: mu_gi beta_gi^T g_w,g."""
         return self._bt(alq_kernels.histogram(self.codes, g_w, self.K))
 
+    def update_grad_alpha(self, g_w: torch.Tensor) -> torch.Tensor:
+        """The w-domain moment update with ``g_w`` and the chain rule into alpha (the first
+        half of a pruning or coordinate step): one pass over the weights when fused."""
+        self.refresh_alpha_moments()
+        if self.fused:
+            return self._bt(alq_fused.ams_histogram(self.ams_w, g_w, self.codes, self.K))
+        self.ams_w.update(g_w)
+        return self.grad_alpha(g_w)
+
+    def step_requantize(self, g_w: torch.Tensor, lr: float,
+                        latent: torch.Tensor | None = None) -> None:
+        """A basis step (``latent`` None: the target is w* = w_hat - P/D, spec section 3) or
+        an STE step (the fp32 ``latent`` [G, n] takes the step P/D in place and is the
+        target, spec section 5): the w-domain AMSGrad step, then `requantize`.
+
+        Fused, the alpha-domain moments that a basis step rebuilds (section 3 step 6) are
+        rebuilt when next used (`refresh_alpha_moments`): basis and STE steps never read them,
+        so an epoch of them rebuilds once instead of every step, with the same values."""
+        if not self.fused:
+            P, D = self.ams_w.step(g_w, lr)
+            if latent is None:
+                target = self.gs.to_groups(self.param) - P / D
+            else:
+                target = latent.sub_(P / D)
+            self.requantize(target, D)
+            return
+        w = self.gs.to_groups(self.param.detach())
+        view = w.data_ptr() == self.param.data_ptr() and w.is_contiguous()
+        out = w if view else torch.empty(w.shape, dtype=torch.float32)
+        bad = alq_fused.basis_step(self.ams_w, g_w, w if latent is None else latent, lr,
+                                   latent is not None, self.alpha, self.mask, self.codes, out,
+                                   _DEPENDENT, self._search)
+        if bad is not None:
+            self._dependent_groups(*bad, out)
+        if not view:
+            with torch.no_grad():
+                self.param.copy_(self.gs.from_groups(out))
+        self._stale_alpha_moments += 1
+
+    def _dependent_groups(self, bad: torch.Tensor, M: torch.Tensor, rhs: torch.Tensor,
+                          out: torch.Tensor) -> None:
+        """The groups `alq_fused.basis_step` left to the pseudo-inverse: their coordinates,
+        sign fix and w_hat (as `_refit` does for every group)."""
+        mask = self.mask[bad]
+        alpha = _solve_normal(M, rhs.unsqueeze(-1), mask).to(torch.float32)
+        neg = alpha < 0
+        flip = (neg.to(torch.long) << torch.arange(neg.shape[1])).sum(1).to(torch.uint8)
+        self.alpha[bad] = alpha.abs()
+        codes = self.codes[bad] ^ flip.unsqueeze(1)
+        self.codes[bad] = codes
+        a = torch.where(mask, self.alpha[bad], torch.zeros_like(alpha)).to(torch.float64)
+        out[bad] = alq_kernels.expand((a @ self.S.T).to(torch.float32), codes)
+
+    def refresh_alpha_moments(self) -> None:
+        """The alpha-domain moments from the w-domain ones, as after the last basis step
+        (spec section 3 step 6: m_a = mu B^T m_w, v_a = mu sum_j v_w, likewise v-bar, t_a
+        counting every basis step), where fused basis steps left them to be rebuilt."""
+        n, self._stale_alpha_moments = self._stale_alpha_moments, 0
+        if n:
+            a_ = self.ams_a
+            a_.m = self.grad_alpha(self.ams_w.m)
+            a_.v = self.ams_w.v.sum(1, keepdim=True) * self.mask
+            a_.vbar = self.ams_w.vbar.sum(1, keepdim=True) * self.mask
+            a_.t += n
+
     def _bt(self, hist: torch.Tensor) -> torch.Tensor:
         """B^T x over valid slots from the code histogram of x, float32 [G, I_max]."""
         return (hist.to(self.S.device) @ self.S).to(torch.float32) * self.mask
@@ -122,19 +210,26 @@ class _Layer:
         then the alpha moments rebuilt from the w moments (spec section 3 steps 3-6)."""
         codes, hD, hDt, hm = alq_kernels.nearest_codes(target, D, self.ams_w.m, self.alpha,
                                                        self.mask, self.S)
+        self._refit(codes, hD, hDt, hm, self.ams_w.v.sum(1), self.ams_w.vbar.sum(1))
+
+    def _refit(self, codes: torch.Tensor, hD: torch.Tensor, hDt: torch.Tensor,
+               hm: torch.Tensor, vsum: torch.Tensor, vbarsum: torch.Tensor) -> None:
+        """The rest of a basis step from the new codes and their histograms: the D-weighted LS
+        coordinates, the sign fix, the alpha moments from the w moments (``vsum``/``vbarsum``:
+        the row sums of v and v-bar), the write-back."""
         # D-weighted normal equations from the histograms: B D B^T = H(D) (S x S)
         M = (hD @ self.SS).view(-1, self.mask.shape[1], self.mask.shape[1])
         alpha = _solve_normal(M, (hDt @ self.S).unsqueeze(-1), self.mask).to(torch.float32)
         neg = alpha < 0
         flip = (neg.to(torch.long) << torch.arange(neg.shape[1], device=neg.device)).sum(1)
-        self.codes = codes ^ flip.to(torch.uint8).unsqueeze(1).to(codes.device)
+        self.codes = codes.to(self.alpha.device)
         self.alpha = alpha.abs()
         a_ = self.ams_a
         a_.m = self._bt(hm) * torch.where(neg, -1.0, 1.0)
-        a_.v = self.ams_w.v.sum(1, keepdim=True) * self.mask
-        a_.vbar = self.ams_w.vbar.sum(1, keepdim=True) * self.mask
+        a_.v = vsum.unsqueeze(1) * self.mask
+        a_.vbar = vbarsum.unsqueeze(1) * self.mask
         a_.t += 1
-        self.write()
+        self.write(flip.to(torch.uint8))
 
     def prune(self, flat_slots: torch.Tensor) -> None:
         g, i = flat_slots // self.gs_i_max, flat_slots % self.gs_i_max
@@ -153,7 +248,7 @@ class _Layer:
 
     def set(self, q: QLayer) -> None:
         """Take the slots of ``q`` (the moments stay as they are)."""
-        self.codes, self.alpha, self.mask = _codes_of(q.B), q.alpha, q.mask
+        self.codes, self.alpha, self.mask = _codes_of(q.B).contiguous(), q.alpha, q.mask
         self.write()
 
 
@@ -209,8 +304,7 @@ class ALQTrainer:
         lr = self.cfg.prune_lr
 
         def fn(L: _Layer, g: torch.Tensor) -> None:
-            L.ams_w.update(g)
-            L.ams_a.update(L.grad_alpha(g))
+            L.ams_a.update(L.update_grad_alpha(g))
 
         return self._each(batches, fn, lr, step_others=False)
 
@@ -236,8 +330,7 @@ class ALQTrainer:
         lr = self.cfg.prune_lr
 
         def fn(L: _Layer, g: torch.Tensor) -> None:
-            L.ams_w.update(g)
-            P, D = L.ams_a.step(L.grad_alpha(g), lr)
+            P, D = L.ams_a.step(L.update_grad_alpha(g), lr)
             L._dl = -P * L.alpha + 0.5 * D * L.alpha * L.alpha
 
         n = 0
@@ -280,8 +373,7 @@ class ALQTrainer:
         lr = self.cfg.lr
 
         def fn(L: _Layer, g: torch.Tensor) -> None:
-            P, D = L.ams_w.step(g, lr)
-            L.requantize(L.gs.to_groups(L.param) - P / D, D)
+            L.step_requantize(g, lr)
 
         return self._each(batches, fn, lr)
 
@@ -290,8 +382,7 @@ class ALQTrainer:
         lr = self.cfg.lr
 
         def fn(L: _Layer, g: torch.Tensor) -> None:
-            L.ams_w.update(g)
-            P, D = L.ams_a.step(L.grad_alpha(g), lr)
+            P, D = L.ams_a.step(L.update_grad_alpha(g), lr)
             L.alpha = (L.alpha - P / D) * L.mask
             L.write()
 
@@ -301,13 +392,10 @@ class ALQTrainer:
         """Post-training with the straight-through estimator: a latent fp32 copy takes the
         Adam step and is requantised with the bit-widths fixed (spec section 5)."""
         lr = self.cfg.lr
-        latent = {id(L): L.gs.to_groups(L.param).clone() for L in self.layers}
+        latent = {id(L): L.gs.to_groups(L.param.detach()).clone() for L in self.layers}
 
         def fn(L: _Layer, g: torch.Tensor) -> None:
-            P, D = L.ams_w.step(g, lr)
-            w_fp = latent[id(L)]
-            w_fp.sub_(P / D)
-            L.requantize(w_fp, D)
+            L.step_requantize(g, lr, latent[id(L)])
 
         return self._each(batches, fn, lr)
 
@@ -332,6 +420,7 @@ class ALQTrainer:
             L.ams_a.v = L.ams_w.v.sum(1, keepdim=True) * L.mask
             L.ams_a.vbar = L.ams_w.vbar.sum(1, keepdim=True) * L.mask
             L.ams_a.t = t
+            L._stale_alpha_moments = 0
         params = dict(zip(self.other_names, self.other_params))
         for k, st in saved["adam"].items():
             self.adam.state[params[k]] = {n: (v.clone() if torch.is_tensor(v) else v)
