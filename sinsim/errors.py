@@ -28,3 +28,10 @@ class ConfigError(InputError):
 
 class DatasetUnavailable(InputError):
     """No source of a dataset could be found; the message says how to get it."""
+
+
+class WriteFailed(OSError):
+    """A results file (a table, a checkpoint) could not be written: no space left, a read-only
+    directory, a file removed under the run. A failure of the run (exit status 1), told in one
+    line that names the file; the rows of the finished rounds stay on disk, and ``--resume``
+    continues from the last checkpoint once the disk is back."""

@@ -33,13 +33,13 @@ def _scenario(lr: float = 0.05):
     })
 
 
-def _tables(out: Path) -> dict[str, pd.DataFrame]:
-    return {t: pd.read_csv(out / t).drop(columns="host_wall_s", errors="ignore") for t in TABLES}
+def _tables(out: Path, tables: tuple[str, ...] = TABLES) -> dict[str, pd.DataFrame]:
+    return {t: pd.read_csv(out / t).drop(columns="host_wall_s", errors="ignore") for t in tables}
 
 
-def _assert_same_tables(a: Path, b: Path) -> None:
-    ta, tb = _tables(a), _tables(b)
-    for t in TABLES:
+def _assert_same_tables(a: Path, b: Path, tables: tuple[str, ...] = TABLES) -> None:
+    ta, tb = _tables(a, tables), _tables(b, tables)
+    for t in tables:
         pd.testing.assert_frame_equal(ta[t], tb[t], check_exact=True, obj=t)
 
 
@@ -151,14 +151,15 @@ def test_kill_9_then_resume_gives_the_uninterrupted_tables(tmp_path):
     _assert_same_tables(tmp_path / "ref", out)
 
 
-def test_a_sweep_run_resumes_from_its_checkpoint(tmp_path, write_yaml):
+def test_a_sweep_run_resumes_from_its_checkpoint(tmp_path, write_yaml, small_synthetic):
     """A sweep's run whose earlier attempt was stopped continues from its checkpoint (the
     attempt's stray files are removed; the tables equal a fresh attempt's)."""
     from sinsim.scenario import load_scenario
     from sinsim.sweep.executors import run_one
 
     path = write_yaml({"name": "sweep_run", "clients": {"count": 20},
-                       "training": {"dataset": "synthetic", "rounds": 3, "clients_per_round": 4,
+                       "training": {"dataset": small_synthetic, "rounds": 3,
+                                    "clients_per_round": 4,
                                     "workers": 1}})
     with pytest.raises(_Stop):
         run_scenario(load_scenario(path), tmp_path / "run", on_round_end=_stop_after(2))

@@ -294,8 +294,14 @@ def _expand_station_csv(raw: Mapping[str, Any], file: str | None) -> Mapping[str
     if set(stations) != {"csv"} or not isinstance(stations["csv"], str):
         raise ConfigError("give a list of stations, or {csv: FILE} (a path to a CSV file)",
                           file=file, key="server.ground_stations")
-    return {**raw, "server": {**server, "ground_stations": read_ground_stations_csv(
-        stations["csv"])}}
+    try:
+        listed = read_ground_stations_csv(stations["csv"])
+    except ConfigError as e:
+        if e.file is not None:  # a problem inside the CSV file: it names that file and line
+            raise
+        # the file named in the scenario cannot be read: the scenario's key is the problem
+        raise ConfigError(e.detail, file=file, key=e.key) from None
+    return {**raw, "server": {**server, "ground_stations": listed}}
 
 
 def validate_scenario(raw: Mapping[str, Any], *, file: str | None = None) -> Scenario:
@@ -315,7 +321,7 @@ def _check_unknown_keys(raw: Any, model: type[BaseModel], path: tuple, file: str
         return
     fields = model.model_fields
     for key, value in raw.items():
-        here = (*path, str(key))
+        here = (*path, key_text(key))
         if key not in fields:
             close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -333,6 +339,13 @@ def _check_unknown_keys(raw: Any, model: type[BaseModel], path: tuple, file: str
             elif isinstance(value, list):
                 for i, item in enumerate(value):
                     _check_unknown_keys(item, sub, (*here, str(i)), file)
+
+
+def key_text(key: Any) -> str:
+    """A key as the key path shows it: quoted where it would otherwise be invisible or
+    ambiguous (empty, surrounding blanks)."""
+    text = str(key)
+    return text if text and text == text.strip() else repr(text)
 
 
 def _check_algorithm_keys(entries: list, file: str | None) -> None:

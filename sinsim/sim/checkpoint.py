@@ -1,24 +1,59 @@
 """Checkpoints for ``--resume``: what a run needs to continue after its last complete round.
 
 After every round the engine saves, atomically (a temporary file renamed over
-``checkpoint.pkl``): the resolved scenario (a resume with another one is refused), the row
-count of each table, the summaries of the algorithms already finished, and for the algorithm
-in progress its rounds so far, the simulated clock, the global model and the strategy's own
-state (``Strategy.checkpoint``: e.g. SpaceDML's per-client memory and its quantized global
-model). Nothing else is needed: every random draw is keyed by (seed, purpose, round, client, ...)
-(``sinsim._rng``), so a resumed round draws what the uninterrupted one drew, and the tables
-come out identical (host time aside). The file is removed when the run completes.
+``checkpoint.npz``): the resolved scenario and its hash (a resume with another one is refused),
+the row count of each table, the summaries of the algorithms already finished, and for the
+algorithm in progress its rounds so far, the simulated clock, the global model, the strategy's
+own state (``Strategy.checkpoint``: e.g. SpaceDML's per-client memory and its quantized global
+model) and the batteries' charge. Nothing else is needed: every random draw is keyed by (seed,
+purpose, round, client, ...) (``sinsim._rng``), so a resumed round draws what the uninterrupted
+one drew, and the tables come out identical (host time aside). The file is removed when the run
+completes.
+
+The file holds data only, so that a checkpoint found in a results directory someone else made
+cannot run code when it is loaded: a zip archive (``.npz``) of ``checkpoint.json`` (everything
+but the arrays: ``format``, ``version``, ``scenario_sha256``, ...) and one ``.npy`` array per
+tensor or numpy array, read with ``allow_pickle=False``. The JSON encodes nested dicts, lists,
+tuples, numbers, strings, numpy scalars, tensors and arrays (``{"$tensor": "a3"}``: the array
+``a3.npy``); a dict or array that the state holds twice (SpaceDML's quantized global model keeps
+the engine's global model) is stored once and comes back as one object. A checkpoint that does
+not parse, comes from another format version, or holds anything else is refused
+(``CheckpointError``: bad input, exit status 2), and so is the pickle file of earlier versions
+(``checkpoint.pkl``), which is never opened.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
-import pickle
+import zipfile
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-CHECKPOINT = "checkpoint.pkl"
+import numpy as np
+import torch
+
+from sinsim.errors import ConfigError, WriteFailed
+
+CHECKPOINT = "checkpoint.npz"
+LEGACY = "checkpoint.pkl"  # sinsim before format 1: pickle, never loaded
+FORMAT = "sinsim-checkpoint"
+VERSION = 1
+_META = "checkpoint.json"
+_SCALAR_KINDS = "biuf"  # numpy scalars: bool, int, uint, float
+_TORCH_ONLY = {torch.bfloat16: torch.int16}  # no numpy dtype: stored as their bits
+_TENSOR_DTYPES = {str(d).removeprefix("torch."): d for d in (
+    torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.complex64,
+    torch.complex128, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
+    torch.bool)}
+
+
+class CheckpointError(ConfigError):
+    """A checkpoint that cannot be trusted or read: bad input (exit status 2)."""
 
 
 @dataclass
@@ -29,8 +64,8 @@ class AlgorithmState:
     rows: list[dict[str, Any]]  # its rounds.csv rows so far
     now_s: float  # the simulated clock at the end of its last round
     global_state: dict[str, Any]
-    strategy: Any  # Strategy.checkpoint()
-    batteries: Any = None  # with ``power:``, every client's Battery (sinsim.sim.power)
+    strategy: Any  # Strategy.checkpoint(): data only (see the module's docstring)
+    batteries: Any = None  # with ``power:``, every client's ``Battery.state()`` (or None)
 
 
 @dataclass
@@ -39,29 +74,300 @@ class Checkpoint:
     counts: dict[str, int]  # rows in rounds/transfers/clients.csv
     finished: dict[str, dict[str, Any]] = field(default_factory=dict)  # label -> its summary
     current: AlgorithmState | None = None
+    scenario_sha256: str = ""  # of ``scenario`` (scenario_hash); filled in by save and load
 
+
+def scenario_hash(resolved: dict[str, Any]) -> str:
+    """The SHA-256 of a resolved scenario in canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(resolved, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# ----------------------------------------------------------------------------- save
 
 def save(out_dir: str | Path, checkpoint: Checkpoint) -> None:
+    """Write ``checkpoint`` to ``out_dir/checkpoint.npz`` atomically; a failed write (no space,
+    a read-only or removed directory) leaves the previous checkpoint as it was and raises
+    ``WriteFailed``."""
     path = Path(out_dir) / CHECKPOINT
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        # one pickle: the global model and the strategy's copy of it stay one object
-        pickle.dump(checkpoint, f, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, path)
+    arrays: dict[str, np.ndarray] = {}
+    meta = {"format": FORMAT, "version": VERSION,
+            "scenario_sha256": scenario_hash(checkpoint.scenario),
+            "scenario": checkpoint.scenario, "counts": checkpoint.counts,
+            **_Encoder(arrays).encode({"finished": checkpoint.finished,
+                                       "current": _current(checkpoint.current)})}
+    text = json.dumps(meta, separators=(",", ":"))
+    tmp = path.with_name(f".{CHECKPOINT}.tmp")
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+            z.writestr(_META, text)
+            for key, array in arrays.items():
+                with z.open(f"{key}.npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, array, allow_pickle=False)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise WriteFailed(f"cannot write the checkpoint {path}: "
+                          f"{(e.strerror or str(e)).lower()}") from e
 
+
+def _current(state: AlgorithmState | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    return {"label": state.label, "rows": state.rows, "now_s": state.now_s,
+            "global_state": state.global_state, "strategy": state.strategy,
+            "batteries": state.batteries}
+
+
+class _Encoder:
+    """Data to JSON-able values, the arrays set aside in ``arrays``."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        self.arrays = arrays
+        self.seen: dict[int, Any] = {}  # id -> the encoded first occurrence (dicts, arrays)
+        self.shared: dict[int, int] = {}  # id -> its $id, for those held more than once
+        self._keep: list[Any] = []  # the objects whose ids are keys above stay alive
+
+    def encode(self, obj: Any) -> Any:
+        self._count(obj, set())
+        self.seen.clear()
+        return self._enc(obj, "")
+
+    def _count(self, obj: Any, path: set[int]) -> None:
+        """Which dicts and arrays the data holds more than once (and no cycles)."""
+        if isinstance(obj, (dict, list, tuple, torch.Tensor, np.ndarray)):
+            if id(obj) in path:
+                raise TypeError("checkpoint: the state holds a cycle")
+            if id(obj) in self.seen:
+                if isinstance(obj, (dict, torch.Tensor, np.ndarray)):
+                    self.shared.setdefault(id(obj), len(self.shared))
+                return
+            self.seen[id(obj)] = None
+            self._keep.append(obj)
+            if isinstance(obj, dict):
+                path.add(id(obj))
+                for k, v in obj.items():
+                    self._count(k, path)
+                    self._count(v, path)
+                path.discard(id(obj))
+            elif isinstance(obj, (list, tuple)):
+                path.add(id(obj))
+                for v in obj:
+                    self._count(v, path)
+                path.discard(id(obj))
+
+    def _enc(self, obj: Any, where: str) -> Any:
+        if obj is None or isinstance(obj, (bool, str)):
+            return obj
+        if isinstance(obj, np.generic):
+            if obj.dtype.kind not in _SCALAR_KINDS:
+                raise TypeError(f"checkpoint: cannot store a numpy {obj.dtype} at {where}")
+            return {"$scalar": obj.dtype.str, "value": obj.item()}
+        if isinstance(obj, (int, float)):
+            return obj if type(obj) in (int, float) else self._fail(obj, where)
+        if isinstance(obj, list):
+            return [self._enc(v, f"{where}.{i}") for i, v in enumerate(obj)]
+        if isinstance(obj, tuple):
+            return {"$tuple": [self._enc(v, f"{where}.{i}") for i, v in enumerate(obj)]}
+        ref = self.shared.get(id(obj))
+        if ref is not None and id(obj) in self.seen:
+            return {"$ref": ref}
+        if isinstance(obj, dict):
+            value = self._dict(obj, where)
+        elif isinstance(obj, (torch.Tensor, np.ndarray)):
+            value = self._array(obj, where)
+        else:
+            return self._fail(obj, where)
+        if ref is None:
+            return value
+        self.seen[id(obj)] = True
+        return {"$id": ref, "value": value}
+
+    def _dict(self, obj: dict, where: str) -> Any:
+        if type(obj) not in (dict, OrderedDict):
+            return self._fail(obj, where)
+        if type(obj) is dict and all(isinstance(k, str) and not k.startswith("$") for k in obj):
+            return {k: self._enc(v, f"{where}.{k}") for k, v in obj.items()}
+        items = [[self._enc(k, where), self._enc(v, f"{where}.{k}")] for k, v in obj.items()]
+        return {"$odict" if type(obj) is OrderedDict else "$dict": items}
+
+    def _array(self, obj: torch.Tensor | np.ndarray, where: str) -> dict[str, Any]:
+        key = f"a{len(self.arrays)}"
+        if isinstance(obj, np.ndarray):
+            if obj.dtype.hasobject or obj.dtype.kind not in "biufc":
+                raise TypeError(f"checkpoint: cannot store a numpy {obj.dtype} array at {where}")
+            self.arrays[key] = obj
+            return {"$ndarray": key}
+        t = obj.detach().cpu()
+        dtype = str(t.dtype).removeprefix("torch.")
+        if dtype not in _TENSOR_DTYPES:
+            raise TypeError(f"checkpoint: cannot store a {dtype} tensor at {where}")
+        if t.dtype in _TORCH_ONLY:
+            t = t.view(_TORCH_ONLY[t.dtype])
+        self.arrays[key] = t.resolve_conj().resolve_neg().numpy()
+        return {"$tensor": key, "dtype": dtype}
+
+    @staticmethod
+    def _fail(obj: Any, where: str) -> Any:
+        raise TypeError(f"checkpoint: cannot store a {type(obj).__name__} at {where or '(top)'}"
+                        f": a checkpoint holds only dicts, lists, numbers, strings, tensors "
+                        f"and arrays")
+
+
+# ----------------------------------------------------------------------------- load
 
 def load(out_dir: str | Path) -> Checkpoint | None:
-    """The checkpoint in ``out_dir``; None if there is none."""
-    path = Path(out_dir) / CHECKPOINT
+    """The checkpoint in ``out_dir``; None if there is none. ``CheckpointError`` if it cannot
+    be read, comes from another format version, or is the pickle file of an earlier sinsim
+    (never opened)."""
+    out = Path(out_dir)
+    path = out / CHECKPOINT
+    legacy = out / LEGACY
+    if legacy.exists():
+        raise CheckpointError(
+            "an old, untrusted checkpoint format (a pickle file, which can run code when "
+            "loaded): sinsim does not load it. Delete it and run without --resume to start "
+            "over", file=str(legacy))
     try:
-        with open(path, "rb") as f:
-            return pickle.load(f)
+        z = zipfile.ZipFile(path)
     except FileNotFoundError:
         return None
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError) as e:
+        raise CheckpointError(f"not a sinsim checkpoint ({_why(e)}); delete it and run "
+                              f"without --resume to start over", file=str(path)) from None
+    try:
+        with z:
+            meta = json.loads(z.read(_META).decode("utf-8"))
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                raise ValueError("no sinsim checkpoint header")
+            if meta.get("version") != VERSION:
+                raise CheckpointError(
+                    f"checkpoint format version {meta.get('version')!r}, this sinsim reads "
+                    f"version {VERSION}: run without --resume to start over", file=str(path))
+            return _checkpoint(meta, _Decoder(z))
+    except CheckpointError:
+        raise
+    except Exception as e:  # noqa: BLE001 - whatever is wrong with it, it is refused
+        raise CheckpointError(f"a damaged or foreign checkpoint ({_why(e)}); delete it and run "
+                              f"without --resume to start over", file=str(path)) from None
 
+
+def _why(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    return text if len(text) < 200 else text[:200] + "..."
+
+
+def _checkpoint(meta: dict[str, Any], decoder: _Decoder) -> Checkpoint:
+    scenario, counts = meta["scenario"], meta["counts"]
+    if not isinstance(scenario, dict):
+        raise ValueError("scenario: not a mapping")
+    if scenario_hash(scenario) != meta["scenario_sha256"]:
+        raise ValueError("the scenario does not match its hash")
+    if not (isinstance(counts, dict)
+            and all(isinstance(k, str) and type(v) is int and v >= 0 for k, v in counts.items())):
+        raise ValueError("counts: not a mapping of table names to row counts")
+    data = decoder.decode({"finished": meta["finished"], "current": meta["current"]})
+    finished, current = data["finished"], data["current"]
+    if not (isinstance(finished, dict) and all(isinstance(v, dict) for v in finished.values())):
+        raise ValueError("finished: not a mapping of summaries")
+    state = None
+    if current is not None:
+        rows, now_s = current["rows"], current["now_s"]
+        if not (isinstance(rows, list) and all(isinstance(r, dict) for r in rows)):
+            raise ValueError("current.rows: not a list of rows")
+        if type(now_s) not in (int, float) or type(current["label"]) is not str:
+            raise ValueError("current: bad label or clock")
+        if not isinstance(current["global_state"], dict):
+            raise ValueError("current.global_state: not a mapping")
+        state = AlgorithmState(current["label"], rows, float(now_s), current["global_state"],
+                               current["strategy"], current["batteries"])
+    return Checkpoint(scenario, counts, finished, state, meta["scenario_sha256"])
+
+
+class _Decoder:
+    """JSON-able values back to data, reading the arrays from the archive."""
+
+    def __init__(self, z: zipfile.ZipFile):
+        self.z = z
+        self.refs: dict[int, Any] = {}
+        self.read: set[str] = set()
+
+    def decode(self, obj: Any) -> Any:
+        if obj is None or type(obj) in (bool, int, float, str):
+            return obj
+        if isinstance(obj, list):
+            return [self.decode(v) for v in obj]
+        if not isinstance(obj, dict):
+            raise ValueError(f"unexpected {type(obj).__name__}")
+        if not any(isinstance(k, str) and k.startswith("$") for k in obj):
+            return {k: self.decode(v) for k, v in obj.items()}
+        if "$id" in obj:
+            ref = obj["$id"]
+            if type(ref) is not int or ref in self.refs or set(obj) != {"$id", "value"}:
+                raise ValueError("bad $id")
+            value = self.decode(obj["value"])
+            if not isinstance(value, (dict, torch.Tensor, np.ndarray)):
+                raise ValueError("$id of neither a mapping nor an array")
+            self.refs[ref] = value
+            return value
+        (tag, value), *rest = obj.items()
+        if tag == "$ref":
+            return self.refs[value]  # KeyError: not defined before
+        if tag == "$tuple":
+            return tuple(self.decode(v) for v in _list(value))
+        if tag in ("$dict", "$odict"):
+            items = [(self.decode(k), self.decode(v)) for k, v in _pairs(value)]
+            return OrderedDict(items) if tag == "$odict" else dict(items)
+        if tag == "$scalar":
+            dtype = np.dtype(str(value))
+            if dtype.kind not in _SCALAR_KINDS or type(obj["value"]) not in (bool, int, float):
+                raise ValueError(f"bad scalar {value!r}")
+            return dtype.type(obj["value"])
+        if tag == "$ndarray":
+            return self._array(value)
+        if tag == "$tensor":
+            dtype = _TENSOR_DTYPES[obj["dtype"]]  # KeyError: not a dtype it stores
+            t = torch.from_numpy(self._array(value))
+            t = t.view(dtype) if dtype in _TORCH_ONLY else t
+            if t.dtype != dtype:
+                raise ValueError(f"tensor {value}: {t.dtype}, not {dtype}")
+            return t
+        raise ValueError(f"unknown tag {tag!r}")
+
+    def _array(self, key: Any) -> np.ndarray:
+        if not isinstance(key, str) or key in self.read:
+            raise ValueError(f"bad array reference {key!r}")
+        self.read.add(key)
+        with self.z.open(f"{key}.npy") as f:
+            array = np.lib.format.read_array(f, allow_pickle=False)
+        if array.dtype.hasobject or array.dtype.kind not in "biufc":
+            raise ValueError(f"array {key}: dtype {array.dtype}")
+        return array
+
+
+def _list(value: Any) -> list:
+    if not isinstance(value, list):
+        raise ValueError("not a list")
+    return value
+
+
+def _pairs(value: Any) -> list:
+    if not all(isinstance(p, list) and len(p) == 2 for p in _list(value)):
+        raise ValueError("not a list of pairs")
+    return value
+
+
+# ----------------------------------------------------------------------------- the rest
 
 def remove(out_dir: str | Path) -> None:
-    (Path(out_dir) / CHECKPOINT).unlink(missing_ok=True)
+    """Remove the checkpoint (and a pickle one of an earlier sinsim, unread)."""
+    for name in (CHECKPOINT, LEGACY):
+        path = Path(out_dir) / name
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as e:
+            raise WriteFailed(f"cannot remove {path}: {(e.strerror or str(e)).lower()}") from e
 
 
 def first_difference(a: Any, b: Any, path: str = "") -> str | None:

@@ -125,6 +125,21 @@ class Battery:
     def __repr__(self) -> str:
         return f"Battery(t_s={self.t_s:.3f}, soc={self.soc:.4f})"
 
+    def state(self) -> dict[str, float | dict[str, float]]:
+        """What changes as the battery is used (checkpoints): the rest comes from its
+        parameters and sunlit intervals."""
+        return {"t_s": self.t_s, "energy_j": self.energy_j, "lowest_soc": self.lowest_soc,
+                "used_j": dict(self.used_j)}
+
+    def set_state(self, state: dict[str, float | dict[str, float]]) -> None:
+        """Take back what :meth:`state` returned (numbers as they were: the same types)."""
+        values = [state["t_s"], state["energy_j"], state["lowest_soc"],
+                  *state["used_j"].values()]
+        if not all(isinstance(v, (int, float, np.floating)) for v in values):
+            raise TypeError("a battery state holds numbers")
+        self.t_s, self.energy_j = state["t_s"], state["energy_j"]
+        self.lowest_soc, self.used_j = state["lowest_soc"], dict(state["used_j"])
+
     # -- sunlight ---------------------------------------------------------
     @property
     def soc(self) -> float:

@@ -33,6 +33,7 @@ _FLOAT_FIELDS = ("MEAN_MOTION", "ECCENTRICITY", "INCLINATION", "RA_OF_ASC_NODE",
                  "MEAN_MOTION_DDOT")
 OMM_FIELDS = _TEXT_FIELDS + _INT_FIELDS + _FLOAT_FIELDS
 _SGP4_XP_EPHEMERIS_TYPE = 4  # SGP4-XP: another theory, which sgp4 would propagate as SGP4
+_MAX_INT_DIGITS = 9  # whole-number fields: sgp4 holds them in C ints (below 2**31)
 _MAX_ALPHA5 = 339_999  # the largest catalog number a Satrec (and a TLE) can hold: 'Z9999'
 
 _timescale = None
@@ -126,15 +127,21 @@ def _checked_fields(fields, path: str, k: int) -> tuple[dict, str | None]:
     if missing:
         raise OMMFormatError(path, k, f"missing field {', '.join(missing)}", name)
     out = dict(fields)
+    for f in _TEXT_FIELDS:
+        if isinstance(fields[f], (list, dict, bool)):
+            raise OMMFormatError(path, k, f"{f} must be text, got {fields[f]!r}", name)
+        out[f] = str(fields[f])
     for f in _INT_FIELDS:
         value = str(fields[f]).strip()
         if not (value.isdigit() or (value[:1] == "-" and value[1:].isdigit())):
             raise OMMFormatError(path, k, f"{f} must be a whole number, got {fields[f]!r}", name)
+        if len(value.lstrip("-")) > _MAX_INT_DIGITS:  # sgp4 holds them in C ints
+            raise OMMFormatError(path, k, f"{f} {value[:20]}... is out of range", name)
         out[f] = int(value)
     for f in _FLOAT_FIELDS:
         try:
             value = float(fields[f])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             value = math.nan
         if isinstance(fields[f], bool) or not math.isfinite(value):
             raise OMMFormatError(path, k, f"{f} must be a finite number, got {fields[f]!r}",
@@ -169,7 +176,7 @@ def parse_omm_text(text: str, path: str = "<string>") -> list[tuple[str | None, 
         fields, name = _checked_fields(raw, path, k)
         try:
             satrec = EarthSatellite.from_omm(_ts(), fields).model
-        except (KeyError, ValueError, TypeError) as e:
+        except (KeyError, ValueError, TypeError, OverflowError, AttributeError) as e:
             raise OMMFormatError(path, k, f"sgp4 cannot read this record: {e}", name) from None
         if satrec.error:
             raise OMMFormatError(path, k, f"sgp4 rejected these elements (error "

@@ -32,8 +32,18 @@ def labels(keys: Sequence[str]) -> dict[str, str]:
 
 
 def digest(value: Any, n: int = 8) -> str:
-    """The first ``n`` hex digits of the SHA-1 of ``value`` as sorted JSON."""
-    return hashlib.sha1(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:n]
+    """The first ``n`` hex digits of the SHA-1 of ``value`` as sorted JSON (mapping keys as
+    text, so that keys of mixed types, which YAML allows, sort too)."""
+    text = json.dumps(_text_keys(value), sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:n]
+
+
+def _text_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _text_keys(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_text_keys(v) for v in value]
+    return value
 
 
 def value_text(value: Any) -> str:

@@ -31,7 +31,7 @@ from pydantic import (
 
 from sinsim.errors import ConfigError
 from sinsim.scenario import Int, load_scenario
-from sinsim.scenario.loading import read_yaml_mapping
+from sinsim.scenario.loading import key_text, read_yaml_mapping
 from sinsim.sweep import ids
 
 __all__ = ["ExecutorSpec", "Sweep", "RunSpec", "SweepPlan", "plan_sweep", "DASK_HINT"]
@@ -190,7 +190,7 @@ def _check_keys(raw: Mapping[str, Any], valid: Sequence[str], prefix: str, file:
             close = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"unknown key{hint} (valid keys here: {', '.join(valid)})",
-                              file=file, key=f"{prefix}{key}")
+                              file=file, key=f"{prefix}{key_text(key)}")
 
 
 def _validation_error(error: ValidationError, file: str, prefix: tuple = ()) -> ConfigError:

@@ -141,11 +141,14 @@ class Strategy(ABC):
     # -- between rounds --------------------------------------------------------------------
     def checkpoint(self) -> Any:
         """What this strategy holds between rounds that a resumed run needs (``--resume``):
-        e.g. the clients' states. None: nothing (the default)."""
+        e.g. the clients' states. None: nothing (the default). Data only, for a checkpoint
+        that cannot run code (``sinsim.sim.checkpoint``): dicts, lists, tuples, numbers,
+        strings, numpy scalars, tensors and arrays; ``restore`` rebuilds any objects."""
         return None
 
     def restore(self, state: Any) -> None:  # noqa: B027 - optional
-        """Take back what ``checkpoint`` returned."""
+        """Take back what ``checkpoint`` returned; anything else (a damaged or crafted
+        checkpoint) raises ``KeyError``, ``TypeError`` or ``ValueError``."""
 
     # -- the server ------------------------------------------------------------------------
     @abstractmethod

@@ -77,7 +77,11 @@ class FedAvg(Strategy):
         return {"residuals": dict(self.residuals)} if self.residuals else None
 
     def restore(self, state: dict[str, Any] | None) -> None:
-        self.residuals = dict(state["residuals"]) if state else {}
+        residuals = dict(state["residuals"]) if state else {}
+        if not all(isinstance(r, np.ndarray) and r.shape == (self.spec.numel,)
+                   for r in residuals.values()):
+            raise ValueError("residuals that are not flat arrays of the model's size")
+        self.residuals = residuals
 
     def encode_global(self, state: State) -> bytes:
         return self.codec.encode(state)

@@ -119,12 +119,39 @@ class SpaceDML(Strategy):
             self.memory[client] = state
 
     def checkpoint(self) -> dict[str, Any]:
-        """The clients' memory and the server's quantized global model (its state dict is the
-        engine's global model: pickled together, they stay one object)."""
-        return {"memory": dict(self.memory), "global": self._global}
+        """The clients' memory and the server's quantized global model, as data (dicts,
+        tensors, numbers): ``global.state`` is the engine's global model itself, which the
+        checkpoint stores once and gives back as one object."""
+        memory = {c: {"pretrained": m.pretrained, "moments": m.moments}
+                  for c, m in self.memory.items()}
+        if self._global is None:
+            return {"memory": memory, "global": None}
+        state, q = self._global
+        layers = {k: {"B": v.B, "alpha": v.alpha, "mask": v.mask} for k, v in q.layers.items()}
+        return {"memory": memory,
+                "global": {"state": state, "layers": layers, "others": dict(q.others)}}
 
     def restore(self, state: dict[str, Any]) -> None:
-        self.memory, self._global = dict(state["memory"]), state["global"]
+        """Take back what ``checkpoint`` returned (a ``TypeError``/``KeyError``/``ValueError``
+        for anything else)."""
+        memory = {}
+        for c, m in state["memory"].items():
+            if not isinstance(c, (int, np.integer)) or type(m["pretrained"]) is not bool:
+                raise TypeError(f"client {c!r}: not a client's memory")
+            memory[c] = _ClientMemory(m["pretrained"], m["moments"])
+        g = state["global"]
+        self._global = None
+        if g is not None:
+            names = {gs.name for gs in self.layout}
+            if set(g["layers"]) != names:
+                raise ValueError(f"quantized layers {sorted(g['layers'])}, not {sorted(names)}")
+            layers = {k: alq.QLayer(v["B"], v["alpha"], v["mask"])
+                      for k, v in g["layers"].items()}
+            if not all(isinstance(t, torch.Tensor) for v in layers.values()
+                       for t in (v.B, v.alpha, v.mask)):
+                raise TypeError("quantized layers of tensors")
+            self._global = (g["state"], alq.QuantizedModel(self.layout, layers, dict(g["others"])))
+        self.memory = memory
 
     # -- server ----------------------------------------------------------------------------
     def quantize_global(self, state: State,
