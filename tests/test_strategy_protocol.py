@@ -77,7 +77,16 @@ def test_a_new_strategy_is_one_class_and_one_registry_line(registered, tmp_path)
     one = pd.read_csv(tmp_path / "one" / "rounds.csv").drop(columns="host_wall_s")
     by_alg = {a: t.drop(columns="algorithm").reset_index(drop=True)
               for a, t in one.groupby("algorithm")}
-    pd.testing.assert_frame_equal(by_alg["fedavg"], by_alg["fedavg_server_lr"])
+    # g + 1.0 * (mean - g) is the mean up to a rounding of the step: round 1's model to a few
+    # ulps; later rounds train on from the two models, which carries that forward by an amount
+    # that depends on the processor, so only round 1's accuracy and loss are compared
+    trained = ["test_accuracy", "test_loss"]
+    pd.testing.assert_frame_equal(by_alg["fedavg"].drop(columns=trained),
+                                  by_alg["fedavg_server_lr"].drop(columns=trained),
+                                  check_exact=True)
+    a, b = by_alg["fedavg"].loc[0], by_alg["fedavg_server_lr"].loc[0]
+    assert a.test_accuracy == pytest.approx(b.test_accuracy, abs=1.5 / 2000)  # synthetic: 2000
+    assert a.test_loss == pytest.approx(b.test_loss, rel=1e-5)
     half = pd.read_csv(tmp_path / "half" / "rounds.csv").set_index(["algorithm", "round"])
     assert half.loc[("fedavg_server_lr", 1), "test_loss"] != half.loc[("fedavg", 1), "test_loss"]
 

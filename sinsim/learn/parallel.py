@@ -36,42 +36,43 @@ from typing import Any
 import numpy as np
 import torch
 
+from sinsim._lifeline import exit_with_parent
 from sinsim._rng import rng_for
+from sinsim.learn import portable
 from sinsim.learn.training import LocalTrainer, combine_eval
 
-MAX_AUTO_PROCESSES = 8
 _POLL_S = 0.05  # how often a waiting process looks for a job to take or a dead helper
 
 
 def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), not all the machine's."""
     try:
-        return len(os.sched_getaffinity(0))  # the cores this process may use
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         return os.cpu_count() or 1
 
 
-def idle_cores() -> float:
-    """Usable cores minus the 1-minute load average (what other jobs keep busy)."""
-    try:
-        return usable_cores() - os.getloadavg()[0]
-    except (AttributeError, OSError):  # no load average here: assume the machine is ours
-        return float(usable_cores())
+def inside_another_pool() -> bool:
+    """Is this process a worker of another pool (a sweep's or a Dask cluster's worker, a
+    ``multiprocessing`` child, or a pytest-xdist worker)? That pool already spreads its work over
+    the cores: a pool inside each of its workers would only oversubscribe them."""
+    return (multiprocessing.parent_process() is not None
+            or "PYTEST_XDIST_WORKER" in os.environ)
 
 
 def resolve_workers(setting: int | str, *, clients_per_round: int, cpu_threads: int = 1,
                     device: torch.device | None = None) -> int:
     """How many processes train: ``setting`` when it is a number; ``auto``: one per
-    ``cpu_threads`` idle cores (cores minus the load average: on a machine that others keep
-    busy a second process only slows both), at most ``clients_per_round`` and 8. Always 1 on a
-    GPU, and for ``auto`` inside a process of another pool (a sweep's workers use the cores)."""
+    ``cpu_threads`` usable cores (the process's CPU affinity), at most ``clients_per_round``.
+    The load average is not subtracted: right after any other run it stays above 1 for a
+    minute, and ``auto`` then used one core of an idle machine. Always 1 on a GPU, and for
+    ``auto`` inside another pool's worker (:func:`inside_another_pool`)."""
     if device is not None and device.type != "cpu":
         return 1
     if setting == "auto":
-        if multiprocessing.parent_process() is not None:
+        if inside_another_pool():
             return 1
-        threads = max(cpu_threads, 1)
-        return max(1, min(usable_cores() // threads, round(idle_cores()) // threads,
-                          clients_per_round, MAX_AUTO_PROCESSES))
+        return max(1, min(usable_cores() // max(cpu_threads, 1), clients_per_round))
     n = int(setting)
     if n > 1 and multiprocessing.current_process().daemon:
         return 1  # a daemonic process may not have children
@@ -311,7 +312,8 @@ def _mp_context():
     this process would not survive it."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = torch.multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload([__name__])
+        # _forkserver_preload first: the server ends with the run even while importing torch
+        ctx.set_forkserver_preload(["sinsim._forkserver_preload", __name__])
         return ctx
     return torch.multiprocessing.get_context("spawn")
 
@@ -334,9 +336,12 @@ def _get(q) -> Any:
 
 def _helper(jobs, inbox, results, threads: int) -> None:
     """A helper process: build the trainer, then run jobs until told to stop (or orphaned)."""
+    exit_with_parent()  # the run's process killed (even by SIGKILL): this one goes at once
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's process to handle
     results.cancel_join_thread()  # exiting never waits for results nobody will read
     torch.set_num_threads(threads)
+    if portable.pinned():  # as the run's process (sinsim.sim.engine.prepare)
+        portable.apply()
     from sinsim.learn.datasets import Dataset
 
     msg = _get(inbox)

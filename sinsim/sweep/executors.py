@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from sinsim._lifeline import exit_with_parent
 from sinsim.errors import ConfigError, InputError
 from sinsim.scenario import load_scenario
 from sinsim.sweep.plan import DASK_HINT, ExecutorSpec, RunSpec
@@ -86,8 +87,12 @@ def _resumable(out: Path, resolved: dict[str, Any]) -> bool:
     checkpoint is removed, and the run resumes (the recorder cuts the tables back)."""
     from sinsim.sim import checkpoint  # the engine's room: imported in the worker only
 
-    cp = checkpoint.load(out) if out.is_dir() else None
-    if cp is None or checkpoint.first_difference(cp.scenario, resolved) is not None:
+    try:
+        cp = checkpoint.load(out) if out.is_dir() else None
+    except checkpoint.CheckpointError as e:  # not loaded: the run starts afresh, as below
+        logging.getLogger(__name__).warning("%s; the run starts afresh", e)
+        return False
+    if cp is None or cp.scenario_sha256 != checkpoint.scenario_hash(resolved):
         return False
     kept = {f"{table}.csv" for table in cp.counts} | {checkpoint.CHECKPOINT}  # its tables
     for path in out.iterdir():
@@ -97,20 +102,33 @@ def _resumable(out: Path, resolved: dict[str, Any]) -> bool:
 
 
 def run_local(tasks: Sequence[Task], workers: int, run_fn: RunFn, finished: Finished) -> None:
-    """Every task on a pool of ``workers`` spawned processes; ``finished`` as each ends."""
+    """Every task on a pool of ``workers`` spawned processes; ``finished`` as each ends. A
+    worker ends when this process does, however it ends (``exit_with_parent``); interrupted
+    here (Ctrl-C), the workers are stopped at once rather than left to finish their runs."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     # spawn: torch is not fork-safe once its thread pools exist
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=exit_with_parent)
     try:
         futures = {pool.submit(run_fn, *args): run for run, args in tasks}
         for fut in as_completed(futures):
             finished(futures[fut], _result(fut))
     except BaseException:
+        _terminate_workers(pool)  # before shutdown, which forgets them
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+
+
+def _terminate_workers(pool) -> None:
+    """Stop a ``ProcessPoolExecutor``'s workers now (``terminate_workers`` from Python 3.14)."""
+    if hasattr(pool, "terminate_workers"):
+        pool.terminate_workers()
+        return
+    for p in list((getattr(pool, "_processes", None) or {}).values()):
+        p.terminate()
 
 
 def run_dask(tasks: Sequence[Task], ex: ExecutorSpec, workers: int, run_fn: RunFn,
