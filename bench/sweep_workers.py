@@ -1,11 +1,11 @@
 """Sweep throughput: the same sweep with 1 and with 2 local workers, in one process.
 
-Runs ``SWEEP`` (default ``sweeps/paper_table1.yaml``, 15 runs) into two fresh temporary directories,
-first with one worker, then with two, and checks the two combined tables are identical
-(``host_wall_s`` aside). ``--set KEY=VALUE`` adds fixed overrides to the sweep's ``set`` (e.g.
-``--set training.rounds=2`` for a quick look); without them the whole Table I grid runs twice
-(about 25 minutes on 2 cores). The last line is ``sweep_speedup_2_workers: <t1 / t2>``
-(target >= 1.6).
+Runs ``SWEEP`` (default ``sweeps/paper_table1_npm.yaml``, 15 runs: Table I on the npm digits)
+into two fresh temporary directories, first with one worker, then with two, and checks the two
+combined tables are identical (``host_wall_s`` aside). ``--set KEY=VALUE`` adds fixed overrides
+to the sweep's ``set`` (e.g. ``--set training.rounds=2`` for a quick look); without them the
+whole Table I grid runs twice (about 25 minutes on 2 cores). The last line is
+``sweep_speedup_2_workers: <t1 / t2>`` (target >= 1.6).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from sinsim.sweep import plan_sweep, run_sweep  # noqa: E402
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("sweep", nargs="?", default=str(REPO / "sweeps" / "paper_table1.yaml"))
+    p.add_argument("sweep", nargs="?", default=str(REPO / "sweeps" / "paper_table1_npm.yaml"))
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args()
     src = Path(args.sweep).resolve()

@@ -7,7 +7,7 @@
     python -m sinsim plot DIR [--out DIR] [--format EXT ...]
     python -m sinsim sweep SWEEP.yaml [--out DIR] [--workers N] [--executor local|dask]
                                       [--scheduler tcp://HOST:PORT] [--quiet]
-    python -m sinsim table1 DIR... [--target 0.96] [--out FILE]
+    python -m sinsim table1 DIR... [--target 0.96] [--out FILE.md] [--csv FILE] [--figure FILE]
     python -m sinsim report DIR... [--out FILE]
     python -m sinsim fidelity DIR... [--out FILE]
 
@@ -24,10 +24,11 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from sinsim.errors import InputError
+from sinsim.errors import InputError, WriteFailed
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 PROG = "python -m sinsim"
@@ -138,12 +139,19 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--scheduler", metavar="ADDRESS", help="run on the Dask cluster whose "
                        "scheduler is at ADDRESS (tcp://HOST:PORT); implies --executor dask")
     table1 = command("table1", _table1, ["dirs", "out"],
-                     "the seed paper's Table I from sweep (or single run) directories",
-                     "The seed paper's Table I: per clients-per-round K and algorithm, "
-                     "bit-width, accuracy, bytes per client each way, the compression ratio "
-                     "against FedAvg, rounds and simulated time to the target. DIRs are sweep "
-                     "directories or single runs' results directories, combined.")
+                     "the seed paper's Table I beside sinsim's, from sweep (or run) directories",
+                     "The seed paper's Table I beside sinsim's, per clients-per-round K and "
+                     "algorithm: the paper's bit-width and accuracy; sinsim's mean bit-width and "
+                     "mean accuracy over the seeds with a 95 % Student-t interval, rounds to the "
+                     "target, bytes per device and round each way, the uplink ratio against "
+                     "FedAvg. DIRs are sweep directories or single runs' results directories, "
+                     "combined. Markdown on stdout (and --out); with --out, the CSV and the "
+                     "figure (accuracy against cumulative bytes up) go beside it.")
     table1.add_argument("--target", type=float, default=0.96, help="target accuracy (0.96)")
+    table1.add_argument("--csv", metavar="FILE", help="write the table as CSV (default with "
+                        "--out: FILE.csv beside it)")
+    table1.add_argument("--figure", metavar="FILE", help="write accuracy against cumulative "
+                        "bytes up, every cell (default with --out: FILE.png beside it)")
     command("report", _report, ["dirs", "out"], "a markdown overview of sweeps",
             "A markdown overview of each sweep: per swept value and algorithm, the final "
             "accuracy, the mean round duration, the share of clients averaged and the bytes.")
@@ -207,17 +215,17 @@ def _output_dir(path: str | Path, *, create: bool = True) -> Path:
     return out
 
 
-def _output_file(path: str) -> Path:
+def _output_file(path: str | Path, flag: str = "--out") -> Path:
     """``path`` as a file that can be written (its folder exists and is writable; it is not
-    a directory), checked before the tables are read."""
+    a directory), checked before the tables are read; errors name the option ``flag``."""
     out = Path(path)
     folder = out.parent
     if out.is_dir():
-        raise OutputPathError(f"--out {out}: is a directory, not a file")
+        raise OutputPathError(f"{flag} {out}: is a directory, not a file")
     if not folder.is_dir():
-        raise OutputPathError(f"--out {out}: no such directory {str(folder)!r}")
+        raise OutputPathError(f"{flag} {out}: no such directory {str(folder)!r}")
     if (out.exists() and not os.access(out, os.W_OK)) or not os.access(folder, os.W_OK):
-        raise OutputPathError(f"--out {out}: cannot write the file: permission denied")
+        raise OutputPathError(f"{flag} {out}: cannot write the file: permission denied")
     return out
 
 
@@ -235,6 +243,7 @@ def _why(error: OSError, path: Path) -> str:
 # -------------------------------------------------------------------------------- commands
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    args.process_command_line = argv is None  # (portable mode may re-execute it)
     try:
         return args.run(args)
     except InputError as e:
@@ -247,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sinsim: interrupted; finished rounds are on disk", file=sys.stderr)
         return EXIT_FAILURE
+    except WriteFailed as e:  # a full or read-only disk: one line, no traceback
+        print(f"sinsim: run failed: {e}; the finished rounds are on disk: run again with "
+              f"--resume once the disk is back", file=sys.stderr)
+        return EXIT_FAILURE
     except Exception as e:  # noqa: BLE001 - a failure while running: exit 1, keep the traceback
         traceback.print_exc()
         print(f"sinsim: run failed: {type(e).__name__}: {e}; finished rounds are on disk",
@@ -258,6 +271,7 @@ def _run(args: argparse.Namespace) -> int:
     from sinsim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
+    _pin_portable(args, scenario.training.portable)
     out = _output_dir(args.out or Path("results") / scenario.name)
 
     from tqdm.auto import tqdm
@@ -289,6 +303,46 @@ def _run(args: argparse.Namespace) -> int:
     if not bar.disable:
         print(f"host wall time {wall:.1f} s")
     return EXIT_OK
+
+
+@contextmanager
+def _environment(portable: bool) -> Iterator[None]:
+    """This process's environment, with the portable pins while inside when ``portable``."""
+    if not portable:
+        yield
+        return
+    from sinsim.learn.portable import PINS
+
+    before = dict(os.environ)
+    os.environ.update(PINS)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(before)
+
+
+def _pin_portable(args: argparse.Namespace, wanted: bool) -> None:
+    """``training.portable``: pin torch's kernels (``sinsim.learn.portable``) in this process's
+    environment. ATen and MKL read their pins at their first kernel, and loading a scenario runs
+    none, so that holds; where it does not (checked), this command re-executes itself (same
+    interpreter, same arguments) with the pins, unless ``main`` was called with arguments of its
+    own rather than this process's command line: then the environment is left as it was, and
+    the engine refuses the run."""
+    from sinsim.learn import portable
+
+    if not wanted or portable.pinned():
+        return
+    before = dict(os.environ)
+    portable.pin_this_process()
+    if not portable.departures(settings=False):
+        return
+    if getattr(args, "process_command_line", False):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(sys.executable, sys.orig_argv, portable.environment())
+    os.environ.clear()
+    os.environ.update(before)
 
 
 def _contacts(args: argparse.Namespace) -> int:
@@ -363,8 +417,16 @@ def _sweep(args: argparse.Namespace) -> int:
         raise InputError("--scheduler is for --executor dask, not local")
     plan = plan_sweep(args.sweep, executor=args.executor, workers=args.workers,
                       address=args.scheduler)
+    portable = {r.resolved["training"]["portable"] for r in plan.runs}
+    if len(portable) > 1:
+        from sinsim.errors import ConfigError
+
+        raise ConfigError("the runs of a sweep share their workers' environment: make every "
+                          "run portable or none", file=args.sweep, key="training.portable")
     out = _output_dir(args.out or Path("results") / plan.name)
-    r = run_sweep(plan, out, progress=False if args.quiet else None)
+    # every run in a worker process started from here, which inherits the pins
+    with _environment(True in portable):
+        r = run_sweep(plan, out, progress=False if args.quiet else None)
     print(f"sweep {plan.name}: {len(plan.runs)} runs: {len(r.done)} done, {len(r.skipped)} "
           f"skipped (already finished), {len(r.failed)} failed "
           f"[{r.executor}, {r.workers} worker{'s' if r.workers != 1 else ''}, {r.wall_s:.1f} s]")
@@ -391,9 +453,34 @@ def _markdown(make: Callable[[], str], out: str | None) -> int:
 
 
 def _table1(args: argparse.Namespace) -> int:
-    from sinsim.studies.table1 import markdown
+    from sinsim.studies.figures import check_formats
+    from sinsim.studies.table1 import build
 
-    return _markdown(lambda: markdown(args.dirs, args.target), args.out)
+    out = _output_file(args.out) if args.out else None
+
+    def beside(suffix: str) -> Path | None:
+        if out is None:
+            return None
+        path = out.with_suffix(suffix)
+        return path if path != out else out.with_name(out.name + suffix)
+
+    csv = _output_file(args.csv, "--csv") if args.csv else beside(".csv")
+    fig = _output_file(args.figure, "--figure") if args.figure else beside(".png")
+    if fig is not None:
+        try:
+            check_formats([fig.suffix.lstrip(".")])
+        except ValueError as e:
+            raise OutputPathError(f"--figure {fig}: {e}") from None
+    result = build(args.dirs, args.target)
+    text = result.markdown()
+    print(text)
+    if out:
+        out.write_text(text, encoding="utf-8")
+    if csv:
+        result.write_csv(csv)
+    if fig:
+        result.plot(fig)
+    return EXIT_OK
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -28,6 +28,12 @@ from sinsim.scenario import validate_scenario
 from sinsim.sim.engine import run_scenario
 from tests.invariants import check_run_invariants, load_tables
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _small_data(small_synthetic):
+    """``synthetic_small`` (tests/conftest.py): these runs check tables, not how much is
+    learned."""
+
 ROOT = Path(__file__).resolve().parents[1]
 NEW = ["staleness_mean", "staleness_max", "host_wall_s", "algorithm"]
 
@@ -120,7 +126,7 @@ def _scenario(algorithms, *, rounds=3, clients=6, cpr=1, loss=None, **training):
         "links": {"uplink": {"rate_bps": 8e6, "propagation_delay_s": 0.01},
                   "downlink": {"rate_bps": 40e6, "propagation_delay_s": 0.01},
                   "loss": loss or {"kind": "none"}},
-        "training": {"dataset": "synthetic", "rounds": rounds, "clients_per_round": cpr,
+        "training": {"dataset": "synthetic_small", "rounds": rounds, "clients_per_round": cpr,
                      "batch_size": 50, "lr": 0.05, "round_deadline": "10min", "workers": 1,
                      **training},
         "compute": {"flops_per_s": 1e9},
@@ -165,8 +171,9 @@ def test_fedbuff_whose_buffer_fills_in_one_batch_is_fedavg(tmp_path):
     pd.testing.assert_frame_equal(r["fedavg"].drop(columns=["test_accuracy", "test_loss"]),
                                   r["fedbuff"].drop(columns=["test_accuracy", "test_loss"]),
                                   check_exact=True)
+    # a near-tie may flip one of synthetic_small's 500 test predictions
     assert r["fedbuff"].test_accuracy[0] == pytest.approx(r["fedavg"].test_accuracy[0],
-                                                          abs=1e-3)
+                                                          abs=1.5 / 500)
     assert r["fedbuff"].test_loss[0] == pytest.approx(r["fedavg"].test_loss[0], rel=1e-5)
     assert r["fedbuff"].completed[0] == 3
     for table in (transfers, clients):

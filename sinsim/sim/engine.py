@@ -11,7 +11,6 @@ needs it: the same tables as in one process.
 
 from __future__ import annotations
 
-import copy
 import json
 import sys
 import time
@@ -26,7 +25,8 @@ import torch
 
 import sinsim
 from sinsim._rng import rng_for
-from sinsim.errors import ConfigError
+from sinsim.errors import ConfigError, WriteFailed
+from sinsim.learn import portable
 from sinsim.learn.codecs import ModelSpec
 from sinsim.learn.datasets import Dataset, load_dataset
 from sinsim.learn.models import build_model, training_flops_per_sample
@@ -73,6 +73,8 @@ def prepare(scenario: Scenario, network: Network | None = None,
     """``topology``: the one ``network`` was built from (a by_plane partition reads the
     clients' planes from it; without it they come from the scenario's nodes)."""
     tr = scenario.training
+    if tr.portable and not portable.pinned():
+        raise ConfigError(portable.NOT_PINNED, key="training.portable")
     network = network if network is not None else build_network(scenario, topology)
     n = len(network.client_ids)
     if tr.clients_per_round > n:
@@ -89,8 +91,13 @@ def prepare(scenario: Scenario, network: Network | None = None,
     except ValueError as e:
         raise ConfigError(str(e), key="training.partition") from None
     model = build_model(tr.model, scenario.seed, dataset.input_shape)
-    device = pick_device(tr.device)
+    device = pick_device("cpu" if tr.portable else tr.device)
     torch.set_num_threads(tr.cpu_threads)
+    if portable.pinned():  # this process's torch settings too (the environment's are read)
+        portable.apply()
+    if tr.portable and (off := portable.departures()):
+        raise ConfigError(f"not in effect here ({'; '.join(off)}): {portable.NOT_PINNED}",
+                          key="training.portable")
     config = TrainConfig(tr.local_epochs, tr.batch_size, tr.lr, tr.momentum, tr.eval_batch_size)
     trainer = LocalTrainer(model, dataset, shards, config,
                            training_flops_per_sample(model, dataset.input_shape), device)
@@ -144,8 +151,7 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
     batteries = _batteries(prep)
     if resume is not None:
         rows, global_state = list(resume.rows), resume.global_state
-        strategy.restore(resume.strategy)
-        batteries = resume.batteries
+        _restore(prep, strategy, resume, batteries, recorder.out_dir / checkpoint.CHECKPOINT)
     env = simpy.Environment(initial_time=resume.now_s if resume is not None else 0)
     first = rows[-1]["round"] + 1 if rows else 1
     if rows and _reached_target(sc, rows[-1]):
@@ -187,8 +193,9 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
                          rnd.power)
             rows.append(row)
             if on_checkpoint:
-                on_checkpoint(AlgorithmState(algorithm.label, list(rows), env.now, global_state,
-                                             strategy.checkpoint(), copy.deepcopy(batteries)))
+                on_checkpoint(AlgorithmState(
+                    algorithm.label, list(rows), env.now, global_state, strategy.checkpoint(),
+                    None if batteries is None else [b.state() if b is not None else None for b in batteries]))
             if on_round_end:
                 on_round_end(row)
             if _reached_target(sc, row):
@@ -228,6 +235,29 @@ def _write_round(recorder: Recorder, row: dict[str, Any], transfers: list[dict[s
     hops = [{**h, "round": t["round"]} for t in transfers for h in t["hop_rows"]]
     power = [{**p, "round": row["round"]} for p in sorted(power, key=lambda x: x["node"])]
     recorder.write_round(row, transfers, clients, hops, power)
+
+
+def _restore(prep: Prepared, strategy: Strategy, resume: AlgorithmState,
+             batteries: list[Battery | None] | None, path: Path) -> None:
+    """Take the state of a checkpoint back into ``strategy`` and ``batteries`` (fresh ones);
+    a checkpoint whose state does not fit them is refused (``CheckpointError``)."""
+    try:
+        spec = ModelSpec.of(resume.global_state)
+        if spec != prep.spec:
+            raise ValueError(f"a global model of {spec.names} {spec.shapes}, not the scenario's")
+        strategy.restore(resume.strategy)
+        saved = resume.batteries
+        if (saved is None) != (batteries is None) or len(saved or ()) != len(batteries or ()):
+            raise ValueError("batteries that are not the scenario's")
+        for battery, state in zip(batteries or (), saved or ()):
+            if (battery is None) != (state is None):
+                raise ValueError("batteries that are not the scenario's")
+            if battery is not None:
+                battery.set_state(state)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        raise checkpoint.CheckpointError(
+            f"its {resume.label} state does not fit this scenario ({e}); delete it and run "
+            f"without --resume to start over", file=str(path)) from None
 
 
 def _batteries(prep: Prepared) -> list[Battery | None] | None:
@@ -446,12 +476,19 @@ def run_scenario(scenario: Scenario, out_dir, *, on_round_end: RoundCallback | N
     try:
         topology = orbital_topology(scenario)
         if topology is not None:
-            write_topology(topology, recorder.out_dir)
+            try:
+                write_topology(topology, recorder.out_dir)
+            except OSError as e:
+                raise WriteFailed(f"cannot write {e.filename or recorder.out_dir}: "
+                                  f"{(e.strerror or str(e)).lower()}") from e
             summary["contacts"] = contacts_info(topology)
         prep = prepare(scenario, build_network(scenario, topology), topology)
         summary["dataset"] = prep.dataset.info()
         summary["n_clients"] = len(prep.network.client_ids)
         summary["device"] = str(prep.trainer.device)
+        # the kernels' instruction set; portable: pinned to the same path on every x86-64
+        summary["cpu_capability"] = portable.cpu_capability()
+        summary["portable"] = prep.trainer.device.type == "cpu" and portable.in_effect()
         if on_prepared:
             on_prepared(prep)
         pool = training_pool(prep)
@@ -474,7 +511,6 @@ def run_scenario(scenario: Scenario, out_dir, *, on_round_end: RoundCallback | N
             if pool is not None:
                 pool.close()
         summary["status"] = "complete"
-        checkpoint.remove(recorder.out_dir)
         return summary
     except BaseException as e:
         summary["status"] = "failed"
@@ -482,7 +518,13 @@ def run_scenario(scenario: Scenario, out_dir, *, on_round_end: RoundCallback | N
         raise
     finally:
         recorder.close()
-        recorder.write_json("summary.json", summary)
+        try:
+            recorder.write_json("summary.json", summary)
+        except WriteFailed:
+            if summary["status"] != "failed":
+                raise  # else the failure under way is the one to tell
+        if summary["status"] == "complete":  # the checkpoint goes once the summary is there
+            checkpoint.remove(recorder.out_dir)
 
 
 def _resumable(out_dir, resolved: dict[str, Any]) -> Checkpoint | dict[str, Any] | None:
@@ -500,6 +542,8 @@ def _resumable(out_dir, resolved: dict[str, Any]) -> Checkpoint | dict[str, Any]
         if summary.get("status") != "complete":
             return None
     diff = checkpoint.first_difference(before, resolved)
+    if not diff and cp is not None and cp.scenario_sha256 != checkpoint.scenario_hash(resolved):
+        diff = "the scenario's hash differs"
     if diff:
         raise ConfigError(f"the run there was made with another scenario ({diff}); --resume "
                           f"continues only the same scenario (use another --out, or run "
