@@ -93,8 +93,10 @@ def cluster(tmp: Path) -> Iterator[tuple[str, dict[str, subprocess.Popen], objec
         assert address.startswith("tcp://127.0.0.1:")
         workers = {}
         for name in ("a", "b"):
+            # under sinsim.learn.portable: the sweep's scenario (tiny.yaml) is portable, and a
+            # Dask worker takes the pins only when started with them (README: Portable mode)
             workers[name] = _start(
-                [*_dask("worker"), address, "--name", name, "--nworkers", "1", "--nthreads",
+                [sys.executable, "-m", "sinsim.learn.portable", *_dask("worker"), address, "--name", name, "--nworkers", "1", "--nthreads",
                  "1", "--no-dashboard", "--death-timeout", "60s",
                  "--local-directory", str(tmp / f"worker-{name}")], tmp / f"worker-{name}.log")
             procs.append(workers[name])

@@ -132,7 +132,9 @@ def _rows(path: Path) -> int:
 def test_kill_9_then_resume_gives_the_uninterrupted_tables(tmp_path):
     """tiny.yaml (FedAvg, then SpaceDML, 3 rounds each) killed with SIGKILL twice, once in
     each algorithm, and resumed each time: the tables equal an uninterrupted run's."""
-    args = ("scenarios/tiny.yaml", "--quiet", "--set", "training.workers=1")
+    # the same machine throughout: the fast kernels (portable mode would cost ~1.6x here)
+    args = ("scenarios/tiny.yaml", "--quiet", "--set", "training.workers=1",
+            "--set", "training.portable=false")
     ref = _sinsim(*args, "--out", str(tmp_path / "ref"))
     assert ref.wait(timeout=1800) == 0, ref.stderr.read()
     out = tmp_path / "killed"

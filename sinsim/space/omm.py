@@ -83,6 +83,8 @@ def _xml_records(text: str, path: str) -> Iterator:
     except ET.ParseError as e:
         line, col = e.position
         raise OMMFormatError(path, None, f"not valid XML (line {line}, column {col + 1})") from None
+    except LookupError as e:  # an XML declaration that names an unknown encoding
+        raise OMMFormatError(path, None, f"not valid XML ({e})") from None
     if root.find(".//segment") is None:
         raise OMMFormatError(path, None, "no <segment> element: not an OMM XML file")
     records = sgp4_omm.parse_xml(io.StringIO(text))  # sgp4's reader: one record per segment

@@ -108,6 +108,7 @@ def test_spacedml_bits_stay_in_the_seeds_band_every_round(tmp_path):
     ratios, and do not drift round after round."""
     proc = sinsim("scenarios/tiny.yaml", "--out", str(tmp_path), "--set", "training.rounds=5",
                   "--set", "training.clients_per_round=2",
+                  "--set", "training.portable=false",  # bits, not digits: the fast kernels
                   "--set", "algorithms=[{spacedml: {label: s7, pruning_ratio: 0.7}}, "
                   "{spacedml: {label: s8, pruning_ratio: 0.8}}, "
                   "{spacedml: {label: s9, pruning_ratio: 0.9}}]")
