@@ -10,6 +10,7 @@
     python -m sinsim table1 DIR... [--target 0.96] [--out FILE.md] [--csv FILE] [--figure FILE]
     python -m sinsim report DIR... [--out FILE]
     python -m sinsim fidelity DIR... [--out FILE]
+    python -m sinsim view DIR [--out FILE.html]
 
 Exit status: 0 success; 2 bad input (message names the file and key, no traceback);
 1 a failure while running.
@@ -32,7 +33,7 @@ from sinsim.errors import InputError, WriteFailed
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 PROG = "python -m sinsim"
-COMMANDS = ("run", "contacts", "links", "plot", "sweep", "table1", "report", "fidelity")
+COMMANDS = ("run", "contacts", "links", "plot", "sweep", "table1", "report", "fidelity", "view")
 
 
 # --------------------------------------------------------------------------------- parsers
@@ -159,6 +160,9 @@ def _parser() -> argparse.ArgumentParser:
             "the SpaceDML fidelity ablation table of sweeps",
             "The SpaceDML fidelity ablation: per variant, the bit-width of every round (in the "
             "seed's band? declining?), the accuracy and the bytes per client each way.")
+    view = command("view", _view, [], "one self-contained web page of a run (docs/view.md)")
+    view.add_argument("results", help="a results directory (nodes.csv, contacts.csv, ...)")
+    view.add_argument("--out", metavar="FILE.html", help="default: RESULTS/view.html")
     return p
 
 
@@ -493,6 +497,12 @@ def _fidelity(args: argparse.Namespace) -> int:
     from sinsim.studies.fidelity import markdown
 
     return _markdown(lambda: markdown(args.dirs), args.out)
+
+
+def _view(args: argparse.Namespace) -> int:
+    from sinsim.studies.view import view_command
+
+    return view_command(args.results, args.out)
 
 
 if __name__ == "__main__":  # pragma: no cover
