@@ -2,9 +2,10 @@
 ``chromium-driver``) driven by Selenium opens the page written by ``python -m sinsim view`` from
 a file, and checks that it renders without console errors, that no request leaves the page, that
 the map, timeline and curves are drawn, and that moving the slider moves the satellites.
-Skips, saying why, where no browser or Selenium is installed (``make setup`` installs them as
-root). With ``SINSIM_VIEW_SCREENSHOT=path.png`` it saves a screenshot of the page there
-(docs/figures/view.png is one).
+Skips, saying why, where no browser or Selenium is installed (``make setup browser`` installs
+them as root). It views the stored ``tests/data/results_small/leo_walker`` run, or the results
+directory ``SINSIM_VIEW_RUN`` names; with ``SINSIM_VIEW_SCREENSHOT=path.png`` it saves a
+screenshot of the page there (docs/figures/view.png is one, of results/leo_isl).
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ STORED = Path(__file__).resolve().parent / "data" / "results_small" / "leo_walke
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not (CHROMIUM and DRIVER),
     reason="no headless browser: install Debian's chromium and chromium-driver "
-           "(apt-get install -y chromium chromium-driver; make setup does as root)")
+           "(apt-get install -y chromium chromium-driver; `make browser` does as root)")]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,8 @@ def test_the_page_renders_offline_and_the_slider_moves_the_satellites(browser, t
     from selenium.webdriver.common.by import By
 
     page = tmp_path / "view.html"
-    assert main(["view", str(STORED), "--out", str(page)]) == 0
+    run = os.environ.get("SINSIM_VIEW_RUN") or str(STORED)
+    assert main(["view", run, "--out", str(page)]) == 0
     assert str(page) in capsys.readouterr().out
     browser.get(page.as_uri())
     for _ in range(100):  # plotly draws after load

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from sinsim.errors import InputError
+from sinsim.studies.tables import results_path
 
 __all__ = ["build_page", "write_page", "show", "view_command", "PAGE_NAME"]
 
@@ -71,6 +72,7 @@ def build_page(results_dir: str | Path, max_frames: int | None = None,
     :class:`~sinsim.studies.tables.MissingTable` (bad input) when it is not a run or has no
     contact plan or nodes."""
     _plotly()
+    import plotly.io
     import plotly.offline
 
     from sinsim.studies import view_data
@@ -88,8 +90,8 @@ def build_page(results_dir: str | Path, max_frames: int | None = None,
     config = {"displaylogo": False, "responsive": True}
 
     def div(fig, div_id: str) -> str:
-        return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
-                           config=config, auto_play=False)
+        return plotly.io.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id,
+                                 config=config, auto_play=False, validate=False)
 
     parts = [div(map_figure(run, sc), MAP_DIV)]
     t = run.tables
@@ -123,7 +125,7 @@ def build_page(results_dir: str | Path, max_frames: int | None = None,
 
 def write_page(results_dir: str | Path, out: str | Path | None = None, **kwargs) -> Path:
     """Write the page (default ``results_dir/view.html``) and return its path."""
-    path = Path(out) if out else Path(results_dir) / PAGE_NAME
+    path = Path(out) if out else results_path(results_dir) / PAGE_NAME
     if path.is_dir():
         raise InputError(f"--out {path}: is a directory, not a file")
     if not path.parent.is_dir():

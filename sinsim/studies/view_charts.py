@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from sinsim.studies.figures import time_unit
+from sinsim.studies.units import time_unit
 from sinsim.studies.view_map import algorithm_colors
 
 __all__ = ["timeline_segments", "timeline_figure", "curves_figure", "TIMELINE_DIV",

@@ -189,8 +189,7 @@ def _in_flight(run: Run, server: str | None) -> pd.DataFrame:
     t = run.tables
     cols = ["algorithm", "direction", "from", "to", "start_s", "end_s"]
     if "hops" in t and len(t["hops"]):
-        h = t["hops"].rename(columns={})
-        f = h[cols].copy()
+        f = t["hops"][cols].copy()
     elif "transfers" in t and len(t["transfers"]):
         x = t["transfers"]
         wait = x["wait_s"].fillna(0.0) if "wait_s" in x else 0.0

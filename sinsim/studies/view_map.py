@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import numpy as np
-import plotly.graph_objects as go
 
 from sinsim.studies.coastlines import coastline_xy
 from sinsim.studies.view_data import Run, Scene, round_xy
@@ -55,30 +54,37 @@ def _time_label(run: Run, t_s: float) -> str:
     return f"{utc:%Y-%m-%d %H:%M} UTC (t = {t_s / 3600:.2f} h)"
 
 
-def map_figure(run: Run, sc: Scene) -> go.Figure:
-    """The animated map: static layers, then the moving ones updated by each frame."""
-    fig = go.Figure()
+def _scatter(**kwargs) -> dict:
+    return {"type": "scatter", **kwargs}
+
+
+def map_figure(run: Run, sc: Scene) -> dict:
+    """The animated map as a Plotly figure dict (``data``, ``layout``, ``frames``; plain dicts
+    because validating hundreds of frames through ``plotly.graph_objects`` takes seconds):
+    static layers, then the moving ones that each frame updates."""
     cx, cy = coastline_xy()
-    fig.add_trace(go.Scatter(x=cx, y=cy, mode="lines", line={"color": "#8c8c8c", "width": 0.8},
-                             name="coastlines", hoverinfo="skip"))
+    data = [_scatter(x=cx, y=cy, mode="lines", line={"color": "#8c8c8c", "width": 0.8},
+                     name="coastlines", hoverinfo="skip")]
     tx: list = []
     ty: list = []
     for la, lo in sc.tracks.values():
         jumps = np.flatnonzero(np.abs(np.diff(lo)) > 180) + 1
         tx += round_xy(np.insert(lo, jumps, np.nan)) + [None]
         ty += round_xy(np.insert(la, jumps, np.nan)) + [None]
-    fig.add_trace(go.Scatter(x=tx, y=ty, mode="lines", name="ground tracks (one orbit)",
-                             line={"color": "rgba(31,119,180,0.18)", "width": 0.7},
-                             hoverinfo="skip"))
+    data.append(_scatter(x=tx, y=ty, mode="lines", name="ground tracks (one orbit)",
+                         line={"color": "rgba(31,119,180,0.18)", "width": 0.7},
+                         hoverinfo="skip"))
     stations = [i for i, k in sc.kind.items() if k == "ground_station" and i in sc.lat]
-    fig.add_trace(go.Scatter(
-        x=[sc.lon[i][0] for i in stations], y=[sc.lat[i][0] for i in stations],
+    data.append(_scatter(
+        x=round_xy([sc.lon[i][0] for i in stations]),
+        y=round_xy([sc.lat[i][0] for i in stations]),
         mode="markers+text", text=stations, textposition="top right", name="ground stations",
         marker={"symbol": "triangle-up", "size": 12, "color": "black"}))
-    static = len(fig.data)
+    static = len(data)
 
     links = sc.links
     l_start, l_end = links.start_s.to_numpy(float), links.end_s.to_numpy(float)
+    l_a, l_b = links.a.astype(str).to_numpy(), links.b.astype(str).to_numpy()
     moving: list[tuple[str, dict, callable]] = []
 
     def link_layer(kind: str, style: dict, name: str):
@@ -87,8 +93,7 @@ def map_figure(run: Run, sc: Scene) -> go.Figure:
         def at(f: int, t: float) -> dict:
             i = _active(l_start, l_end, t, t)
             i = i[sel[i]]
-            x, y = _segments(sc, links.a.iloc[i].astype(str).tolist(),
-                             links.b.iloc[i].astype(str).tolist(), f)
+            x, y = _segments(sc, l_a[i].tolist(), l_b[i].tolist(), f)
             return {"x": x, "y": y}
         moving.append((name, {"mode": "lines", "line": style, "hoverinfo": "skip"}, at))
 
@@ -99,6 +104,7 @@ def map_figure(run: Run, sc: Scene) -> go.Figure:
 
     tr = sc.transfers
     t_start, t_end = tr.start_s.to_numpy(float), tr.end_s.to_numpy(float)
+    t_from, t_to = tr["from"].to_numpy(str), tr["to"].to_numpy(str)
     colors = algorithm_colors(run.tables["rounds"].algorithm if "rounds" in run.tables
                               else tr.algorithm)
     for alg in sorted(set(tr.algorithm)):
@@ -110,7 +116,7 @@ def map_figure(run: Run, sc: Scene) -> go.Figure:
             def at(f: int, t: float, sel=sel) -> dict:
                 i = _active(t_start, t_end, t - sc.step_s / 2, t + sc.step_s / 2)
                 i = i[sel[i]]
-                x, y = _segments(sc, tr["from"].iloc[i].tolist(), tr["to"].iloc[i].tolist(), f)
+                x, y = _segments(sc, t_from[i].tolist(), t_to[i].tolist(), f)
                 return {"x": x, "y": y}
             style = {"color": colors.get(alg, "black"), "width": 3.5 if direction == "up" else 2.5,
                      "dash": "solid" if direction == "up" else "dot"}
@@ -135,20 +141,19 @@ def map_figure(run: Run, sc: Scene) -> go.Figure:
         node_layer(uavs, "UAVs", {"size": 8, "color": "darkgreen", "symbol": "triangle-down"})
 
     for name, style, at in moving:
-        fig.add_trace(go.Scatter(name=name, **style, **at(0, float(sc.times_s[0]))))
+        data.append(_scatter(name=name, **style, **at(0, float(sc.times_s[0]))))
     indices = list(range(static, static + len(moving)))
     frames = []
     steps = []
     for f, t in enumerate(sc.times_s):
-        frames.append(go.Frame(name=str(f), traces=indices,
-                               data=[go.Scatter(**at(f, float(t))) for _, _, at in moving]))
+        frames.append({"name": str(f), "traces": indices,
+                       "data": [_scatter(**at(f, float(t))) for _, _, at in moving]})
         steps.append({"method": "animate", "label": _time_label(run, t),
                       "args": [[str(f)], {"mode": "immediate", "frame": {"duration": 0,
                                "redraw": False}, "transition": {"duration": 0}}]})
-    fig.frames = frames
     play = {"frame": {"duration": 120, "redraw": False}, "fromcurrent": True,
             "transition": {"duration": 0}}
-    fig.update_layout(
+    layout = dict(
         title={"text": "the run on a map: positions at the slider's time; transfers in flight "
                        f"within ± {sc.step_s / 2:g} s", "y": 0.99, "yanchor": "top"},
         height=680, margin={"l": 50, "r": 10, "t": 90, "b": 10},
@@ -167,4 +172,4 @@ def map_figure(run: Run, sc: Scene) -> go.Figure:
                   "pad": {"t": 10}, "font": {"color": "rgba(0,0,0,0)", "size": 1},
                   "ticklen": 0, "minorticklen": 0,
                   "currentvalue": {"prefix": "time: ", "font": {"size": 13}}}])
-    return fig
+    return {"data": data, "layout": layout, "frames": frames}
