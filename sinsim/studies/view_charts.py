@@ -49,8 +49,8 @@ def timeline_segments(transfers: pd.DataFrame, clients: pd.DataFrame | None) -> 
 def timeline_figure(rounds: pd.DataFrame, transfers: pd.DataFrame,
                     clients: pd.DataFrame | None) -> go.Figure:
     """One view per round (a slider): a row per selected client of each algorithm, its bars
-    the stretches of :func:`timeline_segments`, and a black tick where the algorithm's round
-    ended."""
+    the stretches of :func:`timeline_segments`, a red x where a transfer that was not delivered
+    ended (dropped or timed out), and a black tick where the algorithm's round ended."""
     seg = timeline_segments(transfers, clients)
     div, unit = time_unit(float(rounds.round_duration_s.max()) if len(rounds) else 0.0)
     fig = go.Figure()
@@ -73,6 +73,12 @@ def timeline_figure(rounds: pd.DataFrame, transfers: pd.DataFrame,
                 y=[row[f"{a} · {c}"] for a, c in zip(part.algorithm, part.client)],
                 visible=k == 0, hovertemplate=f"{kind}<br>%{{base:.3f}} + %{{x:.3f}} {unit}"
                                               "<extra></extra>"))
+        lost = s[s.kind == "dropped"]
+        fig.add_trace(go.Scatter(
+            x=(lost.end_s / div).round(4).tolist(),
+            y=[row[f"{a} · {c}"] for a, c in zip(lost.algorithm, lost.client)],
+            mode="markers", name="not delivered (ends here)", visible=k == 0,
+            marker={"symbol": "x", "size": 9, "color": KINDS["dropped"]}))
         ends_x, ends_y = [], []
         for lab, i in row.items():
             alg = lab.split(" · ")[0]

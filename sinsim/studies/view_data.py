@@ -223,7 +223,8 @@ def scene(run: Run, max_frames: int = MAX_FRAMES, max_satellites: int = MAX_SATE
     if len(shown) < len(run.satellites):
         notes.append(f"thinned: {len(shown)} of {len(run.satellites)} satellites drawn (every "
                      f"server, {min(len(first), max_satellites)} that carried a model, the rest "
-                     "spread evenly over the constellation)")
+                     "spread evenly over the constellation); links and transfers of satellites "
+                     "not drawn are left out")
     lat: dict[str, np.ndarray] = {}
     lon: dict[str, np.ndarray] = {}
     tracks = {}
@@ -243,7 +244,8 @@ def scene(run: Run, max_frames: int = MAX_FRAMES, max_satellites: int = MAX_SATE
             lat[str(n.id)] = np.full(len(times), float(n.lat_deg))
             lon[str(n.id)] = np.full(len(times), float(n.lon_deg))
     server_ids = [i for i, r in role.items() if r == "server"]
-    if len(server_ids) > 1 and "hops" not in run.tables:
+    if len(server_ids) > 1 and "hops" not in run.tables and len(run.tables.get(
+            "transfers", ())):
         notes.append(f"transfers drawn to the first of {len(server_ids)} server nodes "
                      "(transfers.csv does not say which one carried them)")
     links = _links(run.tables)

@@ -171,5 +171,5 @@ def map_figure(run: Run, sc: Scene) -> dict:
         sliders=[{"active": 0, "steps": steps, "x": 0.0, "len": 1.0, "y": -0.02,
                   "pad": {"t": 10}, "font": {"color": "rgba(0,0,0,0)", "size": 1},
                   "ticklen": 0, "minorticklen": 0,
-                  "currentvalue": {"prefix": "time: ", "font": {"size": 13}}}])
+                  "currentvalue": {"prefix": "time: ", "font": {"size": 13, "color": "#222"}}}])
     return {"data": data, "layout": layout, "frames": frames}
