@@ -70,7 +70,8 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
     out.add_argument("--out", metavar="PATH", help="where to write: the results directory (run, "
                      "contacts, sweep; default results/<name>/), the figures' directory (plot; "
                      "default beside the tables), a markdown file (table1, report, fidelity; "
-                     "default: print only) or a CSV file (links; default: print only)")
+                     "default: print only), a CSV file (links; default: print only) or an HTML file "
+                     "(view; default RESULTS/view.html)")
     quiet = argparse.ArgumentParser(add_help=False)
     quiet.add_argument("--quiet", action="store_true", help="no progress bar")
     dirs = argparse.ArgumentParser(add_help=False)
@@ -160,9 +161,8 @@ def _parser() -> argparse.ArgumentParser:
             "the SpaceDML fidelity ablation table of sweeps",
             "The SpaceDML fidelity ablation: per variant, the bit-width of every round (in the "
             "seed's band? declining?), the accuracy and the bytes per client each way.")
-    view = command("view", _view, [], "one self-contained web page of a run (docs/view.md)")
+    view = command("view", _view, ["out"], "one self-contained web page of a run (docs/view.md)")
     view.add_argument("results", help="a results directory (nodes.csv, contacts.csv, ...)")
-    view.add_argument("--out", metavar="FILE.html", help="default: RESULTS/view.html")
     return p
 
 

@@ -165,3 +165,10 @@ def test_bad_input_exits_2_with_one_line_naming_what_is_missing(make, words, tmp
 def test_an_out_that_is_a_directory_exits_2(tmp_path, capsys):
     assert main(["view", str(LEO), "--out", str(tmp_path)]) == 2
     assert "is a directory" in capsys.readouterr().err
+
+
+def test_show_puts_the_page_in_a_notebook_iframe():
+    pytest.importorskip("IPython")
+    shown = view.show(LEO, height_px=900)
+    assert shown.data.startswith("<iframe srcdoc=\"&lt;!DOCTYPE html&gt;")
+    assert "height='900'" in shown.data and "<script" not in shown.data  # escaped inside

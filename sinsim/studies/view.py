@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import json
+import warnings
 from pathlib import Path
 
 from sinsim.errors import InputError
@@ -143,8 +144,10 @@ def show(results_dir: str | Path, height_px: int = 1500):
     from IPython.display import HTML
 
     page = build_page(results_dir)
-    return HTML(f"<iframe srcdoc=\"{html.escape(page, quote=True)}\" width='100%' "
-                f"height='{int(height_px)}' style='border:none'></iframe>")
+    with warnings.catch_warnings():  # IPython suggests IFrame, which takes a URL, not a page
+        warnings.filterwarnings("ignore", "Consider using IPython.display.IFrame")
+        return HTML(f"<iframe srcdoc=\"{html.escape(page, quote=True)}\" width='100%' "
+                    f"height='{int(height_px)}' style='border:none'></iframe>")
 
 
 def view_command(results: str, out: str | None) -> int:
