@@ -95,6 +95,15 @@ def test_the_page_renders_offline_and_the_slider_moves_the_satellites(browser, t
     moved = sum(abs(a - b) > 0.5 for a, b in zip(after, before) if a is not None)
     assert moved >= len(before) // 2, (before[:5], after[:5])
 
+    play = browser.find_elements(By.CSS_SELECTOR, "#sinsim-map .updatemenu-button")[0]
+    ActionChains(browser).move_to_element(play).click().perform()
+    time.sleep(1.5)
+    playing = browser.execute_script(
+        "return document.getElementById('sinsim-map').layout.sliders[0].active;")
+    pause = browser.find_elements(By.CSS_SELECTOR, "#sinsim-map .updatemenu-button")[1]
+    ActionChains(browser).move_to_element(pause).click().perform()
+    assert playing > active, "play did not advance the slider"
+
     resources = browser.execute_script(
         "return performance.getEntriesByType('resource').map(e => e.name);")
     outside = [r for r in resources if not r.startswith(("data:", "file:", "blob:"))]

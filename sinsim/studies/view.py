@@ -61,6 +61,12 @@ def _summary_html(run, sc) -> str:
     return f"<table id='sinsim-summary'>{body}</table>"
 
 
+# Plotly.animate rejects its promise, without a reason, when pause, a slider click or another
+# frame interrupts a running animation; plotly's own buttons leave that promise unhandled, which
+# the console reports as an error. Only those reasonless rejections are silenced.
+_QUIET_INTERRUPTS = ("window.addEventListener('unhandledrejection', function (e) {"
+                     " if (e.reason === undefined) { e.preventDefault(); } });")
+
 _STYLE = """body{font-family:sans-serif;margin:16px;max-width:1400px}
 table{border-collapse:collapse;margin:4px 16px 8px 0;display:inline-table;vertical-align:top}
 th,td{border:1px solid #ddd;padding:2px 8px;font-size:13px;text-align:left}
@@ -114,7 +120,8 @@ def build_page(results_dir: str | Path, max_frames: int | None = None,
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>sinsim: {html.escape(str(name))}</title><style>{_STYLE}</style>"
-        f"<script type='text/javascript'>{plotly.offline.get_plotlyjs()}</script></head><body>"
+        f"<script type='text/javascript'>{plotly.offline.get_plotlyjs()}</script>"
+        f"<script type='text/javascript'>{_QUIET_INTERRUPTS}</script></head><body>"
         f"<h1>sinsim run: {html.escape(str(name))}</h1>{_summary_html(run, sc)}{notes}"
         + "".join(parts)
         + "<script type='application/json' id='sinsim-meta'>"

@@ -67,11 +67,12 @@ def map_figure(run: Run, sc: Scene) -> dict:
                      name="coastlines", hoverinfo="skip")]
     tx: list = []
     ty: list = []
-    for la, lo in sc.tracks.values():
+    uav_paths = [(sc.lat[i], sc.lon[i]) for i, k in sc.kind.items() if k == "uav" and i in sc.lat]
+    for la, lo in [*sc.tracks.values(), *uav_paths]:  # UAVs: their path over the page's span
         jumps = np.flatnonzero(np.abs(np.diff(lo)) > 180) + 1
         tx += round_xy(np.insert(lo, jumps, np.nan)) + [None]
         ty += round_xy(np.insert(la, jumps, np.nan)) + [None]
-    data.append(_scatter(x=tx, y=ty, mode="lines", name="ground tracks (one orbit)",
+    data.append(_scatter(x=tx, y=ty, mode="lines", name="ground tracks (satellites: one orbit)",
                          line={"color": "rgba(31,119,180,0.18)", "width": 0.7},
                          hoverinfo="skip"))
     stations = [i for i, k in sc.kind.items() if k == "ground_station" and i in sc.lat]
@@ -162,13 +163,14 @@ def map_figure(run: Run, sc: Scene) -> dict:
         yaxis={"range": [-90, 90], "title": "latitude (deg)", "dtick": 30,
                "scaleanchor": "x", "zeroline": False, "constrain": "domain"},
         legend={"orientation": "h", "x": 0.0, "y": 1.0, "yanchor": "bottom"},
-        updatemenus=[{"type": "buttons", "showactive": False, "x": 0.0, "y": -0.02,
-                      "xanchor": "right", "yanchor": "top", "buttons": [
+        updatemenus=[{"type": "buttons", "showactive": False, "x": 0.0, "y": -0.06,
+                      "xanchor": "left", "yanchor": "top", "direction": "left",
+                      "pad": {"t": 0, "r": 10}, "buttons": [
                           {"label": "play", "method": "animate", "args": [None, play]},
                           {"label": "pause", "method": "animate", "args": [[None], {
                               "mode": "immediate", "frame": {"duration": 0, "redraw": False},
                               "transition": {"duration": 0}}]}]}],
-        sliders=[{"active": 0, "steps": steps, "x": 0.0, "len": 1.0, "y": -0.02,
+        sliders=[{"active": 0, "steps": steps, "x": 0.14, "len": 0.86, "y": -0.02,
                   "pad": {"t": 10}, "font": {"color": "rgba(0,0,0,0)", "size": 1},
                   "ticklen": 0, "minorticklen": 0,
                   "currentvalue": {"prefix": "time: ", "font": {"size": 13, "color": "#222"}}}])
