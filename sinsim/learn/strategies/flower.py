@@ -39,8 +39,8 @@ from sinsim.params import Section
 
 
 class FlowerParams(Section):
-    """``flower``: ``strategy`` names a Flower strategy class (``FedAdam``) or any importable
-    ``module:Class``; ``params`` are its keyword arguments; ``config`` is the ConfigRecord
+    """``flower``: ``strategy`` names a Flower strategy class (``FedAdam``; default
+    ``FedAvg``) or any importable ``module:Class``; ``params`` are its keyword arguments; ``config`` is the ConfigRecord
     passed to ``configure_train`` every round (as Flower's ``start(train_config=...)``), whose
     keys ``lr``, ``local-epochs``, ``batch-size`` and ``proximal-mu`` the clients honour.
     ``offer``: the nodes the strategy's grid holds each round: ``selected`` (default) the
@@ -49,7 +49,7 @@ class FlowerParams(Section):
     (all, or those in view with ``training.selection: visible``), Flower's ``fraction_train``
     and ``min_train_nodes`` choosing among them."""
 
-    strategy: str
+    strategy: str = "FedAvg"
     params: dict[str, Any] = {}
     config: dict[str, Any] = {}
     offer: Literal["selected", "candidates"] = "selected"

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-INSTALL = "Flower is not installed: pip install 'sinsim[flower]'"
+INSTALL = "the flwr package (Flower) is not installed: pip install 'sinsim[flower]'"
 NODE_ID_BASE = 100  # Flower node id of sinsim client c: NODE_ID_BASE + c (1 is the SuperLink)
 LOG = logging.getLogger("sinsim.flower")
 FLOWER_KEY = 25  # the key that sets Flower's draws apart in the ``select`` random stream
@@ -117,7 +117,9 @@ def build(name: str, params: Mapping[str, Any]) -> Any:
         with quiet():
             return cls(**params)
     except Exception as e:  # noqa: BLE001 - whatever Flower's constructor says, told as input
-        named = [k for k in params if str(k) in str(e)]
+        said = str(e).lower()
+        named = [k for k in params if str(k).lower() in said
+                 or str(k).replace("_", " ").lower() in said]
         where = ("params", str(named[0])) if named else ("params",)
         raise FlowerParamError(where, f"{name}: {type(e).__name__}: {e}") from None
 
@@ -135,6 +137,8 @@ def _check_types(cls: type, params: Mapping[str, Any]) -> None:
     except Exception:  # noqa: BLE001 - hints that do not resolve: nothing to check against
         return
     for key, value in params.items():
+        if isinstance(value, float) and not np.isfinite(value):
+            raise FlowerParamError(("params", str(key)), f"must be a finite number, got {value}")
         if key not in hints:
             continue
         try:
@@ -232,10 +236,10 @@ def server_side(seed: int, round_: int, phase: int) -> Iterator[None]:
 
     ident = (TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id)
     TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 1, 1
-    py_state, np_state = random.getstate(), np.random.get_state()
+    py_state, np_state = random.getstate(), np.random.get_state()  # noqa: NPY002 - Flower draws from them
     g = rng_for(seed, "select", round_, FLOWER_KEY, phase)
     random.seed(int(g.integers(2**63)))
-    np.random.seed(int(g.integers(2**32)))
+    np.random.seed(int(g.integers(2**32)))  # noqa: NPY002
     sleep = strategy_utils.sleep
 
     def no_wait(_s: float) -> None:
@@ -248,7 +252,7 @@ def server_side(seed: int, round_: int, phase: int) -> Iterator[None]:
     finally:
         strategy_utils.sleep = sleep
         random.setstate(py_state)
-        np.random.set_state(np_state)
+        np.random.set_state(np_state)  # noqa: NPY002
         TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id = ident
 
 
