@@ -25,6 +25,7 @@ from sinsim._rng import rng_for  # noqa: E402
 from sinsim.errors import ConfigError  # noqa: E402
 from sinsim.learn.codecs import ModelSpec  # noqa: E402
 from sinsim.learn.strategies import RoundContext, build_strategy  # noqa: E402
+from sinsim.learn.strategies.flower import _digest  # noqa: E402
 from sinsim.learn.strategies.flower_api import ClientConfig, client_config  # noqa: E402
 from sinsim.learn.training import LocalTrainer, TrainConfig  # noqa: E402
 from sinsim.scenario import load_scenario, validate_scenario  # noqa: E402
@@ -300,3 +301,30 @@ def test_flowers_strategies_learn_on_tiny(tmp_path):
     assert set(last.index) == set(LEARNERS)
     for label, acc in last.items():
         assert acc > 0.5, f"{label} reached only {acc:.3f} after two rounds of tiny"
+
+
+def test_a_wrapper_takes_the_strategy_it_wraps_by_name_and_aggregates_what_arrived():
+    """Flower's DP wrapper around FedAvg, given in YAML terms; the server aggregates the
+    replies that arrived (clipped, with seeded noise: the same twice)."""
+    state = {"w": torch.zeros(4)}
+    params = {"strategy": "DifferentialPrivacyServerSideFixedClipping",
+              "params": {"strategy": {"strategy": "FedAvg"}, "noise_multiplier": 0.1,
+                         "clipping_norm": 1.0, "num_sampled_clients": 2}}
+    out = []
+    for _ in range(2):
+        s = build_strategy("flower", ModelSpec.of(state), params)
+        _round(s, state, 1)
+        agg = s.new_aggregator()
+        for c, v in zip(sorted(s.configs), (3.0, -1.0)):
+            update = {"w": torch.full((4,), v)}
+            payload = s.codec.encode(update)
+            s.set_client_state(c, _digest(payload))
+            agg.add(payload, 10)
+        out.append(agg.result(state)["w"])
+    assert torch.equal(out[0], out[1])
+    assert float(out[0].norm()) < 2.0  # each update clipped to norm 1 before averaging
+    with pytest.raises(ConfigError, match=r"flower\.params\.strategy\.strategy: unknown"):
+        validate_scenario(_raw(["fedavg", {"flower": {
+            "strategy": "DifferentialPrivacyServerSideFixedClipping",
+            "params": {"strategy": {"strategy": "FedAvgg"}, "noise_multiplier": 0.1,
+                       "clipping_norm": 1.0, "num_sampled_clients": 2}}}]))

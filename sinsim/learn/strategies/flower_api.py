@@ -98,7 +98,9 @@ def _old_api_hint(cls: Any) -> str | None:
 def build(name: str, params: Mapping[str, Any]) -> Any:
     """An instance of strategy ``name`` with keyword arguments ``params``; a parameter the
     class does not take gets a did-you-mean, and what its constructor raises is reported with
-    Flower's own message, naming the parameter where the message does."""
+    Flower's own message, naming the parameter where the message does. A ``strategy``
+    parameter given as ``{strategy: NAME, params: {...}}`` is built the same way (the strategy
+    a wrapper such as ``DifferentialPrivacyServerSideFixedClipping`` wraps)."""
     cls = resolve_class(name)
     try:
         sig = inspect.signature(cls.__init__)
@@ -113,6 +115,13 @@ def build(name: str, params: Mapping[str, Any]) -> Any:
                 raise FlowerParamError(("params", str(key)), f"no such parameter of {name}"
                                        f"{hint} (it takes: {', '.join(known)})")
         _check_types(cls, params)
+    params = dict(params)
+    inner = params.get("strategy")
+    if isinstance(inner, Mapping):  # a wrapper (Flower's DP strategies): the wrapped one
+        try:
+            params["strategy"] = build(inner.get("strategy", "FedAvg"), inner.get("params", {}))
+        except FlowerParamError as e:
+            raise FlowerParamError(("params", "strategy", *e.where), str(e)) from None
     try:
         with quiet():
             return cls(**params)
