@@ -205,6 +205,20 @@ class LocalTrainer:
                                    float(n_seen) * self.flops_per_sample))
         return out
 
+    @torch.inference_mode()
+    def shard_loss(self, state: dict[str, torch.Tensor], client: int) -> float:
+        """Mean cross-entropy of ``state`` on ``client``'s own training shard (what q-FFL's
+        aggregation weighs clients by), in ``eval_batch_size`` batches."""
+        model, bs, shard = self.model, self.config.eval_batch_size, self.shards[client]
+        model.load_state_dict(state)
+        model.eval()
+        total = 0.0
+        for i in range(0, len(shard), bs):
+            index = torch.from_numpy(shard[i: i + bs]).to(self.device)
+            total += float(F.cross_entropy(model(self.x_train[index]), self.y_train[index],
+                                           reduction="sum"))
+        return total / max(len(shard), 1)
+
     @property
     def n_eval_batches(self) -> int:
         """How many batches of ``eval_batch_size`` the test set makes."""

@@ -85,9 +85,12 @@ class Flower(Strategy):
         p = self.params
         self.flwr = api.build(p.strategy, p.params)  # the Flower strategy: server side only
         self.codec = CODECS["float32"](spec)
+        # the MetricRecord key of the clients' training loss, for a strategy that reads one
+        # (QFedAvg's ``train_loss_key``); None: the clients report ``num-examples`` only
+        self.loss_key: str | None = getattr(self.flwr, "train_loss_key", None)
         self.configs: dict[int, api.ClientConfig] = {}  # this round's, per client
         self.messages: dict[int, Any] = {}  # this round's instruction messages, per client
-        self.arrived: dict[bytes, int] = {}  # payload digest -> client, this round
+        self.arrived: dict[bytes, tuple[int, float | None]] = {}  # digest -> client, loss
         self.unknown_reported: set[str] = set()
         self.offered: list[int] = []
         self._global: State | None = None  # the last aggregated model (None: not yet known)
@@ -171,33 +174,43 @@ class Flower(Strategy):
     def client_update(self, trainer: LocalTrainer, received: State, client: int,
                       rng: np.random.Generator) -> ClientUpdate:
         cfg = self.configs.get(client, api.ClientConfig())
+        loss, flops = None, 0.0
+        if self.loss_key is not None:  # QFedAvg: the received model's loss on the shard,
+            loss = trainer.shard_loss(received, client)  # one forward pass (a third of a
+            flops = trainer.flops_per_sample / 3 * len(trainer.shards[client])  # training step)
         result = trainer.train(received, client, rng, cfg.epochs, lr=cfg.lr,
                                batch_size=cfg.batch_size, proximal_mu=cfg.proximal_mu)
         payload = self.codec.encode(result.state)
-        return ClientUpdate(payload, result.n_samples, result.flops, state=_digest(payload))
+        return ClientUpdate(payload, result.n_samples, result.flops + flops,
+                            state=(_digest(payload), loss))
 
     def set_client_state(self, client: int, state: Any) -> None:
         """Remembers whose upload a payload is (its digest), to reply to that client's
-        message; nothing is kept across rounds."""
+        message, and the loss it reports (QFedAvg); nothing is kept across rounds."""
         if state is not None:
-            self.arrived[state] = client
+            digest, loss = state
+            self.arrived[digest] = (client, loss)
 
     # -- the server ---------------------------------------------------------------------------
     def new_aggregator(self) -> FlowerAggregator:
         return FlowerAggregator(self)
 
-    def aggregate(self, replies: list[tuple[int, bytes, int]], global_state: State) -> State:
-        """``aggregate_train`` over the replies that arrived, (client, payload, n_samples) in
-        arrival order; ``global_state`` when the strategy returns no arrays."""
+    def aggregate(self, replies: list[tuple[tuple[int, float | None], bytes, int]],
+                  global_state: State) -> State:
+        """``aggregate_train`` over the replies that arrived, ((client, loss), payload,
+        n_samples) in arrival order; ``global_state`` when the strategy returns no arrays."""
         from flwr.app import Message, MetricRecord, RecordDict
 
         weight_key = getattr(self.flwr, "weighted_by_key", "num-examples")
         array_key = getattr(self.flwr, "arrayrecord_key", "arrays")
         msgs = []
         with api.server_side(self.seed, self.round, 1):
-            for c, payload, n in replies:
+            for (c, loss), payload, n in replies:
+                metrics = {weight_key: n}
+                if self.loss_key is not None and loss is not None:
+                    metrics[self.loss_key] = loss
                 content = RecordDict({array_key: self._arrays(self.codec.decode(payload)),
-                                      "metrics": MetricRecord({weight_key: n})})
+                                      "metrics": MetricRecord(metrics)})
                 msgs.append(Message(content, reply_to=self.messages[c]))
             arrays, _metrics = self.flwr.aggregate_train(self.round, msgs)
         if arrays is None:
@@ -232,7 +245,7 @@ class FlowerAggregator:
 
     def __init__(self, owner: Flower):
         self.owner = owner
-        self.replies: list[tuple[int, bytes, int]] = []
+        self.replies: list[tuple[tuple[int, float | None], bytes, int]] = []
 
     def add(self, payload: bytes, n_samples: int) -> None:
         self.replies.append((self.owner.arrived[_digest(payload)], payload, n_samples))
