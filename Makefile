@@ -24,7 +24,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[dev,dask,view]'
+	$(BIN)/pip install --quiet -e '.[dev,dask,view,flower]'
 	touch $@
 
 ## browser: Debian's headless chromium and chromium-driver for tests/test_view_browser.py (as

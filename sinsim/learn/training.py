@@ -62,18 +62,21 @@ class LocalTrainer:
         self.x_test = dataset.x_test.to(device)
         self.y_test = dataset.y_test.to(device)
 
-    def batches(self, client: int, rng: np.random.Generator,
-                epochs: int | None = None) -> list[np.ndarray]:
+    def batches(self, client: int, rng: np.random.Generator, epochs: int | None = None,
+                batch_size: int | None = None) -> list[np.ndarray]:
         """The index batches a client trains on: a fresh permutation of its shard per epoch
-        (``epochs`` defaults to the configured local epochs)."""
+        (``epochs`` and ``batch_size`` default to the configured ones)."""
         out = []
         for _ in range(self.config.epochs if epochs is None else epochs):
-            out.extend(self.epoch(client, rng))
+            out.extend(self.epoch(client, rng, batch_size))
         return out
 
-    def epoch(self, client: int, rng: np.random.Generator) -> list[np.ndarray]:
-        """One epoch of index batches: a fresh permutation of the client's shard."""
-        shard, bs = self.shards[client], self.config.batch_size
+    def epoch(self, client: int, rng: np.random.Generator,
+              batch_size: int | None = None) -> list[np.ndarray]:
+        """One epoch of index batches: a fresh permutation of the client's shard
+        (``batch_size`` defaults to the configured one)."""
+        shard = self.shards[client]
+        bs = self.config.batch_size if batch_size is None else batch_size
         perm = shard[rng.permutation(len(shard))]
         return [perm[i: i + bs] for i in range(0, len(perm), bs)]
 
@@ -85,35 +88,55 @@ class LocalTrainer:
             out.append((self.x_train[index], self.y_train[index]))
         return out
 
-    def sgd(self, batches: list[np.ndarray]) -> int:
-        """Plain SGD (configured lr and momentum) on the model as it is; returns the samples
-        seen. The arithmetic of ``torch.optim.SGD`` (see ``sgd_step``), without constructing
-        one: the first optimizer of a process imports ``torch._dynamo`` (1.5 s or more)."""
+    def sgd(self, batches: list[np.ndarray], lr: float | None = None,
+            proximal_mu: float = 0.0) -> int:
+        """Plain SGD (configured lr and momentum; ``lr`` overrides the rate) on the model as it
+        is; returns the samples seen. The arithmetic of ``torch.optim.SGD`` (see
+        ``sgd_step``), without constructing one: the first optimizer of a process imports
+        ``torch._dynamo`` (1.5 s or more).
+
+        ``proximal_mu`` > 0 adds FedProx's proximal term (mu/2)·||w − w0||² to the loss, where
+        w0 are the parameters the model holds when ``sgd`` starts (the received model); 0
+        leaves the loss, and the arithmetic, as without it."""
         model, cfg = self.model, self.config
+        lr = cfg.lr if lr is None else lr
         model.train()
         params = list(model.parameters())
+        anchor = [p.detach().clone() for p in params] if proximal_mu else None
         bufs: list[torch.Tensor | None] = [None] * len(params)
         n_seen = 0
         for x, y in self.tensors(batches):
             for p in params:
                 p.grad = None
-            F.cross_entropy(model(x), y).backward()
-            bufs = sgd_step(params, [p.grad for p in params], bufs, cfg.lr, cfg.momentum)
+            loss = F.cross_entropy(model(x), y)
+            if anchor is not None:
+                loss = loss + proximal_mu / 2 * proximal_sq(params, anchor)
+            loss.backward()
+            bufs = sgd_step(params, [p.grad for p in params], bufs, lr, cfg.momentum)
             n_seen += len(y)
         return n_seen
 
     def train(self, global_state: dict[str, torch.Tensor], client: int,
-              rng: np.random.Generator, epochs: int | None = None) -> TrainResult:
+              rng: np.random.Generator, epochs: int | None = None, *,
+              lr: float | None = None, batch_size: int | None = None,
+              proximal_mu: float = 0.0) -> TrainResult:
+        """Train ``client`` from ``global_state``. ``epochs``, ``lr`` and ``batch_size``
+        override the configured ones for this call (None: the ``TrainConfig``'s);
+        ``proximal_mu`` > 0 adds (mu/2)·||w − global_state||² to the loss (FedProx; a
+        FedAsync-style regulariser). The defaults train exactly as ``TrainConfig`` says."""
+        if proximal_mu < 0:
+            raise ValueError(f"proximal_mu must be >= 0, got {proximal_mu}")
         self.model.load_state_dict(global_state)
-        batches = self.batches(client, rng, epochs)
-        n_seen = self.sgd(batches)
+        batches = self.batches(client, rng, epochs, batch_size)
+        n_seen = self.sgd(batches, lr, proximal_mu)
         state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         return TrainResult(state, len(self.shards[client]), len(batches),
                            float(n_seen) * self.flops_per_sample)
 
     def train_batched(self, global_state: dict[str, torch.Tensor], clients: Sequence[int],
-                      rngs: Sequence[np.random.Generator],
-                      epochs: int | None = None) -> list[TrainResult]:
+                      rngs: Sequence[np.random.Generator], epochs: int | None = None, *,
+                      lr: float | None = None, batch_size: int | None = None,
+                      proximal_mu: float = 0.0) -> list[TrainResult]:
         """``train`` for several clients at once, as one vectorised step per batch index.
 
         Every client gets exactly the batches ``batches`` draws from its own ``rng``; the stack
@@ -123,7 +146,14 @@ class LocalTrainer:
         whose batch at a step has another size (a partial last batch) form their own stack.
         The numbers equal ``train``'s up to floating-point summation order (grouped
         convolutions and batched matrix products): see ``tests/test_parallel.py``.
+        A call that departs from the ``TrainConfig`` (``lr``, ``batch_size``, ``proximal_mu``)
+        trains each client with ``train`` instead, one after the other.
         """
+        cfg = self.config
+        if ((lr is not None and lr != cfg.lr) or proximal_mu
+                or (batch_size is not None and batch_size != cfg.batch_size)):
+            return [self.train(global_state, c, g, epochs, lr=lr, batch_size=batch_size,
+                               proximal_mu=proximal_mu) for c, g in zip(clients, rngs)]
         from torch.func import functional_call, grad, vmap
 
         model, cfg, dev = self.model, self.config, self.device
@@ -175,6 +205,20 @@ class LocalTrainer:
                                    float(n_seen) * self.flops_per_sample))
         return out
 
+    @torch.inference_mode()
+    def shard_loss(self, state: dict[str, torch.Tensor], client: int) -> float:
+        """Mean cross-entropy of ``state`` on ``client``'s own training shard (what q-FFL's
+        aggregation weighs clients by), in ``eval_batch_size`` batches."""
+        model, bs, shard = self.model, self.config.eval_batch_size, self.shards[client]
+        model.load_state_dict(state)
+        model.eval()
+        total = 0.0
+        for i in range(0, len(shard), bs):
+            index = torch.from_numpy(shard[i: i + bs]).to(self.device)
+            total += float(F.cross_entropy(model(self.x_train[index]), self.y_train[index],
+                                           reduction="sum"))
+        return total / max(len(shard), 1)
+
     @property
     def n_eval_batches(self) -> int:
         """How many batches of ``eval_batch_size`` the test set makes."""
@@ -200,6 +244,11 @@ class LocalTrainer:
         """(accuracy, mean cross-entropy) of ``state`` on the test set."""
         return combine_eval(self.evaluate_batches(state, range(self.n_eval_batches)),
                             len(self.y_test))
+
+
+def proximal_sq(params: Sequence[torch.Tensor], anchor: Sequence[torch.Tensor]) -> torch.Tensor:
+    """||w − w0||² over all parameter tensors (FedProx's proximal term without mu/2)."""
+    return sum(((p - a) ** 2).sum() for p, a in zip(params, anchor))
 
 
 @torch.no_grad()

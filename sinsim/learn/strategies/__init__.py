@@ -20,6 +20,7 @@ from sinsim.learn.strategies.base import (
 from sinsim.learn.strategies.fedasync import FedAsync
 from sinsim.learn.strategies.fedavg import FedAvg
 from sinsim.learn.strategies.fedbuff import FedBuff
+from sinsim.learn.strategies.flower import Flower
 from sinsim.learn.strategies.hierfl import HierFL
 from sinsim.learn.strategies.spacedml import SpaceDML
 from sinsim.registry import Registry
@@ -30,6 +31,7 @@ STRATEGIES: Registry[type[Strategy]] = Registry("algorithm", {
     "fedasync": FedAsync,  # asynchronous (synchronous = False): sinsim.sim.async_server
     "fedbuff": FedBuff,
     "hierfl": HierFL,  # planes aggregate over their ISL ring: sinsim.sim.hier_server
+    "flower": Flower,  # a Flower strategy (flwr.serverapp.strategy), optional: sinsim[flower]
 })
 
 
@@ -40,5 +42,5 @@ def build_strategy(name: str, spec: ModelSpec, params: dict[str, Any],
     return STRATEGIES[name](spec, model_name, **params)
 
 
-__all__ = ["STRATEGIES", "Aggregator", "ClientUpdate", "FedAsync", "FedAvg", "FedBuff",
+__all__ = ["STRATEGIES", "Aggregator", "ClientUpdate", "FedAsync", "FedAvg", "FedBuff", "Flower",
            "HierFL", "RoundContext", "SpaceDML", "Strategy", "build_strategy", "select_uniform"]
