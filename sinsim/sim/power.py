@@ -348,7 +348,10 @@ class NodePower:
         self.battery.consume(t_s, t_s + duration_s, self.loads[kind], kind)
 
     def on_air(self, outcome, node: str) -> None:
-        for hop, link in zip(outcome.hops, outcome.links, strict=True):
+        hops = list(zip(outcome.hops, outcome.links, strict=True))
+        if getattr(outcome, "copied", None) is not None:  # a broadcast copy passing through
+            hops.append(outcome.copied)
+        for hop, link in hops:
             kind = "tx" if link.src == node else "rx" if link.dst == node else None
             if kind is not None:
                 for a, b in hop.segments:

@@ -51,23 +51,29 @@ def build_network(scenario: Scenario, topology: Topology | None = None) -> Netwo
 
 
 def star_network(scenario: Scenario, client_ids: Sequence[str], up: Sequence[Channel],
-                 down: Sequence[Channel], extra: Sequence[Link] = ()) -> Network:
+                 down: Sequence[Channel], extra: Sequence[Link] = (),
+                 server_ids: Sequence[str] = ()) -> Network:
     """Client ``c`` -> server over ``up[c]``, server -> client ``c`` over ``down[c]``; the loss
     model of each link from ``scenario.links.loss``, keyed by (c, direction). ``extra``: more
-    links (between clients: inter-satellite links)."""
+    links (between clients: inter-satellite links). ``server_ids``: the nodes that serve (one
+    names the server node, as in ``nodes.csv`` and ``links.csv``; several stations are one
+    server node, ``server``). The server node carries as many links at once as its stations
+    have antennas (``server.ground_stations[].antennas``, summed; relayed transfers)."""
     loss, seed, horizon = scenario.links.loss, scenario.seed, scenario.horizon
-    server = _server_id(client_ids)
+    server = _server_id(client_ids, server_ids[0] if len(server_ids) == 1 else SERVER)
+    stations = scenario.server.ground_stations if scenario.clients.orbital else None
+    antennas = ((server, sum(g.antennas for g in stations)),) if stations else ()
     links = []
     for c, cid in enumerate(client_ids):
         links.append(Link(cid, server, up[c], impairment(loss, seed, (c, UP), horizon), (c, UP)))
         links.append(Link(server, cid, down[c], impairment(loss, seed, (c, DOWN), horizon),
                           (c, DOWN)))
     return Network(tuple(client_ids), tuple(links) + tuple(extra), seed, server,
-                   routing=scenario.links.routing)
+                   routing=scenario.links.routing, antennas=antennas)
 
 
-def _server_id(client_ids: Sequence[str]) -> str:
-    ids, name = set(client_ids), SERVER
+def _server_id(client_ids: Sequence[str], name: str = SERVER) -> str:
+    ids = set(client_ids)
     while name in ids:
         name = "_" + name
     return name
@@ -124,7 +130,8 @@ def orbital_network(sc: Scenario, topo: Topology) -> Network:
                 rate = _sampled_rate(topo.plan, cid, windows, radios[name, tx, rx],
                                      sc.contacts.rate_step)
             out.append(Channel(windows, rate, delay))
-    return star_network(sc, ids, ups, downs, _isl_links(sc, topo, dark))
+    return star_network(sc, ids, ups, downs, _isl_links(sc, topo, dark),
+                        [n.id for n in topo.plan.servers])
 
 
 def _isl_links(sc: Scenario, topo: Topology, dark: list[np.ndarray]) -> list[Link]:
