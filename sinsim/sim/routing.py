@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import simpy
@@ -60,18 +60,24 @@ class RouteOutcome:
 
 def transfer_over_route(env: simpy.Environment, route: Sequence[Link], n_bytes: int,
                         deadline_s: float, *, lost: Lost | None = None, policy: str = "resume",
-                        hop_transfer: Callable | None = None):
+                        hop_transfer: Callable | None = None,
+                        antennas: Mapping[str, int] | None = None):
     """Send ``n_bytes`` over ``route`` (a generator for ``yield from``); a :class:`RouteOutcome`.
 
     ``lost(link, segments)`` decides whether the hop on ``link`` was lost (None: never).
-    ``hop_transfer`` replaces :func:`transfer` for every hop (same signature). A route with no
-    hop (no way there) times out at the deadline."""
+    ``hop_transfer`` replaces :func:`transfer` for every hop (same signature). ``antennas``:
+    the nodes that carry only so many links at once (a hop holds one of its end's antennas
+    while on the air). A route with no hop (no way there) times out at the deadline."""
     hop = hop_transfer if hop_transfer is not None else transfer
     out = RouteOutcome(n_bytes=n_bytes, start_s=env.now)
     for link in route:
         decide = (lambda segs, link=link: lost(link, segs)) if lost is not None else False
+        extra = {}
+        for node in (link.src, link.dst):
+            if antennas and node in antennas:
+                extra["antenna"] = antenna_of(env, node, antennas[node])
         result = yield from hop(env, link.channel, n_bytes, deadline_s, lost=decide,
-                                policy=policy)
+                                policy=policy, **extra)
         out.hops.append(result)
         out.links.append(link)
         out.end_s, out.status = result.end_s, result.status
@@ -113,7 +119,20 @@ def send(env: simpy.Environment, net: Network, client: int, direction: str, n_by
         return net.lost(link, round_, segments)
 
     return (yield from transfer_over_route(env, route, n_bytes, deadline_s, lost=lost,
-                                           policy=policy, hop_transfer=hop_transfer))
+                                           policy=policy, hop_transfer=hop_transfer,
+                                           antennas=dict(net.antennas)))
+
+
+_ANTENNAS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def antenna_of(env: simpy.Environment, node: str, count: int) -> simpy.Resource:
+    """The ``count`` antennas of ``node`` in ``env`` (direct transfers: first come, first
+    served)."""
+    pools = _ANTENNAS.setdefault(env, {})
+    if node not in pools:
+        pools[node] = simpy.Resource(env, capacity=count)
+    return pools[node]
 
 
 _BOOKINGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
