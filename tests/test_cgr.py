@@ -248,3 +248,17 @@ def test_relay_over_a_star_equals_direct():
         net = Network(tuple(f"c{c}" for c in range(4)), tuple(links), seed=0, routing=routing)
         outs[routing] = [(o.status, o.end_s, len(o.hops)) for o in run_sends(net, jobs, 400.0)]
     assert outs["relay"] == outs["direct"]
+
+
+def test_a_satellite_keeps_up_as_many_crosslinks_as_it_has_terminals():
+    """b with one terminal relays to a and c one after the other; a ground link is no
+    crosslink and does not use one."""
+    isl = fixed_channel(8_000.0, 0.0)
+    ba, bc, bgs = (Link("b", d, isl, NoLoss(), (k, 0, 2))
+                   for k, d in enumerate(["a", "c", "server"]))
+    bookings = Bookings(terminals={"a": 1, "b": 1, "c": 1})
+    bookings.book(Slot(ba, 0.0, 1.0, 1.0))
+    assert hop_slot(bc, 0.0, 1_000, bookings=bookings).start_s == 1.0
+    assert hop_slot(bgs, 0.0, 1_000, bookings=bookings).start_s == 0.0
+    bookings.terminals["b"] = 2
+    assert hop_slot(bc, 0.0, 1_000, bookings=bookings).start_s == 0.0

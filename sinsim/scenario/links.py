@@ -143,7 +143,8 @@ class ISL(Section):
     and ``links.failures``): a failure takes one crosslink (both directions) down for its
     ``duration``. ``acquisition``: the time at the start of every crosslink contact before
     data moves (pointing, acquisition and tracking, lock); 0 (the default) reproduces
-    crosslinks that carry data from their first instant. Typical orders of magnitude (not
+    crosslinks that carry data from their first instant. ``terminals``: the crosslinks a
+    satellite carries at once (relayed transfers book them; the +Grid's 4 by default). Typical orders of magnitude (not
     from one cited source): about a second for an RF crosslink, seconds to tens of seconds
     for an optical terminal's pointing, acquisition and tracking."""
 
@@ -155,6 +156,7 @@ class ISL(Section):
     loss: Loss = NoLoss()
     failures: Failures = Failures()
     acquisition: Duration = Field(default=0.0, ge=0)
+    terminals: int = Field(default=4, ge=1, le=64)  # crosslinks a satellite carries at once
 
     @field_validator("profile")
     @classmethod

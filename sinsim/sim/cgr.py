@@ -70,24 +70,30 @@ class Slot:
 
 
 class Bookings:
-    """The transmissions planned on each link (one at a time) and on each capacity-limited
-    node (``capacity[node]`` links at once, in either direction: a station's antennas).
+    """The transmissions planned on each link (one at a time), on each capacity-limited
+    node (``capacity[node]`` links at once, in either direction: a station's antennas) and
+    on each satellite's crosslink terminals (``terminals[node]`` crosslinks at once).
 
     A booking on a node names its peer (the other end of the link): the two directions to one
-    satellite share an antenna. ``version`` grows with every change."""
+    satellite share an antenna (a terminal). ``version`` grows with every change."""
 
-    def __init__(self, capacity: Mapping[str, int] | None = None):
+    def __init__(self, capacity: Mapping[str, int] | None = None,
+                 terminals: Mapping[str, int] | None = None):
         self.capacity: dict[str, int] = dict(capacity or {})
+        self.terminals: dict[str, int] = dict(terminals or {})  # crosslinks a node keeps up
         self._by_key: dict[tuple, list[tuple[float, float, str | None, int]]] = {}
         self._tickets = itertools.count(1)
         self.version = 0
 
     def _keys(self, link: Link) -> list[tuple[tuple, int, str | None]]:
         keys: list[tuple[tuple, int, str | None]] = [(("link", id(link)), 1, None)]
+        crosslink = link.src in self.terminals and link.dst in self.terminals
         for node, peer in ((link.src, link.dst), (link.dst, link.src)):
             cap = self.capacity.get(node)
             if cap is not None:
                 keys.append((("node", node), cap, peer))
+            if crosslink:
+                keys.append((("terminal", node), self.terminals[node], peer))
         return keys
 
     def busy_until(self, link: Link, start_s: float, done_s: float) -> float | None:
@@ -157,6 +163,7 @@ class Router:
         for link in network.links:
             self.out[self.index[link.src]].append((self.index[link.dst], link))
         self.capacity = dict(network.antennas)
+        self.terminals = dict(network.terminals)
 
     def earliest(self, src: str | Mapping[str, float], dst: str, t_s: float, n_bytes: int,
                  deadline_s: float = math.inf, *, avoid: Collection[Link] = (),

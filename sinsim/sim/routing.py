@@ -145,6 +145,7 @@ def bookings_of(env: simpy.Environment, router: Router) -> Bookings:
     if bookings is None:
         bookings = _BOOKINGS[env] = Bookings()
     bookings.capacity.update(router.capacity)
+    bookings.terminals.update(router.terminals)
     return bookings
 
 

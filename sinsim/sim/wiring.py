@@ -64,13 +64,15 @@ def star_network(scenario: Scenario, client_ids: Sequence[str], up: Sequence[Cha
     server = _server_id(client_ids, server_ids[0] if len(server_ids) == 1 else SERVER)
     stations = scenario.server.ground_stations if scenario.clients.orbital else None
     antennas = ((server, sum(g.antennas for g in stations)),) if stations else ()
+    isl = scenario.links.isl
+    terminals = tuple((cid, isl.terminals) for cid in client_ids) if isl and extra else ()
     links = []
     for c, cid in enumerate(client_ids):
         links.append(Link(cid, server, up[c], impairment(loss, seed, (c, UP), horizon), (c, UP)))
         links.append(Link(server, cid, down[c], impairment(loss, seed, (c, DOWN), horizon),
                           (c, DOWN)))
     return Network(tuple(client_ids), tuple(links) + tuple(extra), seed, server,
-                   routing=scenario.links.routing, antennas=antennas)
+                   routing=scenario.links.routing, antennas=antennas, terminals=terminals)
 
 
 def _server_id(client_ids: Sequence[str], name: str = SERVER) -> str:
