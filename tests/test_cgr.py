@@ -143,6 +143,10 @@ def test_bookings_count_antennas_by_peer():
     assert hop_slot(up_b, 15.0, 1_000, bookings=bookings).start_s == 20.0
     bookings.capacity["gs"] = 2
     assert bookings.busy_until(up_b, 15.0, 25.0) is None
+    bookings.forget_before(19.0)  # still in the way after 19 ...
+    assert bookings.busy_until(up_a, 19.0, 25.0) == 20.0
+    bookings.forget_before(20.0)  # ... not once it ended
+    assert bookings.busy_until(up_a, 12.0, 15.0) is None
 
 
 def test_a_hop_is_not_started_where_it_cannot_finish():

@@ -84,6 +84,7 @@ class Bookings:
         self._by_key: dict[tuple, list[tuple[float, float, str | None, int]]] = {}
         self._tickets = itertools.count(1)
         self.version = 0
+        self.forgot_s = -math.inf  # bookings that ended by then are dropped
 
     def _keys(self, link: Link) -> list[tuple[tuple, int, str | None]]:
         keys: list[tuple[tuple, int, str | None]] = [(("link", id(link)), 1, None)]
@@ -116,6 +117,12 @@ class Bookings:
             self._by_key.setdefault(key, []).append((slot.start_s, slot.done_s, peer, ticket))
         self.version += 1
         return ticket
+
+    def forget_before(self, t_s: float) -> None:
+        """Drop the bookings that ended by ``t_s`` (they can no longer be in anyone's way)."""
+        for key, items in self._by_key.items():
+            self._by_key[key] = [b for b in items if b[1] > t_s]
+        self.forgot_s = t_s
 
     def release(self, tickets: Collection[int]) -> None:
         """Cancel the bookings of ``tickets`` (a plan given up)."""

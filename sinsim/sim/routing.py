@@ -144,6 +144,8 @@ def bookings_of(env: simpy.Environment, router: Router) -> Bookings:
     bookings = _BOOKINGS.get(env)
     if bookings is None:
         bookings = _BOOKINGS[env] = Bookings()
+    if env.now > bookings.forgot_s + 600.0:  # now and then
+        bookings.forget_before(env.now)
     bookings.capacity.update(router.capacity)
     bookings.terminals.update(router.terminals)
     return bookings
