@@ -83,9 +83,9 @@ def main() -> None:
         t = time.perf_counter()
         for c, dt in zip(clients, compute_s, strict=True):
             cid = net.client_ids[c]
-            down, route = router.earliest(net.server_id, cid, t0, PAYLOAD_B)
+            down, route = router.route(net.server_id, cid, t0, PAYLOAD_B)
             hops.append(len(route))
-            up, route = router.earliest(cid, net.server_id, down + dt, PAYLOAD_B)
+            up, route = router.route(cid, net.server_id, down + dt, PAYLOAD_B)
             hops.append(len(route))
             relay += [down - t0, up - down - dt]
         relay_s = time.perf_counter() - t

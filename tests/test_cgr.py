@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import simpy
 
-from sinsim.sim.cgr import Router, hop_arrival_s
+from sinsim.sim.cgr import Bookings, Router, Slot, hop_arrival_s, hop_slot
 from sinsim.sim.channel import Channel, ConstantRate, fixed_channel
 from sinsim.sim.impairments import BernoulliLoss, NoLoss
 from sinsim.sim.network import Link, Network
@@ -53,9 +53,9 @@ def random_network(rng: np.random.Generator, n: int, p_link: float) -> Network:
     return Network(clients, tuple(links), seed=0, routing="relay")
 
 
-def brute_force(net: Network, src: str, dst: str, t0: float, n_bytes: int, deadline: float,
-                policy: str) -> float:
-    """The earliest arrival over every simple path, hop after hop."""
+def brute_force(net: Network, sources: dict[str, float], dst: str, n_bytes: int,
+                deadline: float, bookings: Bookings | None = None) -> float:
+    """The earliest arrival over every simple path from any source, hop after hop."""
     out = {link.src: [] for link in net.links}
     for link in net.links:
         out[link.src].append(link)
@@ -68,42 +68,94 @@ def brute_force(net: Network, src: str, dst: str, t0: float, n_bytes: int, deadl
             return
         for link in out.get(node, ()):
             if link.dst not in seen:
-                t_next = hop_arrival_s(link.channel, t, n_bytes, deadline, policy)
-                if t_next < INF:
-                    walk(link.dst, t_next, seen | {link.dst})
+                slot = hop_slot(link, t, n_bytes, deadline, bookings)
+                if slot is not None:
+                    walk(link.dst, slot.arrival_s, seen | {link.dst})
 
-    walk(src, t0, {src})
+    for src, t0 in sources.items():
+        walk(src, t0, {src})
     return best
 
 
-@pytest.mark.parametrize("policy", ["resume", "restart"])
-def test_router_equals_brute_force_on_random_contact_plans(policy):
+def random_bookings(rng: np.random.Generator, net: Network) -> Bookings:
+    """A few transmissions already booked on random links; the server carries 1 or 2 links at
+    once."""
+    bookings = Bookings({"server": int(rng.integers(1, 3))})
+    for link in net.links:
+        for _ in range(int(rng.integers(0, 3))):
+            start = float(rng.integers(0, 2_400)) / 8.0
+            bookings.book(Slot(link, start, start + float(rng.integers(1, 400)) / 8.0, INF))
+    return bookings
+
+
+@pytest.mark.parametrize("booked", [False, True])
+def test_router_equals_brute_force_on_random_contact_plans(booked):
+    """With and without volumes already booked on the links and the server's antennas, from
+    one source or several (a broadcast's holders)."""
     rng = np.random.default_rng(11)
     checked = 0
     for _ in range(60):
         net = random_network(rng, int(rng.integers(3, 7)), 0.45)
         router = Router(net)
+        bookings = random_bookings(rng, net) if booked else None
         n_bytes = int(rng.integers(1, 3_000))
         deadline = float(rng.choice([INF, 250.0]))
         starts = {node: float(rng.integers(0, 800)) / 8.0 for node in net.nodes}
-        # one search per source and time, resumed for each destination
         for src, dst in itertools.permutations(net.nodes, 2):
-            t0 = starts[src]
-            arrival, route = router.earliest(src, dst, t0, n_bytes, deadline, policy=policy)
-            assert arrival == brute_force(net, src, dst, t0, n_bytes, deadline, policy)
-            if route:
+            sources = {src: starts[src]}
+            if rng.random() < 0.3:  # a second holder
+                other = str(rng.choice([n for n in net.nodes if n not in (src, dst)] or [src]))
+                sources[other] = starts[other]
+            arrival, slots = router.earliest(sources, dst, 0.0, n_bytes, deadline,
+                                             bookings=bookings)
+            assert arrival == brute_force(net, sources, dst, n_bytes, deadline, bookings)
+            if slots:
                 checked += 1
-                # the route is a path src -> dst whose hops give the arrival
-                assert route[0].src == src and route[-1].dst == dst
-                t = t0
-                for a, b in itertools.pairwise(route):
-                    assert a.dst == b.src
-                for link in route:
-                    t = hop_arrival_s(link.channel, t, n_bytes, deadline, policy)
+                # the slots are a path from a source to dst, each hop inside one window,
+                # clear of the bookings, starting when the payload is there
+                assert slots[0].link.src in sources and slots[-1].link.dst == dst
+                t = sources[slots[0].link.src]
+                for a, b in itertools.pairwise(slots):
+                    assert a.link.dst == b.link.src
+                for slot in slots:
+                    assert slot.start_s >= t
+                    window = slot.link.channel.next_window(slot.start_s)
+                    assert window[0] == slot.start_s and slot.done_s <= window[1]
+                    if bookings is not None:
+                        assert bookings.busy_until(slot.link, slot.start_s, slot.done_s) is None
+                    t = slot.arrival_s
                 assert t == arrival
             else:
                 assert arrival == INF
     assert checked > 100  # the random plans do have routes
+
+
+def test_bookings_count_antennas_by_peer():
+    """A station with one antenna carries one satellite at a time, both directions to it at
+    once; a second antenna takes a second satellite."""
+    up_a, down_a, up_b = (Link(s, d, fixed_channel(8_000.0), NoLoss(), (k, 0))
+                          for k, (s, d) in enumerate([("a", "gs"), ("gs", "a"), ("b", "gs")]))
+    bookings = Bookings({"gs": 1})
+    bookings.book(Slot(up_a, 10.0, 20.0, 20.0))
+    assert bookings.busy_until(down_a, 12.0, 15.0) is None  # the same satellite: same antenna
+    assert bookings.busy_until(up_a, 12.0, 15.0) == 20.0  # the link itself: one at a time
+    assert bookings.busy_until(up_b, 15.0, 25.0) == 20.0  # another satellite waits
+    assert hop_slot(up_b, 15.0, 1_000, bookings=bookings).start_s == 20.0
+    bookings.capacity["gs"] = 2
+    assert bookings.busy_until(up_b, 15.0, 25.0) is None
+    bookings.forget_before(19.0)  # still in the way after 19 ...
+    assert bookings.busy_until(up_a, 19.0, 25.0) == 20.0
+    bookings.forget_before(20.0)  # ... not once it ended
+    assert bookings.busy_until(up_a, 12.0, 15.0) is None
+
+
+def test_a_hop_is_not_started_where_it_cannot_finish():
+    """8,000 bits at 8 kb/s need 1 s: not in the 0.5 s left of [0, 10.5) at 10; in [20, 30)."""
+    link = Link("a", "b", fixed_channel(8_000.0, 0.0, np.array([[0.0, 10.5], [20.0, 30.0]])),
+                NoLoss(), (0, 0))
+    assert hop_slot(link, 10.0, 1_000) == Slot(link, 20.0, 21.0, 21.0)
+    assert hop_slot(link, 9.0, 1_000) == Slot(link, 9.0, 10.0, 10.0)
+    assert hop_slot(link, 10.0, 1_000, deadline_s=20.5) is None
 
 
 def run_sends(net: Network, jobs, deadline_s=INF):
@@ -149,11 +201,11 @@ def test_direct_routing_waits_for_the_own_pass():
 
 
 def test_a_link_carries_one_transfer_at_a_time():
-    # both a and b send at 0 over b's ground link: b's own update first (it asked first at
-    # 100), a's arrives at b at 1 and queues behind it
+    # both a and b send at 0 over b's ground link: a planned first and booked [100, 101) on
+    # it (after its crosslink hop), b's own update is planned around that booking
     out_a, out_b = run_sends(chain(), [(0, "up", 1_000, 0.0), (1, "up", 1_000, 0.0)])
-    assert out_b.end_s == 101.0
-    assert out_a.hops[1].start_s == 101.0 and out_a.end_s == 102.0
+    assert out_a.end_s == 101.0
+    assert out_b.hops[0].start_s == 0.0 and out_b.end_s == 102.0  # held from 0, sent at 101
 
 
 def test_a_lost_hop_is_routed_around():
@@ -200,3 +252,17 @@ def test_relay_over_a_star_equals_direct():
         net = Network(tuple(f"c{c}" for c in range(4)), tuple(links), seed=0, routing=routing)
         outs[routing] = [(o.status, o.end_s, len(o.hops)) for o in run_sends(net, jobs, 400.0)]
     assert outs["relay"] == outs["direct"]
+
+
+def test_a_satellite_keeps_up_as_many_crosslinks_as_it_has_terminals():
+    """b with one terminal relays to a and c one after the other; a ground link is no
+    crosslink and does not use one."""
+    isl = fixed_channel(8_000.0, 0.0)
+    ba, bc, bgs = (Link("b", d, isl, NoLoss(), (k, 0, 2))
+                   for k, d in enumerate(["a", "c", "server"]))
+    bookings = Bookings(terminals={"a": 1, "b": 1, "c": 1})
+    bookings.book(Slot(ba, 0.0, 1.0, 1.0))
+    assert hop_slot(bc, 0.0, 1_000, bookings=bookings).start_s == 1.0
+    assert hop_slot(bgs, 0.0, 1_000, bookings=bookings).start_s == 0.0
+    bookings.terminals["b"] = 2
+    assert hop_slot(bc, 0.0, 1_000, bookings=bookings).start_s == 0.0

@@ -69,7 +69,7 @@ def test_updates_meet_at_their_planes_sink_and_one_model_a_plane_goes_down(lossy
     ups = hier[hier.direction == "up"]
     for t in ups.itertuples():
         nodes = t.route.split(">")
-        assert nodes[-1] == "server" and len({plane[n] for n in nodes[:-1]}) == 1
+        assert nodes[-1] == "gs" and len({plane[n] for n in nodes[:-1]}) == 1
     per_round = ups.groupby("round").client.apply(lambda c: sorted(plane[x] for x in c))
     assert all(len(set(p)) == len(p) for p in per_round)  # at most one model a plane
     payload = hier[hier.direction == "down"].bytes.iloc[0]

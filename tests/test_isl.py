@@ -195,7 +195,7 @@ def test_isl_profile_rate_follows_the_range(tmp_path, profile):
     sc = validate_scenario(raw)
     net = build_network(sc)
     index = {n: i for i, n in enumerate(net.nodes)}
-    isl = [link for link in net.links if "server" not in (link.src, link.dst)]
+    isl = [link for link in net.links if net.server_id not in (link.src, link.dst)]
     assert isl
     radio = PROFILES[profile]
     t = sample_times_s(sc.horizon, ISL_RANGE_STEP_S)

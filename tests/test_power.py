@@ -216,7 +216,8 @@ def test_scenario_power_section_defaults_and_params(tiny_raw):
     tiny_raw["server"] = {"ground_stations": [{"id": "g", "lat_deg": 0, "lon_deg": 0}]}
     tiny_raw["power"] = {}
     power = validate_scenario(tiny_raw).power
-    assert PowerParams(**power.model_dump()) == PowerParams(**CUBESAT)
+    # the default floor: 70 % state of charge, at most 30 % depth of discharge
+    assert PowerParams(**power.model_dump()) == PowerParams(**{**CUBESAT, "min_soc": 0.7})
     tiny_raw["power"] = {"battery_wh": 20, "min_soc": 0.5}
     assert PowerParams(**validate_scenario(tiny_raw).power.model_dump()).capacity_j == 72000.0
 

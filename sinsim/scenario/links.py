@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from sinsim.params import Float, PositiveDuration, Section, one_of
+from sinsim.params import Duration, Float, PositiveDuration, Section, one_of
 from sinsim.registry import kind_given
 from sinsim.space.modcod import DVB_S2_MODCODS
 from sinsim.space.radios import (
@@ -137,13 +137,26 @@ class ISL(Section):
     clears ``grazing_altitude_km``. ``rate_bps`` is the rate each way (fixed; optical terminals
     carry Gb/s, RF crosslinks tens of Mb/s), unless ``profile`` names a radio profile
     (``isl_ka_rf``, ``isl_optical``, ...): then the rate follows that link budget along the
-    range (and is zero where the radio cannot close the link)."""
+    range (and is zero where the radio cannot close the link).
+
+    ``loss`` and ``failures`` are the crosslinks' own (the ground links' are ``links.loss``
+    and ``links.failures``): a failure takes one crosslink (both directions) down for its
+    ``duration``. ``acquisition``: the time at the start of every crosslink contact before
+    data moves (pointing, acquisition and tracking, lock); 0 (the default) reproduces
+    crosslinks that carry data from their first instant. ``terminals``: the crosslinks a
+    satellite carries at once (relayed transfers book them; the +Grid's 4 by default). Typical orders of magnitude (not
+    from one cited source): about a second for an RF crosslink, seconds to tens of seconds
+    for an optical terminal's pointing, acquisition and tracking."""
 
     topology: Literal["plus_grid", "range"] = "plus_grid"
     rate_bps: Float = Field(default=100e6, gt=0)
     max_range_km: Float = Field(default=5000.0, gt=0)
     grazing_altitude_km: Float = Field(default=80.0, ge=0)
     profile: str | None = None
+    loss: Loss = NoLoss()
+    failures: Failures = Failures()
+    acquisition: Duration = Field(default=0.0, ge=0)
+    terminals: int = Field(default=4, ge=1, le=64)  # crosslinks a satellite carries at once
 
     @field_validator("profile")
     @classmethod
@@ -155,7 +168,11 @@ class Links(Section):
     """Client-to-server links. ``uplink`` is client -> server (an update), ``downlink`` is
     server -> client (the global model). ``routing``: ``direct`` (a client talks to the server
     only over its own link) or ``relay`` (store-and-forward over every link, ``isl`` included,
-    along the earliest-arrival route of the contact plan)."""
+    along the earliest-arrival route of the contact plan). ``acquisition``: the time at the
+    start of every ground pass before data moves (antenna pointing, carrier and symbol lock,
+    link set-up); 0 (the default) reproduces passes that carry data from acquisition of
+    signal. Typical order of magnitude (not from one cited source): seconds to about a
+    minute of each pass."""
 
     model: Literal["fixed", "budget"] = "fixed"
     uplink: LinkDirection = LinkDirection(rate_bps=10e6)
@@ -165,6 +182,7 @@ class Links(Section):
     on_loss_of_signal: Literal["resume", "restart"] = "resume"
     routing: Literal["direct", "relay"] = "direct"
     isl: ISL | None = None
+    acquisition: Duration = Field(default=0.0, ge=0)
 
     @model_validator(mode="after")
     def _fixed_needs_rates(self) -> Links:

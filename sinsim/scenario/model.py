@@ -213,8 +213,13 @@ class Power(Section):
     average-in-sun from deployable panels (6U double-deployed arrays are quoted at 30-40 W
     peak), ~5 W idle bus (OBC, ADCS, receiver), ~15 W for an on-board GPU/AI module
     (Jetson-class boards run at 10-20 W), ~20 W while transmitting (X/S-band transmitters
-    draw 10-30 W), ~5 W receiving, and a 30% depth-of-discharge floor (LEO batteries are
-    kept to shallow cycles for life).  Field names are those of
+    draw 10-30 W), ~5 W receiving, and ``min_soc`` 0.7: the charge never falls below 70 % of
+    the capacity, a depth of discharge of at most 30 % (``min_soc`` is the state-of-charge
+    floor; depth of discharge = 1 - ``min_soc``).  A LEO battery cycles ~5,500 times a year
+    (one eclipse an orbit), so Li-ion packs there are kept to 20-40 % depth of discharge for
+    a multi-year life (Wertz, Everett & Puschell, *Space Mission Engineering: The New SMAD*,
+    2011, ch. 21 on power; NASA, *State-of-the-Art of Small Spacecraft Technology*, 2024,
+    Power chapter).  Field names are those of
     ``sinsim.sim.power.PowerParams``: ``PowerParams(**power.model_dump())``.
     """
 
@@ -224,7 +229,7 @@ class Power(Section):
     compute_w: Float = Field(default=15.0, ge=0)
     tx_w: Float = Field(default=20.0, ge=0)
     rx_w: Float = Field(default=5.0, ge=0)
-    min_soc: Float = Field(default=0.3, ge=0, lt=1)
+    min_soc: Float = Field(default=0.7, ge=0, lt=1)  # 30 % depth of discharge at most
     initial_soc: Float = Field(default=1.0, ge=0, le=1)
 
 

@@ -127,6 +127,8 @@ class GroundStationSpec(Section):
     lon_deg: Float = Field(ge=-180, le=360)
     altitude_m: Float = Field(default=0.0, ge=-500, le=9_000)
     min_elevation_deg: Float = Field(default=10.0, ge=0, lt=90)
+    # links the station carries at once (one satellite tracked per antenna), either direction
+    antennas: int = Field(default=1, ge=1, le=64)
 
 
 class CircularOrbit(Section):

@@ -7,7 +7,8 @@ is (client index, direction). So the draws keep these keys:
 
 - the loss of a transfer: ``rng_for(seed, "loss", round, *key)``;
 - the Gilbert-Elliott states of a link: ``rng_for(seed, "channel", *key)``;
-- the dark periods of a client node: ``rng_for(seed, "failure", client)``.
+- the dark periods of a client node: ``rng_for(seed, "failure", client)``;
+- the outages of a crosslink: ``rng_for(seed, "failure", a, b, 2)`` (client indices).
 
 and every algorithm of a run meets the same network. Loss models are built from the scenario's
 loss section (``scenario.links.loss``: ``kind`` and the fields of that kind) by ``impairment``.

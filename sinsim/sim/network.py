@@ -43,6 +43,8 @@ class Network:
     seed: int
     server_id: str = "server"
     routing: str = "direct"  # direct: the fixed fewest-hop routes; relay: sinsim.sim.cgr
+    antennas: tuple[tuple[str, int], ...] = ()  # (node, links it carries at once); others: any
+    terminals: tuple[tuple[str, int], ...] = ()  # (satellite, crosslinks it keeps up at once)
     _up: tuple[Route, ...] = field(init=False, repr=False, compare=False)
     _down: tuple[Route, ...] = field(init=False, repr=False, compare=False)
     _direct_down: tuple[Link | None, ...] = field(init=False, repr=False, compare=False)
@@ -53,6 +55,9 @@ class Network:
         if self.server_id in self.client_ids:
             raise ValueError(f"the server node id {self.server_id!r} is also a client's")
         nodes = {*self.client_ids, self.server_id}
+        for node, count in (*self.antennas, *self.terminals):
+            if node not in nodes or count < 1:
+                raise ValueError(f"antennas: {node!r} must be a node with >= 1, got {count}")
         for link in self.links:
             if link.src not in nodes or link.dst not in nodes:
                 raise ValueError(f"link {link.src}->{link.dst}: unknown node")

@@ -35,8 +35,9 @@ class PowerParams:
     """A node's battery and power budget (W, Wh, and state-of-charge fractions).
 
     ``compute_w``, ``tx_w`` and ``rx_w`` are drawn on top of ``idle_w`` while the node
-    trains, transmits or receives.  ``min_soc``: no load starts if it would take the
-    battery below this fraction of its capacity; ``initial_soc``: the charge at t = 0.
+    trains, transmits or receives.  ``min_soc``: the state-of-charge floor, a fraction of
+    the capacity no load may take the battery below (0.7 allows a depth of discharge of
+    30 %); ``initial_soc``: the charge at t = 0.
     """
 
     battery_wh: float
@@ -348,7 +349,10 @@ class NodePower:
         self.battery.consume(t_s, t_s + duration_s, self.loads[kind], kind)
 
     def on_air(self, outcome, node: str) -> None:
-        for hop, link in zip(outcome.hops, outcome.links, strict=True):
+        hops = list(zip(outcome.hops, outcome.links, strict=True))
+        if getattr(outcome, "copied", None) is not None:  # a broadcast copy passing through
+            hops.append(outcome.copied)
+        for hop, link in hops:
             kind = "tx" if link.src == node else "rx" if link.dst == node else None
             if kind is not None:
                 for a, b in hop.segments:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import simpy
 
-from sinsim.sim.cgr import Router, hop_arrival_s
+from sinsim.sim.cgr import Bookings, Router
 from sinsim.sim.network import Link, Network
 from sinsim.sim.transfer import TransferOutcome, transfer
 
@@ -33,6 +33,8 @@ class RouteOutcome:
     status: str = "pending"  # delivered | dropped | timeout
     hops: list[TransferOutcome] = field(default_factory=list)  # one per hop tried, in order
     links: list[Link] = field(default_factory=list)  # the links of those hops
+    # a broadcast's copy that reached the destination in another transfer's hop (and link)
+    copied: tuple[TransferOutcome, Link] | None = None
 
     @property
     def pauses(self) -> int:
@@ -58,18 +60,24 @@ class RouteOutcome:
 
 def transfer_over_route(env: simpy.Environment, route: Sequence[Link], n_bytes: int,
                         deadline_s: float, *, lost: Lost | None = None, policy: str = "resume",
-                        hop_transfer: Callable | None = None):
+                        hop_transfer: Callable | None = None,
+                        antennas: Mapping[str, int] | None = None):
     """Send ``n_bytes`` over ``route`` (a generator for ``yield from``); a :class:`RouteOutcome`.
 
     ``lost(link, segments)`` decides whether the hop on ``link`` was lost (None: never).
-    ``hop_transfer`` replaces :func:`transfer` for every hop (same signature). A route with no
-    hop (no way there) times out at the deadline."""
+    ``hop_transfer`` replaces :func:`transfer` for every hop (same signature). ``antennas``:
+    the nodes that carry only so many links at once (a hop holds one of its end's antennas
+    while on the air). A route with no hop (no way there) times out at the deadline."""
     hop = hop_transfer if hop_transfer is not None else transfer
     out = RouteOutcome(n_bytes=n_bytes, start_s=env.now)
     for link in route:
         decide = (lambda segs, link=link: lost(link, segs)) if lost is not None else False
+        extra = {}
+        for node in (link.src, link.dst):
+            if antennas and node in antennas:
+                extra["antenna"] = antenna_of(env, node, antennas[node])
         result = yield from hop(env, link.channel, n_bytes, deadline_s, lost=decide,
-                                policy=policy)
+                                policy=policy, **extra)
         out.hops.append(result)
         out.links.append(link)
         out.end_s, out.status = result.end_s, result.status
@@ -89,13 +97,17 @@ def send(env: simpy.Environment, net: Network, client: int, direction: str, n_by
     ``yield from``); a :class:`RouteOutcome`. ``direction`` is ``"up"`` (to the server) or
     ``"down"``; ``round_`` keys the loss draws. The one way the engines move a payload.
 
-    ``net.routing`` ``direct``: over the client's fixed route (its own link). ``relay``: hop by
-    hop along the earliest-arrival route (:mod:`sinsim.sim.cgr`), planned again at every node
-    that holds the payload; a hop waits while its link carries another transfer (one at a time,
-    first come first served); a lost hop is routed around from the node that still holds the
-    payload (that link is not tried again for it), and the transfer is dropped when no route
-    is left. Relayed loss draws are keyed by the link and the flow (client, direction), since
-    several flows cross one link in a round."""
+    ``net.routing`` ``direct``: over the client's fixed route (its own link). ``relay``: along
+    the earliest-arrival route (:mod:`sinsim.sim.cgr`) planned around what other transfers
+    have booked on the links and the stations' antennas (``net.antennas``), each hop inside one
+    window where it can finish; the plan books its hops at once, and the payload waits at each
+    node for its booked slot. The round's model (``down``) goes as a tree: a copy is taken from
+    whichever node already holds it or is due to (so the model climbs the ground uplink only
+    as often as the plan needs), and only the hops a transfer crossed itself are its own. A
+    lost hop is routed around from the node that still holds the payload (that link is not
+    tried again for it), and the transfer is dropped when no route is left. Relayed loss draws
+    are keyed by the link and the flow (client, direction), since several flows cross one
+    link in a round."""
     if direction not in ("up", "down"):
         raise ValueError(f"direction must be 'up' or 'down', got {direction!r}")
     if net.routing == "relay":
@@ -107,18 +119,75 @@ def send(env: simpy.Environment, net: Network, client: int, direction: str, n_by
         return net.lost(link, round_, segments)
 
     return (yield from transfer_over_route(env, route, n_bytes, deadline_s, lost=lost,
-                                           policy=policy, hop_transfer=hop_transfer))
+                                           policy=policy, hop_transfer=hop_transfer,
+                                           antennas=dict(net.antennas)))
 
 
-_LINK_QUEUES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_ANTENNAS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _queue(env: simpy.Environment, link: Link) -> simpy.Resource:
-    """The FIFO queue of ``link`` in ``env``: one transfer on the link at a time."""
-    queues = _LINK_QUEUES.setdefault(env, {})
-    if id(link) not in queues:
-        queues[id(link)] = simpy.Resource(env, capacity=1)
-    return queues[id(link)]
+def antenna_of(env: simpy.Environment, node: str, count: int) -> simpy.Resource:
+    """The ``count`` antennas of ``node`` in ``env`` (direct transfers: first come, first
+    served)."""
+    pools = _ANTENNAS.setdefault(env, {})
+    if node not in pools:
+        pools[node] = simpy.Resource(env, capacity=count)
+    return pools[node]
+
+
+_BOOKINGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_TREES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def bookings_of(env: simpy.Environment, router: Router) -> Bookings:
+    """What is booked on the links and antennas in ``env`` (one plan for every router)."""
+    bookings = _BOOKINGS.get(env)
+    if bookings is None:
+        bookings = _BOOKINGS[env] = Bookings()
+    if env.now > bookings.forgot_s + 600.0:  # now and then
+        bookings.forget_before(env.now)
+    bookings.capacity.update(router.capacity)
+    bookings.terminals.update(router.terminals)
+    return bookings
+
+
+class Tree:
+    """A broadcast as a tree: the nodes that hold one payload (a round's model), or are due
+    to, each with the time it is due and an event that fires with True when it is there (False
+    when the copy on its way was lost). A copy is taken from whichever holder gets it to its
+    destination first; each hop is counted once, by the transfer that crossed it."""
+
+    def __init__(self, env: simpy.Environment):
+        self.env = env  # an event's value: the (hop outcome, link) that brought the copy
+        self.holds: dict[str, tuple[float, simpy.Event]] = {}
+
+    def sources(self, now_s: float) -> dict[str, float]:
+        return {node: max(due_s, now_s) for node, (due_s, _) in self.holds.items()}
+
+    def add(self, node: str, due_s: float, there: bool = False) -> simpy.Event | None:
+        """``node`` holds the payload (``there``) or is due to at ``due_s``; its event if new."""
+        if node in self.holds:
+            return None
+        event = self.env.event()
+        if there:
+            event.succeed(True)
+        self.holds[node] = (due_s, event)
+        return event
+
+    def fail(self, node: str, event: simpy.Event) -> None:
+        """The copy due at ``node`` (``event``) will not come."""
+        if self.holds.get(node, (None, None))[1] is event:
+            del self.holds[node]
+        if not event.triggered:
+            event.succeed(False)
+
+
+def tree_of(env: simpy.Environment, key: tuple) -> Tree:
+    """The broadcast tree of payload ``key`` in ``env`` (made on first use)."""
+    trees = _TREES.setdefault(env, {})
+    if key not in trees:
+        trees[key] = Tree(env)
+    return trees[key]
 
 
 def router_of(net: Network) -> Router:
@@ -134,28 +203,40 @@ def _relay(env, net: Network, client: int, direction: str, n_bytes: int, deadlin
            round_: int, policy: str, hop_transfer: Callable | None):
     cid = net.client_ids[client]
     src, dst = (cid, net.server_id) if direction == "up" else (net.server_id, cid)
+    tree = None
+    if direction == "down":  # the round's model: one tree per (round, size) in this env
+        tree = tree_of(env, ("down", round_, n_bytes))
+        tree.add(net.server_id, env.now, there=True)
     return (yield from relay(env, router_of(net), net.seed, src, dst, n_bytes, deadline_s,
                              flow=(client, 0 if direction == "up" else 1), round_=round_,
-                             policy=policy, hop_transfer=hop_transfer))
+                             policy=policy, hop_transfer=hop_transfer, tree=tree))
 
 
 def relay(env: simpy.Environment, router: Router, seed: int, src: str, dst: str,
           n_bytes: int, deadline_s: float, *, flow: tuple[int, ...], round_: int,
-          policy: str = "resume", hop_transfer: Callable | None = None):
+          policy: str = "resume", hop_transfer: Callable | None = None,
+          tree: Tree | None = None):
     """Send ``n_bytes`` from node ``src`` to node ``dst`` store-and-forward over ``router``'s
     links (a generator for ``yield from``); a :class:`RouteOutcome`. ``flow`` names the
-    payload in the loss draws (with the round and the link). See :func:`send`."""
+    payload in the loss draws (with the round and the link). ``tree``: copy the payload from
+    any node that holds it (a broadcast). See :func:`send`."""
     hop = hop_transfer if hop_transfer is not None else transfer
-    at, goal = src, dst
+    bookings = bookings_of(env, router)
+    at = src
     out = RouteOutcome(n_bytes=n_bytes, start_s=env.now)
     failed: list[Link] = []
-    plan: list[tuple[Link, float]] = []  # the links ahead and when the payload is due after each
-    while at != goal:
-        if not plan:
-            _, route = router.earliest(at, goal, env.now, n_bytes, deadline_s, policy=policy,
-                                       avoid=failed)
-            plan = _schedule(route, env.now, n_bytes, deadline_s, policy)
-        if not plan:
+    while at != dst:
+        if tree is not None and dst in tree.holds:  # a copy for another passes through dst
+            got = yield tree.holds[dst][1]
+            if got:
+                out.end_s, out.status = env.now, "delivered"
+                out.copied = got if isinstance(got, tuple) else None
+                return out
+            continue
+        sources = {at: env.now} if tree is None else {**tree.sources(env.now), at: env.now}
+        _, slots = router.earliest(sources, dst, env.now, n_bytes, deadline_s, avoid=failed,
+                                   bookings=bookings)
+        if not slots:
             if failed:  # lost on the way and no way around: dropped where it is
                 out.end_s, out.status = env.now, "dropped"
                 return out
@@ -163,40 +244,43 @@ def relay(env: simpy.Environment, router: Router, seed: int, src: str, dst: str,
                 yield env.timeout(deadline_s - env.now)
             out.end_s, out.status = deadline_s, "timeout"
             return out
-        link, due_s = plan.pop(0)
-        with _queue(env, link).request() as turn:
-            if turn.triggered or not math.isfinite(deadline_s):
-                yield turn
-            elif turn not in (yield turn | env.timeout(max(0.0, deadline_s - env.now))):
-                out.end_s, out.status = deadline_s, "timeout"  # still queued at the deadline
-                return out
+        tickets = [bookings.book(slot) for slot in slots]
+        promises = [tree.add(slot.link.dst, slot.arrival_s) if tree is not None else None
+                    for slot in slots]
+        first = slots[0].link.src
+        if first != at:  # a copy from a node that holds the payload, or is due to
+            if not (yield tree.holds[first][1]):  # that copy was lost: plan again
+                bookings.release(tickets)
+                for slot, promise in zip(slots, promises, strict=True):
+                    if promise is not None:
+                        tree.fail(slot.link.dst, promise)
+                continue
+            at = first
+        for k, slot in enumerate(slots):
+            link = slot.link
+            ready_s = env.now
+            if slot.start_s > env.now:  # held here until the booked slot
+                yield env.timeout(slot.start_s - env.now)
 
             def lost(segs, link=link):
                 return link.impairment.lost(seed, link.key + flow, round_, segs)
 
             result = yield from hop(env, link.channel, n_bytes, deadline_s, lost=lost,
                                     policy=policy)
-        out.hops.append(result)
-        out.links.append(link)
-        out.end_s, out.status = result.end_s, result.status
-        if result.status == "timeout":
-            return out
-        if result.status == "dropped":
-            failed.append(link)
-            plan = []
-            continue
-        at = link.dst
-        if result.end_s > due_s + 1e-9:  # late (it queued): the rest of the plan may no longer be best
-            plan = []
-    return out
-
-
-def _schedule(route: Sequence[Link], t_s: float, n_bytes: int, deadline_s: float,
-              policy: str) -> list[tuple[Link, float]]:
-    """Each link of ``route`` with the time the payload is due at its end. On time, the rest of
-    an earliest-arrival route is still the earliest from there (links are FIFO)."""
-    out = []
-    for link in route:
-        t_s = hop_arrival_s(link.channel, t_s, n_bytes, deadline_s, policy)
-        out.append((link, t_s))
+            result.start_s = ready_s
+            out.hops.append(result)
+            out.links.append(link)
+            out.end_s, out.status = result.end_s, result.status
+            if result.status != "delivered":
+                bookings.release(tickets[k + 1:])
+                for later, promise in zip(slots[k:], promises[k:], strict=True):
+                    if promise is not None:
+                        tree.fail(later.link.dst, promise)
+                if result.status == "timeout":
+                    return out
+                failed.append(link)
+                break
+            at = link.dst
+            if promises[k] is not None:
+                promises[k].succeed((result, link))
     return out

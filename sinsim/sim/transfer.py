@@ -43,7 +43,10 @@ class TransferOutcome:
 
 def transfer(env: simpy.Environment, channel: Channel, n_bytes: int, deadline_s: float, *,
              lost: bool | Callable[[list[tuple[float, float]]], bool] = False,
-             policy: str = "resume"):
+             policy: str = "resume", antenna: simpy.Resource | None = None):
+    """Send ``n_bytes`` over ``channel`` (see the module). ``antenna``: one of a station's
+    antennas is held while the bits are on the air (a transfer waits in the window for a free
+    one, first come first served, and tries the next window if none frees in this one)."""
     out = TransferOutcome(n_bytes=n_bytes, start_s=env.now)
     bits_left = 8.0 * n_bytes
     delay_s: float | None = None
@@ -55,6 +58,15 @@ def transfer(env: simpy.Environment, channel: Channel, n_bytes: int, deadline_s:
         t, end = window
         if t > env.now:
             yield env.timeout(t - env.now)
+        if antenna is not None:
+            result = yield from _with_antenna(env, channel, antenna, out, bits_left, t, end,
+                                              deadline_s, delay_s, lost)
+            if isinstance(result, TransferOutcome):
+                return result
+            bits_left, t, delay_s = result
+            if policy != "resume" and bits_left < 8.0 * n_bytes:
+                bits_left = 8.0 * n_bytes
+            continue
         if delay_s is None:
             delay_s = float(channel.delay_s(t))
         done_s = channel.rate.time_for(t, bits_left)
@@ -81,6 +93,43 @@ def transfer(env: simpy.Environment, channel: Channel, n_bytes: int, deadline_s:
             return (yield from _time_out(env, out, deadline_s))
         out.pauses += 1  # loss of signal: the window closed mid-transfer
         bits_left = bits_left - sent if policy == "resume" else 8.0 * n_bytes
+
+
+def _with_antenna(env, channel: Channel, antenna: simpy.Resource, out: TransferOutcome,
+                  bits_left: float, t: float, end: float, deadline_s: float,
+                  delay_s: float | None, lost):
+    """One window of :func:`transfer` holding an antenna while on the air: the outcome when
+    the transfer ended in it, else ``(bits_left, t, delay_s)`` to go on from."""
+    stop_s = min(end, deadline_s)
+    with antenna.request() as turn:
+        got = yield turn | env.timeout(max(0.0, stop_s - env.now))
+        if turn not in got:  # no antenna free before the window closed
+            if stop_s >= deadline_s:
+                return (yield from _time_out(env, out, deadline_s))
+            return bits_left, end, delay_s
+        t = max(t, env.now)
+        if delay_s is None:
+            delay_s = float(channel.delay_s(t))
+        done_s = channel.rate.time_for(t, bits_left)
+        finish = done_s <= end and done_s <= deadline_s
+        last_s = done_s if finish else stop_s
+        sent = bits_left if finish else channel.rate.bits(t, stop_s)
+        out.segments.append((t, last_s))
+        out.transmit_s += last_s - t
+        out.bits_sent += sent
+        yield env.timeout(last_s - env.now)
+    if finish:  # the antenna is free once the last bit left
+        if done_s + delay_s > deadline_s:
+            return (yield from _time_out(env, out, deadline_s))
+        yield env.timeout(done_s + delay_s - env.now)
+        out.end_s = env.now
+        is_lost = lost(out.segments) if callable(lost) else lost
+        out.status = "dropped" if is_lost else "delivered"
+        return out
+    if stop_s >= deadline_s:
+        return (yield from _time_out(env, out, deadline_s))
+    out.pauses += 1  # loss of signal
+    return bits_left - sent, stop_s, delay_s
 
 
 def _time_out(env: simpy.Environment, out: TransferOutcome, deadline_s: float):

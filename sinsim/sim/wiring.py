@@ -15,12 +15,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sinsim._rng import rng_for
 from sinsim.errors import ConfigError
 from sinsim.scenario import Links, Scenario
 from sinsim.sim.channel import Channel, ConstantRate, DelayProfile, SampledRate, fixed_channel
 from sinsim.sim.impairments import (
-    NoLoss,
     client_failure_periods,
+    failure_periods,
     impairment,
     subtract_intervals,
 )
@@ -51,23 +52,31 @@ def build_network(scenario: Scenario, topology: Topology | None = None) -> Netwo
 
 
 def star_network(scenario: Scenario, client_ids: Sequence[str], up: Sequence[Channel],
-                 down: Sequence[Channel], extra: Sequence[Link] = ()) -> Network:
+                 down: Sequence[Channel], extra: Sequence[Link] = (),
+                 server_ids: Sequence[str] = ()) -> Network:
     """Client ``c`` -> server over ``up[c]``, server -> client ``c`` over ``down[c]``; the loss
     model of each link from ``scenario.links.loss``, keyed by (c, direction). ``extra``: more
-    links (between clients: inter-satellite links)."""
+    links (between clients: inter-satellite links). ``server_ids``: the nodes that serve (one
+    names the server node, as in ``nodes.csv`` and ``links.csv``; several stations are one
+    server node, ``server``). The server node carries as many links at once as its stations
+    have antennas (``server.ground_stations[].antennas``, summed; relayed transfers)."""
     loss, seed, horizon = scenario.links.loss, scenario.seed, scenario.horizon
-    server = _server_id(client_ids)
+    server = _server_id(client_ids, server_ids[0] if len(server_ids) == 1 else SERVER)
+    stations = scenario.server.ground_stations if scenario.clients.orbital else None
+    antennas = ((server, sum(g.antennas for g in stations)),) if stations else ()
+    isl = scenario.links.isl
+    terminals = tuple((cid, isl.terminals) for cid in client_ids) if isl and extra else ()
     links = []
     for c, cid in enumerate(client_ids):
         links.append(Link(cid, server, up[c], impairment(loss, seed, (c, UP), horizon), (c, UP)))
         links.append(Link(server, cid, down[c], impairment(loss, seed, (c, DOWN), horizon),
                           (c, DOWN)))
     return Network(tuple(client_ids), tuple(links) + tuple(extra), seed, server,
-                   routing=scenario.links.routing)
+                   routing=scenario.links.routing, antennas=antennas, terminals=terminals)
 
 
-def _server_id(client_ids: Sequence[str]) -> str:
-    ids, name = set(client_ids), SERVER
+def _server_id(client_ids: Sequence[str], name: str = SERVER) -> str:
+    ids = set(client_ids)
     while name in ids:
         name = "_" + name
     return name
@@ -110,7 +119,8 @@ def orbital_network(sc: Scenario, topo: Topology) -> Network:
     ups, downs = [], []
     for i, node in enumerate(topo.clients):
         cid = node.id
-        windows = subtract_intervals(topo.plan.windows_for(cid), dark[i])
+        windows = subtract_intervals(after_acquisition(topo.plan.windows_for(cid),
+                                                      links.acquisition), dark[i])
         delay = (_delay_profile(topo.plan, cid, windows, sc.contacts.rate_step) if relay
                  else _delay_fn(topo.plan, cid))
         kind = node_kind(node)
@@ -124,14 +134,16 @@ def orbital_network(sc: Scenario, topo: Topology) -> Network:
                 rate = _sampled_rate(topo.plan, cid, windows, radios[name, tx, rx],
                                      sc.contacts.rate_step)
             out.append(Channel(windows, rate, delay))
-    return star_network(sc, ids, ups, downs, _isl_links(sc, topo, dark))
+    return star_network(sc, ids, ups, downs, _isl_links(sc, topo, dark),
+                        [n.id for n in topo.plan.servers])
 
 
 def _isl_links(sc: Scenario, topo: Topology, dark: list[np.ndarray]) -> list[Link]:
     """Both directions of every inter-satellite link: its windows minus either end's dark
     periods, the fixed ISL rate (or that of ``links.isl.profile`` along the sampled range), the
-    delay of the sampled range. Lossless (the loss model is
-    the ground links'); stream keys ``(a, b, 2)`` by client index."""
+    delay of the sampled range, less ``links.isl.acquisition`` at the start of each contact
+    and the crosslink's own outages (``links.isl.failures``, one draw per pair); its loss
+    model ``links.isl.loss``; stream keys ``(a, b, 2)`` by client index."""
     if topo.isl is None or not len(topo.isl):
         return []
     index = {n.id: i for i, n in enumerate(topo.clients)}
@@ -144,14 +156,32 @@ def _isl_links(sc: Scenario, topo: Topology, dark: list[np.ndarray]) -> list[Lin
     radio = None if isl.profile is None else radio_profile(isl.profile)
     out = []
     for (i, j), windows, range_m in zip(pairs, by_pair.values(), ranges, strict=True):
-        windows = subtract_intervals(subtract_intervals(windows, dark[i]), dark[j])
+        windows = after_acquisition(windows, isl.acquisition)
+        outages = failure_periods(rng_for(sc.seed, "failure", i, j, 2), sc.horizon,
+                                  isl.failures.rate_per_day, isl.failures.duration)
+        for holes in (dark[i], dark[j], outages):
+            windows = subtract_intervals(windows, holes)
         rate = ConstantRate(isl.rate_bps) if radio is None else _isl_rate(times, range_m, radio)
         channel = Channel(windows, rate,
                           DelayProfile(times, space_links.propagation_delay_s(range_m)))
         for a, b in ((i, j), (j, i)):
-            out.append(Link(topo.clients[a].id, topo.clients[b].id, channel, NoLoss(),
-                            (a, b, 2)))
+            out.append(Link(topo.clients[a].id, topo.clients[b].id, channel,
+                            impairment(isl.loss, sc.seed, (a, b, 2), sc.horizon), (a, b, 2)))
     return out
+
+
+def after_acquisition(windows: np.ndarray, acquisition_s: float) -> np.ndarray:
+    """Each window less its first ``acquisition_s`` (pointing, lock); windows no longer than
+    that carry nothing and go.
+
+    >>> after_acquisition(np.array([[0., 10.], [20., 22.]]), 5.0).tolist()
+    [[5.0, 10.0]]
+    """
+    if acquisition_s <= 0 or not len(windows):
+        return windows
+    out = windows.astype(float).copy()
+    out[:, 0] += acquisition_s
+    return out[out[:, 0] < out[:, 1]]
 
 
 def _isl_rate(times_s: np.ndarray, range_m: np.ndarray, radio: RadioProfile) -> SampledRate:
