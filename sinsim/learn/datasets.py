@@ -18,7 +18,9 @@ local copy first, then (``training.download``) a download, and records which sou
   torchvision) -> torchvision download (then read the same way). 50,000 train / 10,000 test.
 - ``synthetic``: 10 noisy class prototypes, generated from a fixed seed (for tests and benches).
 
-``DATA_DIR`` is ``training.data_dir``, else ``$SINSIM_DATA_DIR``, else ``./data``.
+``DATA_DIR`` is ``training.data_dir``, else ``$SINSIM_DATA_DIR``, else the clone's ``data/``
+(when sinsim runs from a source checkout that has one), else the per-user data directory
+(``sinsim.paths``; ``sinsim data list`` shows it). ``sinsim data fetch NAME`` fills it.
 Images are returned normalised (per channel), float32, shaped ``[N, C, H, W]``: ``[N, 1, 28, 28]``
 for the MNIST family and the synthetic set, ``[N, 3, 32, 32]`` for CIFAR-10
 (``Dataset.input_shape``; the models take it).
@@ -40,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sinsim import paths
 from sinsim.errors import DatasetUnavailable
 from sinsim.registry import Registry
 
@@ -101,7 +104,8 @@ class Dataset:
 
 
 def default_data_dir() -> Path:
-    return Path(os.environ.get("SINSIM_DATA_DIR", "data"))
+    """``DATA_DIR`` when the scenario names none (see :mod:`sinsim.paths`)."""
+    return paths.default_data_dir()
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, *, download: bool = True) -> Dataset:

@@ -85,7 +85,13 @@ class FetchError(Exception):
 
 
 def default_data_dir() -> Path:
-    return Path(os.environ.get("SINSIM_DATA_DIR", "data"))
+    """``$SINSIM_DATA_DIR``, else the clone's ``data/``, else the per-user data directory
+    (``sinsim.paths``); ``./data`` when this file runs on its own, without sinsim."""
+    try:
+        from sinsim.paths import default_data_dir as resolve
+    except ImportError:  # `python sinsim/learn/fetch.py` without sinsim installed
+        return Path(os.environ.get("SINSIM_DATA_DIR", "data"))
+    return resolve()
 
 
 def _say(msg: str) -> None:
