@@ -208,13 +208,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 # -------------------------------------------------------------------------------- commands
 def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit status."""
-    args = parse_args(list(sys.argv[1:] if argv is None else argv))
     missing = missing_dependencies()
-    if missing:  # before any work: one line that says what to install
+    if missing:  # before anything else: one line that says what to install
         print(f"sinsim: error: missing dependencies: {', '.join(missing)} (pip install "
               f"{' '.join(missing)}; in the clone, `make setup` and .venv/bin/python)",
               file=sys.stderr)
         return EXIT_BAD_INPUT
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
     args.process_command_line = argv is None  # (portable mode may re-execute it)
     try:
         return args.run(args)

@@ -27,9 +27,9 @@ def missing_dependencies() -> list[str]:
 
 
 def duration(seconds: float) -> str:
-    """``216000.0`` -> ``60.0 h``: seconds under 2 min, minutes under 2 h, hours under 2 days,
+    """``216000.0`` -> ``60.0 h``: seconds under 2 min, minutes under 2 h, hours under 3 days,
     else days (one decimal)."""
-    for unit, size, limit in (("s", 1, 120), ("min", 60, 7200), ("h", 3600, 172_800)):
+    for unit, size, limit in (("s", 1, 120), ("min", 60, 7200), ("h", 3600, 259_200)):
         if abs(seconds) < limit:
             return f"{seconds / size:.1f} {unit}"
     return f"{seconds / 86_400:.1f} days"
@@ -57,10 +57,10 @@ class LogProgress:
 def unknown_command(word: str, commands: tuple[str, ...]) -> str | None:
     """The error for a first word that is neither a command nor a file nor a bundled scenario
     but looks like a command (``contact``), else None (the word is a scenario to run)."""
-    from sinsim.bundled import names
-
     if Path(word).exists() or word.endswith((".yaml", ".yml")) or word.startswith("-"):
         return None
+    from sinsim.bundled import names
+
     if word in names("scenarios"):
         return None
     hit = difflib.get_close_matches(word, commands, n=1, cutoff=0.6)
