@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# pinned so pip takes the wheels on this kind of machine's disk instead of downloading GBs
+# pinned so that pip can take wheels it already has (a local wheel cache) instead of downloading GBs
 ifeq ($(shell uname -m),aarch64)
 TORCH  := torch==2.9.1 torchvision==0.24.1
 else

@@ -81,14 +81,16 @@ def test_tiny_runs_on_real_digits(tiny_run):
 
 @pytest.mark.slow
 def test_readme_first_block_is_the_real_output(tiny_run):
-    """The README shows `python -m sinsim scenarios/tiny.yaml` and its exact output."""
+    """The README (and docs/getting-started.md) show `python -m sinsim scenarios/tiny.yaml` and
+    its exact output."""
     out, proc = tiny_run
-    readme = (ROOT / "README.md").read_text()
-    block = re.search(r"```console\n\$ python -m sinsim scenarios/tiny.yaml\n(.*?)```", readme,
-                      re.S)
-    assert block, "README lost its tiny.yaml example"
-    expected = block.group(1).replace("results/tiny/", f"{out}/")
-    assert proc.stdout == expected
+    for page in ("README.md", "docs/getting-started.md"):
+        readme = (ROOT / page).read_text()
+        block = re.search(r"```console\n\$ python -m sinsim scenarios/tiny.yaml\n(.*?)```",
+                          readme, re.S)
+        assert block, f"{page} lost its tiny.yaml example"
+        expected = block.group(1).replace("results/tiny/", f"{out}/")
+        assert proc.stdout == expected, page
 
 
 @pytest.mark.slow
