@@ -161,3 +161,33 @@ def test_a_missing_bundled_name_says_where_to_look(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match="sinsim scenarios` lists them"):
         bundled.resolve("nothing_like_it")
+
+
+def test_the_scenario_reference_lists_every_key_of_every_section():
+    """docs/scenario-reference.md is generated from the schema at each docs build: every
+    section reachable from Scenario gets a table with each of its keys."""
+    from sinsim.scenario.model import Scenario
+    from sinsim.scenario.reference import _sections, markdown
+
+    text = markdown()
+    todo, seen = [Scenario], set()
+    while todo:
+        cls = todo.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        for name, field in cls.model_fields.items():
+            assert f"| `{name}` |" in text, (cls.__name__, name)
+            todo += _sections(field.annotation)
+    assert len(seen) >= 20 and "### `training`" in text and "### `links.uplink`" in text
+    assert "| `rounds` | integer | `10` | > 0 |" in text
+
+
+def test_the_docs_site_lists_every_page_and_only_pages_that_exist():
+    import re
+
+    nav = re.findall(r":\s*([\w-]+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(), re.M)
+    pages = {p.name for p in (ROOT / "docs").glob("*.md")}
+    assert set(nav) <= pages, set(nav) - pages
+    assert pages - set(nav) <= {"flower.md", "view.md"}, pages - set(nav)  # the lead adds those
+    assert "<!-- scenario-reference -->" in (ROOT / "docs" / "scenario-reference.md").read_text()

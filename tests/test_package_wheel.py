@@ -54,17 +54,20 @@ def test_the_wheel_fetches_its_data_and_runs_tiny_from_an_empty_directory(tmp_pa
     (wheel,) = wheels.glob("sinsim-*.whl")
     venv = tmp_path / "venv"
     clean = os.environ.get("SINSIM_WHEEL_CLEAN") == "1"
-    _sh([sys.executable, "-m", "venv", str(venv)])
     py = venv / "bin" / "python"
     if clean:
+        _sh([sys.executable, "-m", "venv", str(venv)])
         _sh([str(py), "-m", "pip", "install", "-q", *TORCH])
         _sh([str(py), "-m", "pip", "install", "-q", str(wheel)])
-    else:
+    else:  # no pip of its own (this interpreter's pip installs into it): nothing shadows a dep
+        _sh([sys.executable, "-m", "venv", "--without-pip", str(venv)])
         site = _sh([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
         (Path(site.stdout.strip()) / "_deps.pth").write_text(
             sysconfig.get_paths()["purelib"] + "\n")
-        _sh([str(py), "-m", "pip", "install", "-q", "--no-deps", str(wheel)])
-        _sh([str(py), "-m", "pip", "check"])  # every requirement of the wheel is met
+        pip = [sys.executable, "-m", "pip", "--python", str(py)]
+        # --ignore-installed: the sinsim of the outer environment is seen, never touched
+        _sh([*pip, "install", "-q", "--no-deps", "--ignore-installed", str(wheel)])
+        _sh([*pip, "check"])  # every requirement of the wheel (and of its deps) is met
 
     home, work = tmp_path / "home", tmp_path / "empty"
     home.mkdir()
