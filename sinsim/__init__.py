@@ -7,12 +7,12 @@ The public Python API (:mod:`sinsim.api`), for notebooks and scripts:
 - :func:`load_run` — a finished run's tables from its results directory;
 - :func:`sweep` — run a study and return its combined table.
 
-``__version__`` is sinsim's version, the one place it is written (``pyproject.toml``,
+``__version__`` is sinsim's version, written in ``sinsim/_version.py`` only (``pyproject.toml``,
 ``sinsim --version`` and ``summary.json`` read it). The API is imported on first use, so
 ``import sinsim`` stays light.
 """
 
-__version__ = "0.1.0"
+from sinsim._version import __version__
 
 __all__ = ["Run", "__version__", "load_run", "load_scenario", "run", "sweep"]
 

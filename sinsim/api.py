@@ -122,7 +122,8 @@ def sweep(path_or_name: str | Path, out_dir: str | Path, *, workers: int | None 
     does (finished runs are skipped) and return its combined table (``runs.csv``: one row per
     run, algorithm and round, with the swept keys as columns). Raises RuntimeError naming the
     failed runs when any failed."""
-    from sinsim.sweep import plan_sweep, run_sweep
+    from sinsim.sweep.plan import plan_sweep
+    from sinsim.sweep.runner import run_sweep
 
     plan_path = resolve(path_or_name, "sweeps")
     plan = plan_sweep(plan_path, executor=executor, workers=workers, address=address)

@@ -60,7 +60,7 @@ def resolve(text: str | Path, kind: str = "scenarios") -> Path:
         if candidate.is_file():
             return candidate
     hint = _did_you_mean(path, kind)
-    raise ConfigError(f"no such file{hint}", file=str(path))
+    raise ConfigError(f"no such {kind[:-1]} file{hint}", file=str(path))
 
 
 def _did_you_mean(path: Path, kind: str) -> str:

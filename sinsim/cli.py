@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sinsim import __version__
+from sinsim._version import __version__
 from sinsim.cli_more import (
     LogProgress,
     add_data_parser,

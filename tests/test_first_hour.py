@@ -79,7 +79,7 @@ def test_a_misspelt_scenario_file_gets_a_did_you_mean(capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     assert main(["scenarios/leo_walkr.yaml"]) == 2
     err = capsys.readouterr().err
-    assert err == ("sinsim: error: scenarios/leo_walkr.yaml: no such file; did you mean "
+    assert err == ("sinsim: error: scenarios/leo_walkr.yaml: no such scenario file; did you mean "
                    "'scenarios/leo_walker.yaml'?\n")
 
 

@@ -75,7 +75,8 @@ def test_version_is_written_once(capsys):
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out == f"sinsim {sinsim.__version__}\n"
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert 'dynamic = ["version"]' in pyproject and 'attr = "sinsim.__version__"' in pyproject
+    assert 'dynamic = ["version"]' in pyproject
+    assert 'attr = "sinsim._version.__version__"' in pyproject
 
 
 def _npm_tarball(tmp_path: Path) -> Path:
