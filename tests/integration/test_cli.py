@@ -76,7 +76,12 @@ def test_tiny_runs_on_real_digits(tiny_run):
     up = transfers[(transfers.algorithm == "spacedml") & (transfers.direction == "up")]
     assert up.bytes.max() < 1_724_328 / 20  # ALQ bases + coordinates + biases
     check_run_invariants(out)
-    assert proc.stderr == ""  # no progress bar when not on a terminal
+    # not a terminal: no progress bar, a plain line per round and the host time, on stderr
+    lines = proc.stderr.splitlines()
+    assert lines[:-1] == [f"round {i}/6 {a}: {int(r.completed)}/{int(r.selected)} clients, "
+                          f"accuracy {r.test_accuracy:.4f}" for i, ((a, _), r) in
+                          enumerate(rounds.iterrows(), 1)]
+    assert lines[-1].startswith("host wall time ") and "\r" not in proc.stderr
 
 
 @pytest.mark.slow
