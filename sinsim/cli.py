@@ -34,10 +34,13 @@ from pathlib import Path
 
 from sinsim._version import __version__
 from sinsim.cli_more import (
+    OUT_HELP,
     LogProgress,
     add_data_parser,
     add_scenarios_parser,
     duration,
+    links_csv,
+    load_for_command,
     missing_dependencies,
     plural,
     unknown_command,
@@ -88,21 +91,6 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
     dirs.add_argument("dirs", nargs="+", metavar="DIR",
                       help="sweep directories (runs.csv or runs.parquet), combined")
     return {"scenario": scenario, "quiet": quiet, "dirs": dirs}
-
-
-# each command's own words for --out
-OUT_HELP = {
-    "run": "the results directory (default: results/<scenario name>/)",
-    "contacts": "the directory for contacts.csv, nodes.csv, nodes.tle (default: "
-                "results/<scenario name>/)",
-    "links": "also write the CSV table to this file (default: print only)",
-    "plot": "the figures' directory (default: beside the tables)",
-    "sweep": "the sweep directory (default: results/<sweep name>/)",
-    "table1": "also write the markdown Table I to this file, its CSV and figure beside it "
-              "(default: print only)",
-    "report": "also write the markdown overview to this file (default: print only)",
-    "fidelity": "also write the markdown ablation table to this file (default: print only)",
-}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -245,28 +233,8 @@ def _on_disk(args: argparse.Namespace) -> str:
     return ("; finished rounds are on disk" if getattr(args, "started", False) else "")
 
 
-def _load(args: argparse.Namespace):
-    """The scenario of ``args`` (a file, or a bundled scenario's name), with its ``--set``
-    overrides; an error in a key that an override set names that ``--set``."""
-    from sinsim.bundled import resolve
-    from sinsim.errors import ConfigError
-    from sinsim.scenario import load_scenario
-
-    path = resolve(args.scenario, "scenarios")
-    args.scenario = str(path)
-    try:
-        return load_scenario(path, args.overrides)
-    except ConfigError as e:
-        for item in args.overrides:
-            key = item.partition("=")[0].strip()
-            if e.key and (e.key == key or e.key.startswith(f"{key}.")
-                          or key.startswith(f"{e.key}.")):
-                raise ConfigError(e.detail, file=f"--set {item}", key=e.key) from None
-        raise
-
-
 def _run(args: argparse.Namespace) -> int:
-    scenario = _load(args)
+    scenario = load_for_command(args)
     _pin_portable(args, scenario.training.portable)
     out = _output_dir(args.out or Path("results") / scenario.name)
 
@@ -350,7 +318,7 @@ def _contacts(args: argparse.Namespace) -> int:
     from sinsim.errors import ConfigError
     from sinsim.sim.topology import build_topology, contacts_info, write_topology
 
-    scenario = _load(args)
+    scenario = load_for_command(args)
     if not scenario.clients.orbital:
         raise ConfigError("abstract clients (clients.count) have no contact plan; give walker, "
                           "tle, omm or uavs", key="clients")
@@ -371,7 +339,7 @@ def _contacts(args: argparse.Namespace) -> int:
 def _links(args: argparse.Namespace) -> int:
     from sinsim.sim.link_report import link_table
 
-    scenario = _load(args)
+    scenario = load_for_command(args)
     path = _output_file(args.out) if args.out else None
     table = link_table(scenario, args.ranges_km)
     for link, ranges in table.attrs.get("skipped_km", {}).items():
@@ -379,41 +347,11 @@ def _links(args: argparse.Namespace) -> int:
         print(f"sinsim: {link}: skipped range(s) {', '.join(f'{r:g}' for r in ranges)} km: "
               f"no elevation gives them at the clients' {alt:g} km altitude (shorter than "
               f"the altitude or beyond the horizon)", file=sys.stderr)
-    text = _links_csv(table)
+    text = links_csv(table)
     print(text, end="")
     if path:
         path.write_text(text, encoding="utf-8")
     return EXIT_OK
-
-
-def _links_csv(table) -> str:
-    """``link_table``'s table as CSV, rounded for reading (range 0.1 km, elevation 0.01 deg,
-    SNR and C/N0 0.01 dB, rate and bandwidth to the unit); empty where a value does not
-    apply."""
-    t = table.round({"range_km": 1, "elevation_deg": 2, "snr_db": 2, "cn0_dbhz": 2})
-    for col in ("rate_bps", "bandwidth_hz"):
-        t[col] = t[col].round().astype("Int64")
-    t.insert(2, "model_goes", [_model_goes(link, d) for link, d in zip(t["link"],
-                                                                         t["direction"])])
-    return t.to_csv(index=False, na_rep="", lineterminator="\n")
-
-
-def _model_goes(link: str, direction: str) -> str:
-    """Which way the model goes on a link row and which radio carries it, so that `up`
-    (client -> server) is not read as a radio uplink: ``satellite-ground`` ``up`` is
-    ``client satellite -> server ground on the space-to-ground radio (a downlink)``."""
-    if direction == "cross":
-        return "relay: satellite -> satellite on the crosslink radio"
-    a, _, b = link.partition("-")
-    tx, rx = (a, b) if direction in ("up", "cross") else (b, a)
-    who = "client -> server" if direction == "up" else "server -> client"
-    if rx == "ground":
-        radio = "to-ground radio (a downlink)"
-    elif tx == "ground":
-        radio = "from-ground radio (an uplink)"
-    else:
-        radio = "crosslink radio"
-    return f"{who}: {tx} -> {rx} on the {radio}"
 
 
 def _plot(args: argparse.Namespace) -> int:

@@ -67,6 +67,71 @@ def unknown_command(word: str, commands: tuple[str, ...]) -> str | None:
     return f"unknown command {word!r}, did you mean {hit[0]!r}?" if hit else None
 
 
+# each command's own words for --out
+OUT_HELP = {
+    "run": "the results directory (default: results/<scenario name>/)",
+    "contacts": "the directory for contacts.csv, nodes.csv, nodes.tle (default: "
+                "results/<scenario name>/)",
+    "links": "also write the CSV table to this file (default: print only)",
+    "plot": "the figures' directory (default: beside the tables)",
+    "sweep": "the sweep directory (default: results/<sweep name>/)",
+    "table1": "also write the markdown Table I to this file, its CSV and figure beside it "
+              "(default: print only)",
+    "report": "also write the markdown overview to this file (default: print only)",
+    "fidelity": "also write the markdown ablation table to this file (default: print only)",
+}
+
+
+def load_for_command(args: argparse.Namespace):
+    """The scenario of ``args`` (a file, or a bundled scenario's name), with its ``--set``
+    overrides; an error in a key that an override set names that ``--set``."""
+    from sinsim.bundled import resolve
+    from sinsim.errors import ConfigError
+    from sinsim.scenario import load_scenario
+
+    path = resolve(args.scenario, "scenarios")
+    args.scenario = str(path)
+    try:
+        return load_scenario(path, args.overrides)
+    except ConfigError as e:
+        for item in args.overrides:
+            key = item.partition("=")[0].strip()
+            if e.key and (e.key == key or e.key.startswith(f"{key}.")
+                          or key.startswith(f"{e.key}.")):
+                raise ConfigError(e.detail, file=f"--set {item}", key=e.key) from None
+        raise
+
+
+def links_csv(table) -> str:
+    """``link_table``'s table as CSV, rounded for reading (range 0.1 km, elevation 0.01 deg,
+    SNR and C/N0 0.01 dB, rate and bandwidth to the unit); empty where a value does not
+    apply."""
+    t = table.round({"range_km": 1, "elevation_deg": 2, "snr_db": 2, "cn0_dbhz": 2})
+    for col in ("rate_bps", "bandwidth_hz"):
+        t[col] = t[col].round().astype("Int64")
+    t.insert(2, "model_goes", [_model_goes(link, d) for link, d in zip(t["link"],
+                                                                         t["direction"])])
+    return t.to_csv(index=False, na_rep="", lineterminator="\n")
+
+
+def _model_goes(link: str, direction: str) -> str:
+    """Which way the model goes on a link row and which radio carries it, so that `up`
+    (client -> server) is not read as a radio uplink: ``satellite-ground`` ``up`` is
+    ``client satellite -> server ground on the space-to-ground radio (a downlink)``."""
+    if direction == "cross":
+        return "relay: satellite -> satellite on the crosslink radio"
+    a, _, b = link.partition("-")
+    tx, rx = (a, b) if direction in ("up", "cross") else (b, a)
+    who = "client -> server" if direction == "up" else "server -> client"
+    if rx == "ground":
+        radio = "to-ground radio (a downlink)"
+    elif tx == "ground":
+        radio = "from-ground radio (an uplink)"
+    else:
+        radio = "crosslink radio"
+    return f"{who}: {tx} -> {rx} on the {radio}"
+
+
 # ------------------------------------------------------------------------------- sinsim data
 def add_data_parser(sub, parents: dict) -> None:
     data = sub.add_parser("data", help="list the data sets and fetch them",
