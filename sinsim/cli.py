@@ -11,6 +11,11 @@
     python -m sinsim report DIR... [--out FILE]
     python -m sinsim fidelity DIR... [--out FILE]
     python -m sinsim view DIR [--out FILE.html]
+    python -m sinsim data list | fetch NAME...
+    python -m sinsim scenarios [show NAME]
+    python -m sinsim --version
+
+SCENARIO and SWEEP are files, or the names of bundled ones (``tiny``, ``leo_walker``).
 
 Exit status: 0 success; 2 bad input (message names the file and key, no traceback);
 1 a failure while running.
@@ -22,18 +27,32 @@ import argparse
 import math
 import os
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sinsim._version import __version__
+from sinsim.cli_more import (
+    OUT_HELP,
+    LogProgress,
+    add_data_parser,
+    add_scenarios_parser,
+    duration,
+    links_csv,
+    load_for_command,
+    missing_dependencies,
+    plural,
+    unknown_command,
+)
 from sinsim.errors import InputError, WriteFailed
+from sinsim.outpaths import OutputPathError, _output_dir, _output_file  # noqa: F401
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 PROG = "python -m sinsim"
-COMMANDS = ("run", "contacts", "links", "plot", "sweep", "table1", "report", "fidelity", "view")
+COMMANDS = ("run", "contacts", "links", "plot", "sweep", "table1", "report", "fidelity",
+            "view", "data", "scenarios")
 
 
 # --------------------------------------------------------------------------------- parsers
@@ -62,22 +81,17 @@ def _ranges_km(text: str) -> list[float]:
 def _parents() -> dict[str, argparse.ArgumentParser]:
     """The options that several commands share, each declared once."""
     scenario = argparse.ArgumentParser(add_help=False)
-    scenario.add_argument("scenario", help="scenario YAML file")
+    scenario.add_argument("scenario", help="scenario YAML file, or a bundled scenario's name "
+                          "(`sinsim scenarios` lists them)")
     scenario.add_argument("--set", dest="overrides", action="append", default=[],
                           metavar="KEY=VALUE", help="override a scenario key, e.g. --set "
                           "training.rounds=3 (repeatable)")
-    out = argparse.ArgumentParser(add_help=False)
-    out.add_argument("--out", metavar="PATH", help="where to write: the results directory (run, "
-                     "contacts, sweep; default results/<name>/), the figures' directory (plot; "
-                     "default beside the tables), a markdown file (table1, report, fidelity; "
-                     "default: print only), a CSV file (links; default: print only) or an HTML file "
-                     "(view; default RESULTS/view.html)")
     quiet = argparse.ArgumentParser(add_help=False)
     quiet.add_argument("--quiet", action="store_true", help="no progress bar")
     dirs = argparse.ArgumentParser(add_help=False)
     dirs.add_argument("dirs", nargs="+", metavar="DIR",
                       help="sweep directories (runs.csv or runs.parquet), combined")
-    return {"scenario": scenario, "out": out, "quiet": quiet, "dirs": dirs}
+    return {"scenario": scenario, "quiet": quiet, "dirs": dirs}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,13 +100,16 @@ def _parser() -> argparse.ArgumentParser:
         description="Simulate federated learning over a Space Information Network. "
                     f"`{PROG} SCENARIO.yaml` is short for `{PROG} run SCENARIO.yaml`.",
         epilog="Exit status: 0 success, 2 bad input, 1 failure while running.")
+    p.add_argument("--version", action="version", version=f"sinsim {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     parent = _parents()
 
     def command(name: str, run: Callable[[argparse.Namespace], int], parents: list[str],
                 help: str, description: str | None = None) -> argparse.ArgumentParser:
-        c = sub.add_parser(name, parents=[parent[k] for k in parents], help=help,
+        c = sub.add_parser(name, parents=[parent[k] for k in parents if k != "out"], help=help,
                            description=description or help)
+        if "out" in parents:
+            c.add_argument("--out", metavar="PATH", help=OUT_HELP[name])
         c.set_defaults(run=run)
         return c
 
@@ -133,7 +150,8 @@ def _parser() -> argparse.ArgumentParser:
         "Run a study: a base scenario, a grid over scenario keys and repeats over seeds. Each "
         "run writes OUT/runs/<run_id>/; OUT/runs.csv (and runs.parquet) combines their rounds. "
         "Runs that already finished are skipped.")
-    sweep.add_argument("sweep", help="sweep YAML file (e.g. sweeps/tiny.yaml)")
+    sweep.add_argument("sweep", help="sweep YAML file (e.g. sweeps/tiny.yaml), or a bundled "
+                       "sweep's name (e.g. paper_table1)")
     sweep.add_argument("--workers", type=_positive_int, help="worker processes (default: the "
                        "sweep file's executor.workers, else one per core)")
     sweep.add_argument("--executor", choices=("local", "dask"),
@@ -163,89 +181,30 @@ def _parser() -> argparse.ArgumentParser:
             "seed's band? declining?), the accuracy and the bytes per client each way.")
     view = command("view", _view, ["out"], "one self-contained web page of a run (docs/view.md)")
     view.add_argument("results", help="a results directory (nodes.csv, contacts.csv, ...)")
+    add_data_parser(sub, parent)
+    add_scenarios_parser(sub)
     return p
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line, with ``SCENARIO.yaml ...`` (no command word) read as ``run``."""
-    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        wrong = unknown_command(argv[0], COMMANDS) if argv else None
+        if wrong:
+            _parser().error(wrong)
         argv = ["run", *argv]
     return _parser().parse_args(argv)
 
 
-# ---------------------------------------------------------------------------- output paths
-class OutputPathError(InputError):
-    """A ``--out`` that cannot be written: the message names that path (not the scenario)."""
-
-
-def _output_dir(path: str | Path, *, create: bool = True) -> Path:
-    """``path`` as a directory this process can write into, created (with its parents) if
-    need be: checked before any work starts, so that a bad ``--out`` is bad input (exit 2)
-    and leaves nothing behind, not a failure after the run. ``create=False`` only checks that
-    it exists and is writable, or could be created (for commands that read their input after
-    this check and create the directory themselves)."""
-    out = Path(path)
-    try:
-        if out.exists() and not out.is_dir():
-            raise OutputPathError(f"--out {out}: is a file, not a directory")
-        missing = [d for d in (out, *out.parents) if not d.exists()][::-1]
-        if not create:
-            base = out.parents[len(missing) - 1] if missing else out
-            if not base.is_dir():
-                raise OutputPathError(f"--out {out}: cannot create the directory: {base} is a "
-                                      "file")
-            if not os.access(base, os.W_OK | os.X_OK):
-                raise OutputPathError(f"--out {out}: cannot write into {base}: permission "
-                                      "denied")
-            return out
-    except OSError as e:  # a parent that cannot be searched
-        raise OutputPathError(f"--out {out}: {_why(e, out)}") from None
-    for i, d in enumerate(missing):
-        try:
-            d.mkdir()
-        except OSError as e:
-            for made in reversed(missing[:i]):
-                made.rmdir()
-            raise OutputPathError(f"--out {out}: cannot create the directory: "
-                                  f"{_why(e, d)}") from None
-    try:
-        with tempfile.TemporaryFile(dir=out, prefix=".sinsim-probe-"):
-            pass
-    except OSError as e:
-        for made in reversed(missing):
-            made.rmdir()
-        raise OutputPathError(f"--out {out}: cannot write into the directory: "
-                              f"{_why(e, out)}") from None
-    return out
-
-
-def _output_file(path: str | Path, flag: str = "--out") -> Path:
-    """``path`` as a file that can be written (its folder exists and is writable; it is not
-    a directory), checked before the tables are read; errors name the option ``flag``."""
-    out = Path(path)
-    folder = out.parent
-    if out.is_dir():
-        raise OutputPathError(f"{flag} {out}: is a directory, not a file")
-    if not folder.is_dir():
-        raise OutputPathError(f"{flag} {out}: no such directory {str(folder)!r}")
-    if (out.exists() and not os.access(out, os.W_OK)) or not os.access(folder, os.W_OK):
-        raise OutputPathError(f"{flag} {out}: cannot write the file: permission denied")
-    return out
-
-
-def _why(error: OSError, path: Path) -> str:
-    """Why ``path`` could not be made: the ancestor that is a file, else the system's word."""
-    for d in path.parents:
-        try:
-            if d.exists() and not d.is_dir():
-                return f"{d} is a file"
-        except OSError:  # cannot even look
-            break
-    return (error.strerror or str(error)).lower()
-
-
 # -------------------------------------------------------------------------------- commands
 def main(argv: list[str] | None = None) -> int:
+    """The command line; returns the exit status."""
+    missing = missing_dependencies()
+    if missing:  # before anything else: one line that says what to install
+        print(f"sinsim: error: missing dependencies: {', '.join(missing)} (pip install "
+              f"{' '.join(missing)}; in the clone, `make setup` and .venv/bin/python)",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     args.process_command_line = argv is None  # (portable mode may re-execute it)
     try:
@@ -253,12 +212,13 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         msg = str(e)
         source = getattr(args, "scenario", None)
-        if source and source not in msg and not isinstance(e, OutputPathError):
+        if (source and source not in msg and not isinstance(e, OutputPathError)
+                and not msg.startswith("--set ")):
             msg = f"{source}: {msg}"
         print(f"sinsim: error: {msg}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("sinsim: interrupted; finished rounds are on disk", file=sys.stderr)
+        print(f"sinsim: interrupted{_on_disk(args)}", file=sys.stderr)
         return EXIT_FAILURE
     except WriteFailed as e:  # a full or read-only disk: one line, no traceback
         print(f"sinsim: run failed: {e}; the finished rounds are on disk: run again with "
@@ -266,15 +226,18 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
     except Exception as e:  # noqa: BLE001 - a failure while running: exit 1, keep the traceback
         traceback.print_exc()
-        print(f"sinsim: run failed: {type(e).__name__}: {e}; finished rounds are on disk",
-              file=sys.stderr)
+        print(f"sinsim: run failed: {type(e).__name__}: {e}{_on_disk(args)}", file=sys.stderr)
         return EXIT_FAILURE
 
 
-def _run(args: argparse.Namespace) -> int:
-    from sinsim.scenario import load_scenario
+def _on_disk(args: argparse.Namespace) -> str:
+    """What an interrupted or failed command left: only run and sweep write rounds as they go,
+    and only once they started."""
+    return ("; finished rounds are on disk" if getattr(args, "started", False) else "")
 
-    scenario = load_scenario(args.scenario, args.overrides)
+
+def _run(args: argparse.Namespace) -> int:
+    scenario = load_for_command(args)
     _pin_portable(args, scenario.training.portable)
     out = _output_dir(args.out or Path("results") / scenario.name)
 
@@ -283,29 +246,34 @@ def _run(args: argparse.Namespace) -> int:
     from sinsim.sim.engine import run_scenario
 
     total = scenario.training.rounds * len(scenario.algorithms)
-    disable = True if args.quiet else None  # None: tqdm shows the bar only on a terminal
+    terminal = not args.quiet and sys.stderr.isatty()
+    log = LogProgress(total) if not args.quiet and not terminal else None
     t0 = time.perf_counter()
-    with tqdm(total=total, unit="round", disable=disable, dynamic_ncols=True) as bar:
+    args.started = True
+    with tqdm(total=total, unit="round", disable=not terminal, dynamic_ncols=True) as bar:
 
         def on_round_end(row: dict) -> None:
             bar.set_description(row["algorithm"])
             bar.set_postfix(clients=f"{row['completed']}/{row['selected']}",
                             acc=f"{row['test_accuracy']:.3f}")
             bar.update(1)
+            if log is not None:
+                log(row)
 
         summary = run_scenario(scenario, out, on_round_end=on_round_end,
                                resume=getattr(args, "resume", False))
     wall = time.perf_counter() - t0
     ds = summary["dataset"]
     print(f"scenario {scenario.name}: {ds['name']} from {ds['source']}, "
-          f"{summary['n_clients']} clients, {scenario.training.rounds} rounds")
+          f"{plural(summary['n_clients'], 'client')}, "
+          f"{plural(scenario.training.rounds, 'round')}")
     for name, s in summary["algorithms"].items():
         print(f"  {name:10s} accuracy {s['final_accuracy']:.4f}  "
               f"up {s['bytes_up_total']:,} B  down {s['bytes_down_total']:,} B  "
-              f"sim {s['sim_time_s']:.1f} s")
+              f"sim {duration(s['sim_time_s'])}")
     print(f"results in {out}/")
-    if not bar.disable:
-        print(f"host wall time {wall:.1f} s")
+    if not args.quiet:  # on stderr: stdout stays the same from run to run
+        print(f"host wall time {duration(wall)}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -351,10 +319,9 @@ def _pin_portable(args: argparse.Namespace, wanted: bool) -> None:
 
 def _contacts(args: argparse.Namespace) -> int:
     from sinsim.errors import ConfigError
-    from sinsim.scenario import load_scenario
     from sinsim.sim.topology import build_topology, contacts_info, write_topology
 
-    scenario = load_scenario(args.scenario, args.overrides)
+    scenario = load_for_command(args)
     if not scenario.clients.orbital:
         raise ConfigError("abstract clients (clients.count) have no contact plan; give walker, "
                           "tle, omm or uavs", key="clients")
@@ -363,20 +330,19 @@ def _contacts(args: argparse.Namespace) -> int:
     write_topology(topology, out)
     info = contacts_info(topology)
     print(f"scenario {scenario.name}: {info['clients']} clients, "
-          f"{len(info['servers'])} server node(s), {info['windows']} contact windows over "
-          f"{scenario.horizon / 3600:g} h")
+          f"{plural(len(info['servers']), 'server node')}, "
+          f"{plural(info['windows'], 'contact window')} over {duration(scenario.horizon)}")
     if info["windows"]:
-        print(f"  mean window {info['mean_window_s']:.1f} s, "
-              f"{info['clients_with_contact']} clients with at least one contact")
+        print(f"  mean window {duration(info['mean_window_s'])}, "
+              f"{plural(info['clients_with_contact'], 'client')} with at least one contact")
     print(f"contacts in {out}/")
     return EXIT_OK
 
 
 def _links(args: argparse.Namespace) -> int:
-    from sinsim.scenario import load_scenario
     from sinsim.sim.link_report import link_table
 
-    scenario = load_scenario(args.scenario, args.overrides)
+    scenario = load_for_command(args)
     path = _output_file(args.out) if args.out else None
     table = link_table(scenario, args.ranges_km)
     for link, ranges in table.attrs.get("skipped_km", {}).items():
@@ -384,21 +350,11 @@ def _links(args: argparse.Namespace) -> int:
         print(f"sinsim: {link}: skipped range(s) {', '.join(f'{r:g}' for r in ranges)} km: "
               f"no elevation gives them at the clients' {alt:g} km altitude (shorter than "
               f"the altitude or beyond the horizon)", file=sys.stderr)
-    text = _links_csv(table)
+    text = links_csv(table)
     print(text, end="")
     if path:
         path.write_text(text, encoding="utf-8")
     return EXIT_OK
-
-
-def _links_csv(table) -> str:
-    """``link_table``'s table as CSV, rounded for reading (range 0.1 km, elevation 0.01 deg,
-    SNR and C/N0 0.01 dB, rate and bandwidth to the unit); empty where a value does not
-    apply."""
-    t = table.round({"range_km": 1, "elevation_deg": 2, "snr_db": 2, "cn0_dbhz": 2})
-    for col in ("rate_bps", "bandwidth_hz"):
-        t[col] = t[col].round().astype("Int64")
-    return t.to_csv(index=False, na_rep="", lineterminator="\n")
 
 
 def _plot(args: argparse.Namespace) -> int:
@@ -419,6 +375,9 @@ def _sweep(args: argparse.Namespace) -> int:
 
     if args.scheduler and args.executor == "local":
         raise InputError("--scheduler is for --executor dask, not local")
+    from sinsim.bundled import resolve
+
+    args.sweep = str(resolve(args.sweep, "sweeps"))
     plan = plan_sweep(args.sweep, executor=args.executor, workers=args.workers,
                       address=args.scheduler)
     portable = {r.resolved["training"]["portable"] for r in plan.runs}
@@ -429,6 +388,7 @@ def _sweep(args: argparse.Namespace) -> int:
                           "run portable or none", file=args.sweep, key="training.portable")
     out = _output_dir(args.out or Path("results") / plan.name)
     # every run in a worker process started from here, which inherits the pins
+    args.started = True
     with _environment(True in portable):
         r = run_sweep(plan, out, progress=False if args.quiet else None)
     print(f"sweep {plan.name}: {len(plan.runs)} runs: {len(r.done)} done, {len(r.skipped)} "

@@ -26,11 +26,15 @@ def test_every_command_is_reachable_and_shares_its_options():
     assert tuple(sub.choices) == COMMANDS
     options = {name: {o for a in p._actions for o in a.option_strings}
                for name, p in sub.choices.items()}
-    assert all("--out" in o for o in options.values())
+    assert {n for n, o in options.items() if "--out" not in o} == {"data", "scenarios"}
     assert {n for n, o in options.items() if "--set" in o} == {"run", "contacts", "links"}
     assert {n for n, o in options.items() if "--quiet" in o} == {"run", "sweep"}
-    # one declaration each: the same argparse action object in every command that has it
-    for flag in ("--out", "--set", "--quiet"):
+    # --out is each command's own (its help says what that command writes); the rest are
+    # declared once: the same argparse action object in every command that has it
+    helps = {n: next(a.help for a in p._actions if "--out" in a.option_strings)
+             for n, p in sub.choices.items() if "--out" in options[n]}
+    assert len(set(helps.values())) == len(helps)
+    for flag in ("--set", "--quiet"):
         actions = {id(a) for p in sub.choices.values() for a in p._actions
                    if flag in a.option_strings}
         assert len(actions) == 1, flag

@@ -148,7 +148,7 @@ def test_a_scenario_whose_data_is_missing_exits_2_naming_the_fetch_command(tmp_p
     err = capsys.readouterr().err
     assert code == 2
     assert "MNIST is not available" in err
-    assert "make data" in err and f"python -m sinsim.learn.fetch mnist --data-dir {empty}" in err
+    assert "make data" in err and f"sinsim data fetch mnist --data-dir {empty}" in err
     assert "Traceback" not in err
     assert list(empty.iterdir()) == []
 

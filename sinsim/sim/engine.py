@@ -23,8 +23,8 @@ import numpy as np
 import simpy
 import torch
 
-import sinsim
 from sinsim._rng import rng_for
+from sinsim._version import __version__ as SINSIM_VERSION
 from sinsim.errors import ConfigError, WriteFailed
 from sinsim.learn import portable
 from sinsim.learn.codecs import ModelSpec
@@ -460,7 +460,7 @@ def run_scenario(scenario: Scenario, out_dir, *, on_round_end: RoundCallback | N
     progress = cp if cp is not None else Checkpoint(resolved, dict(recorder.counts))
     summary: dict[str, Any] = {
         "scenario": scenario.name, "status": "running", "seed": scenario.seed,
-        "versions": {"sinsim": sinsim.__version__, "torch": torch.__version__,
+        "versions": {"sinsim": SINSIM_VERSION, "torch": torch.__version__,
                      "skyfield": skyfield.__version__, "simpy": simpy.__version__},
         "resolved_scenario": resolved, "algorithms": {},
     }

@@ -7,7 +7,6 @@ This is where ``sim`` meets ``space``: the scenario's node descriptions become
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sinsim import paths
 from sinsim.errors import ConfigError
 from sinsim.scenario import OMMSource, Scenario, TLESource, UAVSpec
 from sinsim.space.contacts import ContactPlan, compute_contact_plan
@@ -46,7 +46,8 @@ class Topology:
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("SINSIM_CACHE_DIR", Path.home() / ".cache" / "sinsim"))
+    """``$SINSIM_CACHE_DIR``, else the per-user cache directory (:mod:`sinsim.paths`)."""
+    return paths.cache_dir()
 
 
 def _uav(spec: UAVSpec) -> UAV:

@@ -24,6 +24,9 @@ when pyarrow imports) holds one row per (run, algorithm, round); ``OUT/runs_inde
 every run with its status, ``OUT/sweep.json`` the sweep as run.
 """
 
+import sys as _sys
+import types as _types
+
 from sinsim.sweep.executors import run_one
 from sinsim.sweep.plan import ExecutorSpec, RunSpec, Sweep, SweepPlan, plan_sweep
 from sinsim.sweep.runner import SweepResult, run_sweep
@@ -31,3 +34,16 @@ from sinsim.sweep.table import build_table, run_state, write_table
 
 __all__ = ["plan_sweep", "run_sweep", "run_one", "SweepPlan", "RunSpec", "Sweep",
            "ExecutorSpec", "SweepResult", "build_table", "write_table", "run_state"]
+
+
+# ``sinsim.sweep(...)`` is the Python API's sweep (sinsim.api.sweep), and ``sinsim.sweep`` is also
+# this package once it is imported (Python then sets the package as the attribute): so the
+# package calls through to the API function, and both readings work.
+class _CallablePackage(_types.ModuleType):
+    def __call__(self, *args, **kwargs):
+        from sinsim.api import sweep
+
+        return sweep(*args, **kwargs)
+
+
+_sys.modules[__name__].__class__ = _CallablePackage

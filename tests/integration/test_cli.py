@@ -76,19 +76,26 @@ def test_tiny_runs_on_real_digits(tiny_run):
     up = transfers[(transfers.algorithm == "spacedml") & (transfers.direction == "up")]
     assert up.bytes.max() < 1_724_328 / 20  # ALQ bases + coordinates + biases
     check_run_invariants(out)
-    assert proc.stderr == ""  # no progress bar when not on a terminal
+    # not a terminal: no progress bar, a plain line per round and the host time, on stderr
+    lines = proc.stderr.splitlines()
+    assert lines[:-1] == [f"round {i}/6 {a}: {int(r.completed)}/{int(r.selected)} clients, "
+                          f"accuracy {r.test_accuracy:.4f}" for i, ((a, _), r) in
+                          enumerate(rounds.iterrows(), 1)]
+    assert lines[-1].startswith("host wall time ") and "\r" not in proc.stderr
 
 
 @pytest.mark.slow
 def test_readme_first_block_is_the_real_output(tiny_run):
-    """The README shows `python -m sinsim scenarios/tiny.yaml` and its exact output."""
+    """The README (and docs/getting-started.md) show `python -m sinsim scenarios/tiny.yaml` and
+    its exact output."""
     out, proc = tiny_run
-    readme = (ROOT / "README.md").read_text()
-    block = re.search(r"```console\n\$ python -m sinsim scenarios/tiny.yaml\n(.*?)```", readme,
-                      re.S)
-    assert block, "README lost its tiny.yaml example"
-    expected = block.group(1).replace("results/tiny/", f"{out}/")
-    assert proc.stdout == expected
+    for page in ("README.md", "docs/getting-started.md"):
+        readme = (ROOT / page).read_text()
+        block = re.search(r"```console\n\$ python -m sinsim scenarios/tiny.yaml\n(.*?)```",
+                          readme, re.S)
+        assert block, f"{page} lost its tiny.yaml example"
+        expected = block.group(1).replace("results/tiny/", f"{out}/")
+        assert proc.stdout == expected, page
 
 
 @pytest.mark.slow
