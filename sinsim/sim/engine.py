@@ -318,6 +318,9 @@ class _Round:
     bits: list[float] = field(default_factory=list)
     batteries: list[Battery | None] | None = None  # per client, with ``power:``
     power: list[dict[str, Any]] = field(default_factory=list)  # power.csv rows
+    # called with a delivered downlink (a RouteOutcome) before the client trains; may set
+    # ``received`` (the asynchronous server's newest-model handover)
+    on_download: Any = None
 
 
 def _downlinks_delivered(prep: Prepared, rnd: _Round, selected: list[int],
@@ -366,6 +369,8 @@ def _client_steps(env, prep: Prepared, strategy: Strategy, rnd: _Round, c: int,
         power.on_air(down, cid)
     if down.status != "delivered":
         return
+    if rnd.on_download is not None:
+        rnd.on_download(down)
     if pool is None:
         update = strategy.client_update(prep.trainer, rnd.received, c,
                                         rng_for(sc.seed, "train", r, c))
