@@ -85,28 +85,36 @@ class LocalTrainer:
             out.append((self.x_train[index], self.y_train[index]))
         return out
 
-    def sgd(self, batches: list[np.ndarray]) -> int:
+    def sgd(self, batches: list[np.ndarray], proximal_mu: float = 0.0) -> int:
         """Plain SGD (configured lr and momentum) on the model as it is; returns the samples
         seen. The arithmetic of ``torch.optim.SGD`` (see ``sgd_step``), without constructing
         one: the first optimizer of a process imports ``torch._dynamo`` (1.5 s or more)."""
         model, cfg = self.model, self.config
         model.train()
         params = list(model.parameters())
+        anchor = [p.detach().clone() for p in params] if proximal_mu else None
         bufs: list[torch.Tensor | None] = [None] * len(params)
         n_seen = 0
         for x, y in self.tensors(batches):
             for p in params:
                 p.grad = None
-            F.cross_entropy(model(x), y).backward()
+            loss = F.cross_entropy(model(x), y)
+            if anchor is not None:  # (mu / 2) ||w - w_received||^2
+                loss = loss + proximal_mu / 2 * sum(((p - a) ** 2).sum()
+                                                    for p, a in zip(params, anchor))
+            loss.backward()
             bufs = sgd_step(params, [p.grad for p in params], bufs, cfg.lr, cfg.momentum)
             n_seen += len(y)
         return n_seen
 
     def train(self, global_state: dict[str, torch.Tensor], client: int,
-              rng: np.random.Generator, epochs: int | None = None) -> TrainResult:
+              rng: np.random.Generator, epochs: int | None = None,
+              proximal_mu: float = 0.0) -> TrainResult:
+        """Train ``client`` from ``global_state``; with ``proximal_mu`` the loss gains
+        (mu / 2) ||w - w_received||^2."""
         self.model.load_state_dict(global_state)
         batches = self.batches(client, rng, epochs)
-        n_seen = self.sgd(batches)
+        n_seen = self.sgd(batches, proximal_mu)
         state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         return TrainResult(state, len(self.shards[client]), len(batches),
                            float(n_seen) * self.flops_per_sample)

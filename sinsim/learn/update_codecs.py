@@ -42,7 +42,7 @@ parameter r in 0..31 that makes the stream shortest::
     offset 16+4k    ceil(R / 8) bytes: the k Rice codes of the gaps (R bits), zero-padded
 
     16 + 4k + ceil(R / 8) bytes, R = sum_j ((g_j >> r) + 1 + r). LeNet-5, k of 1 % of the
-    values spread at random: r = 6, about 8.3 bits an index: ~21.6 KB (fixed layout 34.5 KB).
+    values spread at random: r = 6, 8.1 bits an index: ~21.6 KB (fixed layout 34.5 KB).
 
 ``QSGD`` (Alistarh et al. 2017, stochastic quantization with ``levels`` = s levels, in buckets
 of ``bucket`` consecutive values as in the paper's experiments; a bucket never spans two

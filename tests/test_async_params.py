@@ -1,11 +1,21 @@
-"""The asynchronous server's handover: ``newest`` (the model held when the download's first bit
-goes on the air) against ``dispatch`` (the model held when the client was picked)."""
+"""The asynchronous algorithms' parameters from their papers: the server's handover (``newest``,
+the model held when the download's first bit goes on the air, against ``dispatch``, the model
+held when the client was picked), FedAsync's proximal term ``rho``, FedBuff's server learning
+rate and a concurrency above the buffer size."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 
+from sinsim.learn.codecs import ModelSpec
+from sinsim.learn.datasets import load_dataset
+from sinsim.learn.models import build_model, training_flops_per_sample
+from sinsim.learn.partitions import partition_iid
+from sinsim.learn.strategies import build_strategy
+from sinsim.learn.training import LocalTrainer, TrainConfig
 from sinsim.scenario import validate_scenario
 from sinsim.sim.engine import run_scenario
 from tests.invariants import check_run_invariants, load_tables
@@ -65,3 +75,40 @@ def test_newest_handover_staleness_counts_from_the_first_bit(tmp_path):
         first_bit_s = t.start_s + t.wait_s  # one hop, no pause: it waits, then sends
         expected = int((made[: r.round - 1] > first_bit_s).sum())
         assert r.staleness_max == expected
+
+
+def _distance(a, b) -> float:
+    return float(sum(((a[k].double() - b[k].double()) ** 2).sum() for k in a)) ** 0.5
+
+
+def test_fedasync_rho_pulls_the_client_towards_the_model_it_downloaded(small_synthetic):
+    # Arrange: LeNet-5 on a synthetic shard, FedAsync without and with the proximal term
+    dataset = load_dataset(small_synthetic)
+    model = build_model("lenet5", seed=0)
+    trainer = LocalTrainer(model, dataset, partition_iid(dataset.n_train, 20,
+                                                         np.random.default_rng(0)),
+                           TrainConfig(epochs=1, batch_size=10, lr=0.05),
+                           training_flops_per_sample(model), torch.device("cpu"))
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    spec = ModelSpec.of(start)
+    drift = {}
+    for rho in (0.0, 0.0, 5.0):
+        strategy = build_strategy("fedasync", spec, {"rho": rho})
+        update = strategy.client_update(trainer, start, 0, np.random.default_rng(3))
+        drift.setdefault(rho, []).append(_distance(strategy.codec.decode(update.payload), start))
+
+    # Assert: rho 0 is FedAvg's client (the same training twice), rho > 0 stays closer
+    assert drift[0.0][0] == drift[0.0][1]
+    assert drift[5.0][0] < 0.9 * drift[0.0][0]
+
+
+def test_fedbuff_server_lr_scales_the_step_and_concurrency_may_exceed_the_buffer():
+    spec = ModelSpec((("w"),), ((3,),))
+    base = {"w": torch.zeros(3)}
+    update = {"w": torch.tensor([1.0, -2.0, 4.0])}
+    for lr in (1.0, 0.5):
+        s = build_strategy("fedbuff", spec, {"buffer_size": 1, "server_lr": lr,
+                                             "concurrency": 7})
+        assert s.params.concurrency == 7 > s.params.buffer_size
+        out = s.on_arrival(base, s.codec.encode(update), 10, 0)
+        torch.testing.assert_close(out["w"], lr * update["w"])
