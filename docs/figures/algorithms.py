@@ -3,7 +3,7 @@ visible / IID quarter, sweeps/algorithms_visible_iid.yaml) compared at equal sim
 at equal client updates, mean over the seeds with a 95 % Student-t interval.
 
     python -m sinsim sweep sweeps/algorithms_visible_iid.yaml --out results/algorithms_visible_iid
-    python docs/figures/algorithms.py results/algorithms_visible_iid
+    python docs/figures/algorithms.py results/algorithms_visible_iid [HOURS ...]
 
 Prints two markdown tables and writes docs/figures/algorithms.png: accuracy against simulated
 time and against the bytes on the wire (up + down, cumulative), the mean over the seeds as a
@@ -33,7 +33,7 @@ from sinsim.studies.tables import load_sweep
 ORDER = ["fedavg", "fedasync", "fedasync-dispatch", "fedbuff", "spacedml", "hierfl"]
 SETTING = ["training.selection", "training.partition"]
 TIMES_H = (1, 2, 4, 8)
-UPDATES = (10, 50, 100)
+UPDATES = (10, 30, 100)
 
 
 def settings(runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -72,20 +72,21 @@ def _runs_of(rows: pd.DataFrame):
                     .groupby("run_id")]
 
 
-def markdown(runs: pd.DataFrame) -> str:
-    out = []
+def markdown(runs: pd.DataFrame, times_h=TIMES_H) -> str:
+    """The tables, one a setting: accuracy held at ``times_h`` (the last one the budget)."""
+    end_s, out = times_h[-1] * 3600, []
     for name, rows in settings(runs):
         n_seeds = rows.seed.nunique()
         out += [f"**{name or 'all runs'}** ({n_seeds} seeds; mean ± 95 % t interval)", "",
-                "| algorithm | " + " | ".join(f"acc. at {t} h" for t in TIMES_H)
-                + " | versions / rounds at 8 h | updates at 8 h | " + " | ".join(
+                "| algorithm | " + " | ".join(f"acc. at {t} h" for t in times_h)
+                + f" | versions / rounds at {times_h[-1]} h | updates at {times_h[-1]} h | "
+                + " | ".join(
                     f"acc. at {u} updates (h)" for u in UPDATES) + " |",
-                "|---" * (3 + len(TIMES_H) + len(UPDATES)) + "|"]
+                "|---" * (3 + len(times_h) + len(UPDATES)) + "|"]
         for alg, rs in _runs_of(rows):
-            cells = [_cell([_held_at(r, t * 3600) for r in rs]) for t in TIMES_H]
-            cells.append(_cell([float((r.sim_end_s <= 8 * 3600).sum()) for r in rs], 0))
-            cells.append(_cell([float(r[r.sim_end_s <= 8 * 3600].completed.sum())
-                                for r in rs], 0))
+            cells = [_cell([_held_at(r, t * 3600) for r in rs]) for t in times_h]
+            cells.append(_cell([float((r.sim_end_s <= end_s).sum()) for r in rs], 0))
+            cells.append(_cell([float(r[r.sim_end_s <= end_s].completed.sum()) for r in rs], 0))
             for u in UPDATES:
                 acc, t = zip(*(_at_updates(r, u) for r in rs))
                 cells.append(f"{_cell(list(acc))} ({_cell(list(t), 1, 1 / 3600)})")
@@ -105,16 +106,16 @@ def _band(ax, rs: list[pd.DataFrame], x: str, grid: np.ndarray, xdiv: float, lab
     ax.fill_between(grid / xdiv, mean - half, mean + half, color=color, alpha=0.2, lw=0)
 
 
-def main(sweep_dir: str) -> None:
+def main(sweep_dir: str, times_h=TIMES_H, stem: str = "algorithms") -> None:
     runs = load_sweep(sweep_dir)
     runs = runs.assign(bytes_cum=runs.bytes_up_cum + runs.bytes_down_cum)
-    print(markdown(runs))
+    print(markdown(runs, times_h))
     groups = settings(runs)
     fig = Figure(figsize=(11, 3.8 * len(groups)))
     axes = fig.subplots(len(groups), 2, squeeze=False)
     palette = dict(zip(ORDER, ["C0", "C1", "C3", "C2", "C4", "C5"]))
     for (name, rows), (left, right) in zip(groups, axes):
-        t_grid = np.linspace(0, rows.sim_end_s.max(), 200)
+        t_grid = np.linspace(0, times_h[-1] * 3600, 200)
         b_grid = np.geomspace(max(rows.bytes_cum.min(), 1), rows.bytes_cum.max(), 200)
         for alg, rs in _runs_of(rows):
             _band(left, rs, "sim_end_s", t_grid, 3600, alg, palette.get(alg))
@@ -128,9 +129,10 @@ def main(sweep_dir: str) -> None:
             ax.set_ylim(0, 1)
             ax.legend(fontsize="small", loc="lower right")
     fig.tight_layout()
-    for path in save(fig, Path(__file__).parent, "algorithms", ["png"]):
+    for path in save(fig, Path(__file__).parent, stem, ["png"]):
         print(f"wrote {path}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    hours = tuple(float(h) if "." in h else int(h) for h in sys.argv[2:]) or TIMES_H
+    main(sys.argv[1], hours, "algorithms" if hours == TIMES_H else Path(sys.argv[1]).name)
