@@ -19,7 +19,7 @@ from sinsim.learn.codecs import CodecError, ModelSpec
 from sinsim.learn.models import build_model
 from sinsim.learn.strategies import FedAvg
 from sinsim.learn.training import TrainResult
-from sinsim.learn.update_codecs import QSGD, UPDATE_CODECS, TopK
+from sinsim.learn.update_codecs import QSGD, UPDATE_CODECS, QSGDFixed, TopK, TopKFixed
 from sinsim.scenario import validate_scenario
 
 SMALL = ModelSpec(("w", "b"), ((10, 20), (7,)))  # 207 values
@@ -47,18 +47,18 @@ def _flat(state) -> np.ndarray:
 # sizes
 
 @pytest.mark.parametrize("fraction", [1e-6, 0.01, 0.05, 0.5, 1.0])
-def test_top_k_size_is_12_plus_8k(lenet_spec, fraction):
-    codec = TopK(lenet_spec, fraction)
+def test_top_k_fixed_size_is_12_plus_8k(lenet_spec, fraction):
+    codec = TopKFixed(lenet_spec, fraction)
     k = max(1, math.ceil(fraction * 431_080 - 1e-6))
     payload = codec.encode_flat(np.random.default_rng(0).normal(size=431_080))
     assert codec.k == k and len(payload) == codec.size() == 12 + 8 * k
-    assert TopK(lenet_spec, 0.01).size() == 34_500  # the module docstring's number
+    assert TopKFixed(lenet_spec, 0.01).size() == 34_500  # the module docstring's number
 
 
 @pytest.mark.parametrize("levels,bucket", [(1, 512), (4, 512), (8, 512), (255, 64),
                                            (2**20, 1000)])
-def test_qsgd_size_is_the_documented_formula(lenet_spec, levels, bucket):
-    codec = QSGD(lenet_spec, levels, bucket)
+def test_qsgd_fixed_size_is_the_documented_formula(lenet_spec, levels, bucket):
+    codec = QSGDFixed(lenet_spec, levels, bucket)
     b = math.ceil(math.log2(levels + 1))
     m = sum(math.ceil(math.prod(s) / bucket) for s in lenet_spec.shapes)
     payload = codec.encode_flat(np.random.default_rng(0).normal(size=431_080),
@@ -67,17 +67,18 @@ def test_qsgd_size_is_the_documented_formula(lenet_spec, levels, bucket):
 
 
 def test_the_docstrings_lenet_sizes(lenet_spec):
-    assert QSGD(lenet_spec, 4).size() == 218_940
-    assert QSGD(lenet_spec, 8).size() == 272_825
+    assert QSGDFixed(lenet_spec, 4).size() == 218_940
+    assert QSGDFixed(lenet_spec, 8).size() == 272_825
 
 
 # ---------------------------------------------------------------------------------------------
 # top-k
 
-def test_top_k_keeps_exactly_the_k_largest_ties_by_index():
+@pytest.mark.parametrize("cls", [TopK, TopKFixed])
+def test_top_k_keeps_exactly_the_k_largest_ties_by_index(cls):
     spec = ModelSpec(("a", "b"), ((3, 2), (4,)))  # 10 values
     x = np.array([0.5, -3.0, 2.0, -2.0, 2.0, 0.0, 1.0, -0.5, 3.0, 0.25], np.float32)
-    codec = TopK(spec, 0.4)  # k = 4: |3| at 1 and 8, then the first two of the |2|s: 2 and 3
+    codec = cls(spec, 0.4)  # k = 4: |3| at 1 and 8, then the first two of the |2|s: 2 and 3
     assert codec.k == 4
     out = _flat(codec.decode(codec.encode(_state(spec, x), np.random.default_rng(0))))
     expected = np.zeros(10, np.float32)
@@ -86,9 +87,10 @@ def test_top_k_keeps_exactly_the_k_largest_ties_by_index():
 
 
 @pytest.mark.parametrize("fraction", [0.01, 0.3, 1.0])
-def test_top_k_round_trip_on_random_updates(fraction):
+@pytest.mark.parametrize("cls", [TopK, TopKFixed])
+def test_top_k_round_trip_on_random_updates(fraction, cls):
     x = np.random.default_rng(3).normal(size=SMALL.numel).astype(np.float32)
-    codec = TopK(SMALL, fraction)
+    codec = cls(SMALL, fraction)
     out = codec.decode_flat(codec.encode_flat(x))
     kept = np.flatnonzero(out)
     assert len(kept) == codec.k
@@ -98,12 +100,13 @@ def test_top_k_round_trip_on_random_updates(fraction):
         np.testing.assert_array_equal(out, x)
 
 
-def test_top_k_refuses_a_payload_of_another_codec_and_non_finite_values():
-    codec = TopK(SMALL, 0.1)
+@pytest.mark.parametrize("cls", [TopK, TopKFixed])
+def test_top_k_refuses_a_payload_of_another_codec_and_non_finite_values(cls):
+    codec = cls(SMALL, 0.1)
     with pytest.raises(CodecError, match="magic"):
         codec.decode_flat(b"XXXX" + codec.encode_flat(np.ones(SMALL.numel))[4:])
     with pytest.raises(CodecError, match="k="):
-        codec.decode_flat(TopK(SMALL, 0.2).encode_flat(np.ones(SMALL.numel)))
+        codec.decode_flat(cls(SMALL, 0.2).encode_flat(np.ones(SMALL.numel)))
     with pytest.raises(CodecError, match="finite"):
         codec.encode_flat(np.full(SMALL.numel, np.nan))
 
@@ -114,7 +117,8 @@ def test_top_k_refuses_a_payload_of_another_codec_and_non_finite_values():
 def _bucket_norms(x: np.ndarray, codec: QSGD) -> np.ndarray:
     """The float32 norm of each value's bucket, as the payload carries it."""
     m = codec.n_buckets
-    payload = codec.encode_flat(x, np.random.default_rng(0))
+    payload = QSGDFixed(codec.spec, codec.levels, codec.bucket).encode_flat(
+        x, np.random.default_rng(0))
     norms = np.frombuffer(payload, "<f4", m, 16).astype(np.float64)
     return np.repeat(norms, codec._lengths)
 
@@ -290,7 +294,7 @@ def test_top_k_at_fraction_one_is_fedavg(tmp_path):
     """Same selection, same batches, the whole update on the wire: the same rounds (the model
     only up to rounding the update to float32, so round 1's loss to ~1e-7; later rounds train on
     from the two models, which carries that rounding forward by a processor-dependent amount,
-    so their accuracy and loss are not compared); twice the bytes up."""
+    so their accuracy and loss are not compared); the values plus a bit an index up."""
     from sinsim.sim.engine import run_scenario
 
     scenario = validate_scenario({
@@ -307,6 +311,89 @@ def test_top_k_at_fraction_one_is_fedavg(tmp_path):
     assert topk.test_loss[1] == pytest.approx(fedavg.test_loss[1], rel=1e-5)
     pd.testing.assert_series_equal(fedavg.completed, topk.completed)
     n = 431_080
-    assert (topk.bytes_up == topk.completed * (12 + 8 * n)).all()
+    # every gap 0: Rice parameter 0, one bit an index
+    assert (topk.bytes_up == topk.completed * (16 + 4 * n + math.ceil(n / 8))).all()
     assert (fedavg.bytes_up == fedavg.completed * (8 + 4 * n)).all()
     assert (topk.bytes_down == fedavg.bytes_down).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# the coded layouts: the same values as the fixed ones, in the sizes their codes give
+
+def test_elias_codes_on_the_wire():
+    from sinsim.learn import bitcode
+
+    # gamma(1) = 1, gamma(2) = 010, gamma(5) = 00101; Rice(9, k=2) = 00 1 01
+    v, w = bitcode.gamma_fields(np.array([1, 2, 5]))
+    assert bitcode.write_fields(v, w) == bytes([0b10100010, 0b10000000])
+    assert bitcode.write_fields(*bitcode.rice_fields(np.array([9]), 2)) == bytes([0b00101000])
+    reader = bitcode.BitReader(bitcode.write_fields(v, w))
+    assert [reader.gamma() for _ in range(3)] == [1, 2, 5] and reader.padding_ok()
+    x = np.random.default_rng(0).geometric(0.01, size=500).astype(np.uint64)
+    assert list(bitcode.gamma_bits(x)) == [2 * int(a).bit_length() - 1 for a in x]
+    k = bitcode.best_rice_k(x)
+    reader = bitcode.BitReader(bitcode.write_fields(*bitcode.rice_fields(x, k)))
+    assert [reader.rice(k) for _ in range(500)] == x.tolist()
+
+
+@pytest.mark.parametrize("levels,bucket", [(1, 512), (4, 512), (8, 512), (64, 100)])
+def test_qsgd_coded_decodes_to_the_fixed_layouts_values_in_its_exact_size(lenet_spec, levels,
+                                                                          bucket):
+    x = np.random.default_rng(levels).standard_t(3, size=431_080).astype(np.float32)
+    x[1000:3000] = 0
+    coded, fixed = QSGD(lenet_spec, levels, bucket), QSGDFixed(lenet_spec, levels, bucket)
+    payload = coded.encode_flat(x, np.random.default_rng(9))
+    np.testing.assert_array_equal(coded.decode_flat(payload), fixed.decode_flat(
+        fixed.encode_flat(x, np.random.default_rng(9))))  # the same draws, the same values
+    _, level, _ = coded.quantize(x, np.random.default_rng(9))
+    assert len(payload) == coded.coded_size(level)
+    nz = np.flatnonzero(level)  # the size in closed form: Elias gamma of gaps and levels
+    gamma = [2 * int(g).bit_length() - 1 for g in np.diff(nz, prepend=-1)]
+    bits = sum(gamma) + len(nz) + sum(2 * int(v).bit_length() - 1 for v in level[nz])
+    assert len(payload) == 20 + 4 * coded.n_buckets + math.ceil(bits / 8)
+    if levels <= 8:  # the paper's point: far below the fixed width with few levels
+        assert len(payload) < 0.5 * fixed.size()
+
+
+@pytest.mark.parametrize("fraction", [1e-6, 0.01, 0.05, 1.0])
+def test_top_k_coded_decodes_to_the_fixed_layouts_values_in_its_exact_size(lenet_spec,
+                                                                            fraction):
+    x = np.random.default_rng(4).normal(size=431_080).astype(np.float32)
+    coded, fixed = TopK(lenet_spec, fraction), TopKFixed(lenet_spec, fraction)
+    payload = coded.encode_flat(x)
+    np.testing.assert_array_equal(coded.decode_flat(payload),
+                                  fixed.decode_flat(fixed.encode_flat(x)))
+    idx = coded.select(x)[1].astype(np.int64)
+    gaps = np.diff(idx, prepend=-1) - 1
+    rice = min(int(((gaps >> k) + 1 + k).sum()) for k in range(32))
+    assert len(payload) == coded.coded_size(idx) == 16 + 4 * coded.k + math.ceil(rice / 8)
+    if fraction >= 0.01:
+        assert len(payload) < 0.7 * fixed.size()
+
+
+@pytest.mark.parametrize("cls", [QSGD, TopK])
+def test_coded_layouts_refuse_damaged_payloads(cls):
+    codec = cls(SMALL, 4) if cls is QSGD else cls(SMALL, 0.2)
+    x = np.random.default_rng(1).normal(size=SMALL.numel).astype(np.float32)
+    payload = codec.encode_flat(x, np.random.default_rng(0))
+    with pytest.raises(CodecError, match="magic"):
+        codec.decode_flat(b"XXXX" + payload[4:])
+    with pytest.raises(CodecError):
+        codec.decode_flat(payload[:-1])  # a code cut short
+    with pytest.raises(CodecError):
+        codec.decode_flat(payload + b"\x80")  # bytes after the last code
+
+
+def test_error_feedback_keeps_the_whole_update_when_the_upload_is_never_sent():
+    spec = SMALL
+    strategy = FedAvg(spec, update={"kind": "topk", "fraction": 0.1})
+    g = np.random.default_rng(0)
+    received = _state(spec, g.normal(size=spec.numel).astype(np.float32))
+    trained = _state(spec, g.normal(size=spec.numel).astype(np.float32))
+    update = strategy._upload(TrainResult(trained, 10, 1, 1.0), received, 0,
+                              np.random.default_rng(1))
+    delta = _flat(trained) - _flat(received)
+    np.testing.assert_array_equal(update.unsent_state, delta)
+    sent = strategy.update.decode_flat(update.payload)
+    np.testing.assert_array_equal(update.state, delta - sent)
+    assert QSGD(spec).error_feedback is False

@@ -15,6 +15,10 @@ versions. One SimPy process:
   ``training.round_deadline``. So transfers, bytes, deadlines and losses are the synchronous
   ones, and the keys (b, client) never repeat. With ``concurrency`` 1 and no losses batch b is
   round b of FedAvg with one client a round, on the same draws.
+- **Handover** (the strategy's ``handover``). ``newest`` (default): the client trains the
+  model the server held when its download's first bit went on the air (the latest version
+  made at or before that instant; the payload's size is the same for every version, so the
+  transfer is the one dispatched). ``dispatch``: the model held at dispatch.
 - **Arrival.** An update that arrives has staleness tau = (server version now) - (the version
   its client downloaded), >= 0; ``on_arrival`` returns the next global model (a new version:
   FedAsync, every arrival) or the same object (no new version: FedBuff, buffering).
@@ -54,7 +58,8 @@ from sinsim.learn.strategies import RoundContext, Strategy
 
 @dataclass
 class _Dispatch:
-    """One client sent the global model of ``version`` at batch ``batch``."""
+    """One client dispatched at batch ``batch``; it trains the global model of ``version``
+    (the version at dispatch until its download is handed over)."""
 
     client: int
     batch: int
@@ -94,11 +99,26 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
         yield from engine._client(env, prep, strategy, d.rnd, d.client)
         yield done.put(d)
 
+    handover = getattr(strategy.params, "handover", "newest")
+    # (time made, version, payload, decoded): the versions a pending download may still get
+    history: list[tuple[float, int, bytes, Any]] = []
+    pending: set[int] = set()  # id() of the dispatches whose download is not handed over yet
+
+    def hand_over(d: _Dispatch, down: Any) -> None:
+        """Give ``d`` the newest model at its download's first bit on the air."""
+        pending.discard(id(d))
+        on_air = [seg for hop in down.hops[:1] for seg in hop.segments[:1]]
+        start_s = on_air[0][0] if on_air else down.start_s
+        _, d.version, payload, received = [h for h in history if h[0] <= start_s][-1]
+        assert len(payload) == len(d.rnd.down_payload), "the global payload changed size"
+        d.rnd.down_payload, d.rnd.received = payload, received
+
     def server():
         global_state, version, batch = prep.init_state, 0, 0
         payload = strategy.encode_global(global_state)
         received = strategy.decode_global(payload)
-        busy: set[int] = set()
+        history.append((env.now, version, payload, received))
+        busy: dict[int, _Dispatch] = {}
         finished: list[_Dispatch] = []  # dispatches that finished since the last version
         stale: list[int] = []  # staleness of the updates applied since the last version
         t_last, wall0 = env.now, time.perf_counter()
@@ -113,8 +133,12 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
                 for c in strategy.select(ctx):
                     rnd = engine._Round(label, batch, env.now + tr.round_deadline, payload,
                                         received, _Arrival(), batteries=batteries)
-                    busy.add(c)
-                    env.process(dispatch(_Dispatch(c, batch, version, rnd, rnd.aggregator)))
+                    d = _Dispatch(c, batch, version, rnd, rnd.aggregator)
+                    if handover == "newest":
+                        rnd.on_download = lambda down, d=d: hand_over(d, down)
+                        pending.add(id(d))
+                    busy[c] = d
+                    env.process(dispatch(d))
             if not busy:  # nobody in view: wait for the next contact
                 t_next = net.next_contact_s(env.now)
                 if t_next >= sc.horizon or t_next <= env.now:
@@ -122,7 +146,8 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
                 yield env.timeout(t_next - env.now)
                 continue
             d = yield done.get()
-            busy.discard(d.client)
+            del busy[d.client]
+            pending.discard(id(d))
             finished.append(d)
             if d.arrival.payload is None:
                 continue
@@ -136,6 +161,11 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
             version, global_state = version + 1, new_state
             payload = strategy.encode_global(global_state)
             received = strategy.decode_global(payload)
+            history.append((env.now, version, payload, received))
+            oldest = min((b.version for b in busy.values() if id(b) in pending),
+                         default=version)
+            while len(history) > 1 and history[1][1] <= oldest:  # no download needs it
+                history.pop(0)
             row = _version_row(engine, recorder, label, version, t_last, env.now, finished,
                                stale, rows, prep.trainer.evaluate(global_state), wall0)
             rows.append(row)

@@ -32,7 +32,7 @@ from sinsim.learn.datasets import Dataset, load_dataset
 from sinsim.learn.models import build_model, training_flops_per_sample
 from sinsim.learn.parallel import TrainingPool, resolve_workers
 from sinsim.learn.partitions import make_partition
-from sinsim.learn.strategies import RoundContext, Strategy, build_strategy
+from sinsim.learn.strategies import ClientUpdate, RoundContext, Strategy, build_strategy
 from sinsim.learn.training import LocalTrainer, TrainConfig, pick_device
 from sinsim.scenario import Algorithm, Scenario
 from sinsim.sim import checkpoint
@@ -318,6 +318,9 @@ class _Round:
     bits: list[float] = field(default_factory=list)
     batteries: list[Battery | None] | None = None  # per client, with ``power:``
     power: list[dict[str, Any]] = field(default_factory=list)  # power.csv rows
+    # called with a delivered downlink (a RouteOutcome) before the client trains; may set
+    # ``received`` (the asynchronous server's newest-model handover)
+    on_download: Any = None
 
 
 def _downlinks_delivered(prep: Prepared, rnd: _Round, selected: list[int],
@@ -366,6 +369,8 @@ def _client_steps(env, prep: Prepared, strategy: Strategy, rnd: _Round, c: int,
         power.on_air(down, cid)
     if down.status != "delivered":
         return
+    if rnd.on_download is not None:
+        rnd.on_download(down)
     if pool is None:
         update = strategy.client_update(prep.trainer, rnd.received, c,
                                         rng_for(sc.seed, "train", r, c))
@@ -378,16 +383,14 @@ def _client_steps(env, prep: Prepared, strategy: Strategy, rnd: _Round, c: int,
         start_s = power.earliest_start(env.now, compute_s, "compute", rnd.deadline_s)
         if start_s >= rnd.deadline_s:  # not before the round closes: it never trains
             yield env.timeout(rnd.deadline_s - env.now)
-            row["up_status"] = "not_sent"
-            return
+            return _not_sent(strategy, c, update, row)
         yield env.timeout(start_s - env.now)
     row["compute_start_s"] = env.now
     if env.now + compute_s >= rnd.deadline_s:  # still computing when the round closes
         if power is not None:
             power.run(env.now, rnd.deadline_s - env.now, "compute")
         yield env.timeout(rnd.deadline_s - env.now)
-        row["up_status"] = "not_sent"
-        return
+        return _not_sent(strategy, c, update, row)
     if power is not None:
         power.run(env.now, compute_s, "compute")
     yield env.timeout(compute_s)
@@ -396,13 +399,14 @@ def _client_steps(env, prep: Prepared, strategy: Strategy, rnd: _Round, c: int,
                                                             env.now), "tx", rnd.deadline_s)
         if start_s >= rnd.deadline_s:
             yield env.timeout(rnd.deadline_s - env.now)
-            row["up_status"] = "not_sent"
-            return
+            return _not_sent(strategy, c, update, row)
         yield env.timeout(start_s - env.now)
     up = yield from send(env, net, c, "up", len(update.payload), rnd.deadline_s,
                          round_=r, policy=policy)
     rnd.transfers.append(_transfer_row(rnd.algorithm, r, cid, "up", up))
     row["up_status"] = up.status
+    if up.status == "timeout" and update.unsent_state is not None:
+        strategy.set_client_state(c, update.unsent_state)  # it knows it did not finish
     if power is not None:
         power.on_air(up, cid)
     if up.status == "delivered":
@@ -410,6 +414,14 @@ def _client_steps(env, prep: Prepared, strategy: Strategy, rnd: _Round, c: int,
         rnd.aggregator.add(update.payload, update.n_samples)
         if update.avg_bits is not None:
             rnd.bits.append(update.avg_bits)
+
+
+def _not_sent(strategy: Strategy, c: int, update: ClientUpdate, row: dict[str, Any]) -> None:
+    """The upload is never sent: mark it, and the client keeps what it would have sent
+    (error feedback: its whole update, not the residual that assumed delivery)."""
+    row["up_status"] = "not_sent"
+    if update.unsent_state is not None:
+        strategy.set_client_state(c, update.unsent_state)
 
 
 def _transmit_s(net: Network, c: int, n_bytes: int, t_s: float) -> float:

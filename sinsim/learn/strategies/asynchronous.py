@@ -65,8 +65,15 @@ def staleness_weight(fn: ConstantStaleness | PolynomialStaleness | HingeStalenes
 
 class AsyncParams(Section):
     """The asynchronous server's parameters (every asynchronous strategy's ``Params`` has
-    them): ``concurrency`` clients train at once (None: ``training.clients_per_round``), and
-    ``staleness`` weights the late updates."""
+    them): ``concurrency`` clients train at once (None: ``training.clients_per_round``; it may
+    exceed K, as in FedBuff's experiments), ``staleness`` weights the late updates, and
+    ``handover`` says which model a client gets: ``newest`` (the default), the model the server
+    holds when the download's first bit goes on the air (the station is the server: it always
+    has its newest model at the pass), staleness counting from that version; ``dispatch``, the
+    model it held when it picked the client (the download then waits for the pass with an
+    older model; for papers that model a server which commits to the model at dispatch).
+    Same bytes and same times either way: only which model the bytes carry differs."""
 
     concurrency: Int | None = Field(default=None, gt=0)
     staleness: Staleness = PolynomialStaleness()  # type: ignore[valid-type]
+    handover: Literal["newest", "dispatch"] = "newest"

@@ -67,6 +67,9 @@ class ClientUpdate:
     # never changes itself in ``client_update``; the engine commits this with
     # ``set_client_state`` when the client has trained, so training may run in another process.
     state: Any = None
+    # what it keeps instead when its upload is never sent or does not finish (error feedback:
+    # the whole update, residual included; None: ``state`` either way)
+    unsent_state: Any = None
 
 
 class Aggregator(Protocol):

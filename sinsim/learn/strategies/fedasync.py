@@ -20,10 +20,13 @@ from sinsim.params import Float
 
 
 class FedAsyncParams(AsyncParams, FedAvgParams):
-    """``fedasync``: FedAvg's client parameters, the server's ``concurrency`` and
-    ``staleness``, and ``mixing`` alpha in (0, 1] (0.6, as in Xie et al.'s experiments)."""
+    """``fedasync``: FedAvg's client parameters, the server's ``concurrency``, ``staleness``
+    and ``handover``, ``mixing`` alpha in (0, 1] (0.6, as in Xie et al.'s experiments), and
+    ``rho`` >= 0, the weight of the clients' proximal term (rho / 2) ||x - x_tau||^2 (Xie et
+    al.'s regularized local objective; 0, the default, leaves it out: FedAvg's client)."""
 
     mixing: Float = Field(default=0.6, gt=0, le=1)
+    rho: Float = Field(default=0.0, ge=0)
 
 
 def mix(global_state: State, client_state: State, alpha: float) -> State:
@@ -50,6 +53,15 @@ class FedAsync(FedAvg):
     def new_aggregator(self):
         raise NotImplementedError(f"{self.name} is asynchronous: the server takes each update "
                                   f"with on_arrival")
+
+    def client_update(self, trainer, global_state, client, rng):
+        """FedAvg's client, its loss with the proximal term rho / 2 ||x - x_tau||^2 (x_tau:
+        the model it downloaded)."""
+        if not self.params.rho:
+            return super().client_update(trainer, global_state, client, rng)
+        result = trainer.train(global_state, client, rng, self.local_epochs,
+                               proximal_mu=self.params.rho)
+        return self._upload(result, global_state, client, rng)
 
     def mixing_weight(self, staleness: int) -> float:
         """alpha_t = mixing * s(staleness)."""

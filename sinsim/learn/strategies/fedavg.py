@@ -42,7 +42,8 @@ class FedAvg(Strategy):
     training stream, spawned after training, so the batches are those of the fp32 run); the
     server adds the sample-weighted mean of the decoded updates to the global model it
     broadcast. With error feedback (top-k) a client adds its residual to its update before
-    encoding and keeps what was not sent: one fp32 copy of the model per client that has
+    encoding and keeps what was not sent (all of it when its upload is never sent, or times
+    out before it is: the client knows; a transfer lost on the way it takes as sent): one fp32 copy of the model per client that has
     trained (1.72 MB for LeNet-5), its ``client_state``, in checkpoints.
     """
 
@@ -106,10 +107,10 @@ class FedAvg(Strategy):
         if self.update.error_feedback and residual is not None:
             delta = delta + residual
         payload = self.update.encode_flat(delta, rng.spawn(1)[0])
-        state = None
-        if self.update.error_feedback:
-            state = delta - self.update.decode_flat(payload)
-        return ClientUpdate(payload, result.n_samples, result.flops, state=state)
+        if not self.update.error_feedback:
+            return ClientUpdate(payload, result.n_samples, result.flops)
+        return ClientUpdate(payload, result.n_samples, result.flops,
+                            state=delta - self.update.decode_flat(payload), unsent_state=delta)
 
     def client_updates_batched(self, trainer: LocalTrainer, global_state: State,
                                clients: list[int],

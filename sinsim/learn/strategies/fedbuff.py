@@ -30,8 +30,11 @@ from sinsim.params import Float, Int
 
 
 class FedBuffParams(AsyncParams, FedAvgParams):
-    """``fedbuff``: FedAvg's client parameters, the server's ``concurrency`` and
-    ``staleness``, ``buffer_size`` K (10, as in Nguyen et al.) and ``server_lr``."""
+    """``fedbuff``: FedAvg's client parameters, the server's ``concurrency`` (None:
+    ``training.clients_per_round``; Nguyen et al. run many more clients at once than K, which
+    it may be set to), ``staleness`` and ``handover``, ``buffer_size`` K (10, as in Nguyen et
+    al.) and ``server_lr`` eta_g (1: a buffer of fresh updates is FedAvg's step; the paper
+    tunes it per task)."""
 
     buffer_size: Int = Field(default=10, gt=0)
     server_lr: Float = Field(default=1.0, gt=0)
