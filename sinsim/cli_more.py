@@ -85,12 +85,13 @@ OUT_HELP = {
 
 def load_for_command(args: argparse.Namespace):
     """The scenario of ``args`` (a file, or a bundled scenario's name), with its ``--set``
-    overrides; an error in a key that an override set names that ``--set``."""
+    overrides; an error in a key that an override set names the scenario and that ``--set``."""
     from sinsim.bundled import resolve
     from sinsim.errors import ConfigError
     from sinsim.scenario import load_scenario
 
-    path = resolve(args.scenario, "scenarios")
+    given = args.scenario
+    path = resolve(given, "scenarios")
     args.scenario = str(path)
     try:
         return load_scenario(path, args.overrides)
@@ -99,7 +100,7 @@ def load_for_command(args: argparse.Namespace):
             key = item.partition("=")[0].strip()
             if e.key and (e.key == key or e.key.startswith(f"{key}.")
                           or key.startswith(f"{e.key}.")):
-                raise ConfigError(e.detail, file=f"--set {item}", key=e.key) from None
+                raise ConfigError(e.detail, file=f"{given} (--set {item})", key=e.key) from None
         raise
 
 

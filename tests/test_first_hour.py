@@ -87,12 +87,11 @@ def test_a_bad_set_is_blamed_on_the_set(capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     assert main(["scenarios/tiny.yaml", "--set", "training.round=3"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("sinsim: error: --set training.round=3: training.round: unknown key; "
-                          "did you mean 'rounds'?")
-    assert "scenarios/tiny.yaml" not in err
+    assert err.startswith("sinsim: error: scenarios/tiny.yaml (--set training.round=3): "
+                          "training.round: unknown key; did you mean 'rounds'?")
     assert main(["scenarios/tiny.yaml", "--set", "training.rounds=0"]) == 2
     assert capsys.readouterr().err.startswith(
-        "sinsim: error: --set training.rounds=0: training.rounds: ")
+        "sinsim: error: scenarios/tiny.yaml (--set training.rounds=0): training.rounds: ")
 
 
 def test_each_command_describes_its_own_out(capsys):

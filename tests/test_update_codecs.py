@@ -336,6 +336,38 @@ def test_elias_codes_on_the_wire():
     assert [reader.rice(k) for _ in range(500)] == x.tolist()
 
 
+def test_compiled_stream_readers_equal_the_code_by_code_reader():
+    """read_rice / read_qsgd (compiled loops) give what BitReader gives code by code, and
+    refuse a stream cut inside a code or followed by more than padding."""
+    from sinsim.learn import bitcode
+
+    rng = np.random.default_rng(3)
+    for k in (0, 3, 9):
+        x = rng.geometric(0.02, size=300).astype(np.uint64) - 1
+        stream = bitcode.write_fields(*bitcode.rice_fields(x, k))
+        reader = bitcode.BitReader(stream)
+        assert bitcode.read_rice(b"xy" + stream, 2, 300, k).tolist() == [
+            reader.rice(k) for _ in range(300)] == x.tolist()
+        with pytest.raises(ValueError, match="ends inside"):
+            bitcode.read_rice(stream, 0, 301, k)
+        with pytest.raises(ValueError, match="bytes left"):
+            bitcode.read_rice(stream + b"\x00", 0, 300, k)
+    gaps = rng.geometric(0.1, size=200).astype(np.uint64)
+    levels = rng.integers(1, 9, size=200).astype(np.uint64)
+    signs = rng.integers(0, 2, size=200).astype(np.uint64)
+    gv, gw = bitcode.gamma_fields(gaps)
+    lv, lw = bitcode.gamma_fields(levels)
+    values = np.stack([gv[0::2], gv[1::2], signs, lv[0::2], lv[1::2]], 1).reshape(-1)
+    widths = np.stack([gw[0::2], gw[1::2], np.ones(200, np.int64), lw[0::2], lw[1::2]],
+                      1).reshape(-1)
+    stream = bitcode.write_fields(values, widths)
+    idx, negative, level = bitcode.read_qsgd(stream, 0, 200)
+    assert idx.tolist() == (np.cumsum(gaps.astype(np.int64)) - 1).tolist()
+    assert negative.tolist() == signs.astype(bool).tolist() and level.tolist() == levels.tolist()
+    with pytest.raises(ValueError, match="ends inside"):
+        bitcode.read_qsgd(stream[:-3], 0, 200)
+
+
 @pytest.mark.parametrize("levels,bucket", [(1, 512), (4, 512), (8, 512), (64, 100)])
 def test_qsgd_coded_decodes_to_the_fixed_layouts_values_in_its_exact_size(lenet_spec, levels,
                                                                           bucket):

@@ -354,14 +354,11 @@ class TopK(TopKFixed):
             raise CodecError(f"payload holds k={k} of {got_n} values (Rice {rice_k}) in "
                              f"{len(payload)} bytes; expected k={self.k} of {n}")
         values = np.frombuffer(payload, "<f4", k, self.HEADER.size)
-        reader = bitcode.BitReader(payload, self.HEADER.size + 4 * k)
         try:
-            gaps = [reader.rice(rice_k) for _ in range(k)]
+            gaps = bitcode.read_rice(payload, self.HEADER.size + 4 * k, k, rice_k)
         except ValueError as e:
             raise CodecError(f"top-k index stream: {e}") from None
-        if not reader.padding_ok():
-            raise CodecError("top-k index stream: bytes left after the last index")
-        idx = np.cumsum(np.asarray(gaps, np.int64) + 1) - 1
+        idx = np.cumsum(gaps + 1) - 1
         if k and idx[-1] >= n:
             raise CodecError("a top-k index is beyond the model")
         out = np.zeros(n, np.float32)
@@ -419,24 +416,15 @@ class QSGD(QSGDFixed):
             raise CodecError(f"payload holds {got_n} values ({nnz} nonzero), levels {s}, "
                              f"bucket {bucket}; expected {n}, {self.levels}, {self.bucket}")
         norms = np.frombuffer(payload, "<f4", m, self.HEADER.size)
-        reader = bitcode.BitReader(payload, self.HEADER.size + 4 * m)
-        idx, level, negative = [], [], []
-        i = -1
         try:
-            for _ in range(nnz):
-                i += reader.gamma()
-                negative.append(reader.bits(1))
-                level.append(reader.gamma())
-                idx.append(i)
+            idx, negative, level = bitcode.read_qsgd(payload, self.HEADER.size + 4 * m, nnz)
         except ValueError as e:
             raise CodecError(f"QSGD stream: {e}") from None
-        if not reader.padding_ok():
-            raise CodecError("QSGD stream: bytes left after the last level")
-        if nnz and (i >= n or max(level) > s):
-            raise CodecError(f"a QSGD index is beyond the model or a level above {s}")
+        if nnz and (idx[-1] >= n or level.max() > s or level.min() < 1 or idx[0] < 0):
+            raise CodecError(f"a QSGD index is beyond the model or a level outside 1..{s}")
         full_level = np.zeros(n, np.float64)
         full_negative = np.zeros(n, bool)
-        full_level[idx], full_negative[idx] = level, np.asarray(negative, bool)
+        full_level[idx], full_negative[idx] = level, negative
         return self.dequantize(norms, full_level, full_negative)
 
 

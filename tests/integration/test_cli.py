@@ -147,7 +147,8 @@ def test_set_overrides_reach_the_run(tmp_path):
     [
         (("scenarios/nope.yaml",), "scenarios/nope.yaml: no such scenario file"),
         (("scenarios/tiny.yaml", "--set", "links.uplink.rate_bps=-5"),
-         "scenarios/tiny.yaml: links.uplink.rate_bps: must be > 0, got -5"),
+         "scenarios/tiny.yaml (--set links.uplink.rate_bps=-5): links.uplink.rate_bps: must be > 0, "
+         "got -5"),
         (("scenarios/tiny.yaml", "--set", "training.datset=mnist"), "did you mean 'dataset'"),
         (("scenarios/tiny.yaml", "--set", "training.dataset=cifar"), "unknown dataset 'cifar'"),
         (("scenarios/tiny.yaml", "--set", "algorithms.0=fedsgd"), "unknown algorithm 'fedsgd'"),
@@ -158,12 +159,14 @@ def test_set_overrides_reach_the_run(tmp_path):
         (("scenarios/tiny.yaml", "--set", "algorithms=[spacedml, spacedml]"),
          "algorithm listed twice: spacedml (give each entry its own `label`)"),
         (("scenarios/tiny.yaml", "--set", "training.lr=1e308"),
-         "scenarios/tiny.yaml: training.lr: 1e+308 cannot be represented as a float32 "
+         "scenarios/tiny.yaml (--set training.lr=1e308): training.lr: 1e+308 cannot be represented as a float32 "
          "(largest 3.4e+38)"),
         (("scenarios/tiny.yaml", "--set", "links.loss.p=.nan"),
-         "scenarios/tiny.yaml: links.loss.p: must be a finite number, got nan"),
+         "scenarios/tiny.yaml (--set links.loss.p=.nan): links.loss.p: must be a finite number, "
+         "got nan"),
         (("scenarios/tiny.yaml", "--set", "training={rounds: 1, rounds: 2}"),
-         "scenarios/tiny.yaml: training.rounds: key given twice (line 1)"),
+         "scenarios/tiny.yaml (--set training={rounds: 1, rounds: 2}): training.rounds: key given "
+         "twice (line 1)"),
     ],
 )
 def test_bad_input_exits_2_without_traceback(args, needle):
