@@ -128,3 +128,7 @@ def test_hierfl_needs_isls_and_weights():
                                      "downlink": {"rate_bps": 1e6}}))
     with pytest.raises(ConfigError, match="update is not supported"):
         validate_scenario(raw(algorithms=[{"hierfl": {"update": {"kind": "qsgd"}}}]))
+    with pytest.raises(ConfigError, match=r"algorithms\.0\.plane_rounds: must be >= 1"):
+        validate_scenario(raw(algorithms=[{"hierfl": {"plane_rounds": 0}}]))
+    with pytest.raises(ConfigError, match="plane_wait"):  # replaced by the contact plan's rule
+        validate_scenario(raw(algorithms=[{"hierfl": {"plane_wait": 0.5}}]))
