@@ -48,17 +48,25 @@ def test_invariants_hold(run):
 
 def test_one_copy_of_the_global_model_a_plane_goes_down(run):
     _, t, _, _ = run
+    n_again = 0
     for alg in ("hierfl",):
         tr, cl = t["transfers"], t["clients"]
         tr, cl = tr[tr.algorithm == alg], cl[cl.algorithm == alg]
         for r, rt in tr.groupby("round"):
             downs = rt[rt.direction == "down"]
             planes_selected = {PLANE[c] for c in cl[cl["round"] == r].client}
-            assert sorted(PLANE[c] for c in downs.client) == sorted(planes_selected)
+            assert {PLANE[c] for c in downs.client} == planes_selected
+            for _, tries in downs.groupby(downs.client.map(PLANE)):
+                # one copy a plane; a lost one is sent again to another satellite
+                assert (tries.status.iloc[:-1] == "dropped").all()
+                assert tries.client.is_unique
+                assert (tries.start_s.diff().dropna() >= 0).all()
+                n_again += len(tries) - 1
             for d in downs.itertuples():  # over the entry's own ground link
                 assert d.route.split(">") in (["gs", d.client], [])
             row = t["rounds"].set_index(["algorithm", "round"]).loc[(alg, r)]
             assert row.bytes_down == downs.bytes.sum() == len(downs) * downs.bytes.iloc[0]
+    assert n_again > 0  # this run loses a copy on its way down (round 2)
 
 
 def test_the_ring_delivers_the_model_to_every_member_from_its_planes_copy(run):
@@ -68,7 +76,7 @@ def test_the_ring_delivers_the_model_to_every_member_from_its_planes_copy(run):
     hops = hops[(hops.algorithm == "hierfl") & (hops.direction == "ring")]
     n_ring = 0
     for r, rt in tr.groupby("round"):
-        entry = {PLANE[d.client]: d for d in rt[rt.direction == "down"].itertuples()}
+        entry = {PLANE[d.client]: d for d in rt[rt.direction == "down"].itertuples()}  # last
         for c in cl[cl["round"] == r].itertuples():
             ring = rt[(rt.direction == "ring") & (rt.client == c.client)]
             if c.client == entry[PLANE[c.client]].client:

@@ -5,8 +5,10 @@ A round starts, as the synchronous engine's, with the same selection. Then, plan
 before):
 
 - **Down, one copy a plane.** The global model goes down once, over the own ground link of the
-  plane's *entry*: the satellite of the plane (selected or not) whose link from the server opens
-  first at or after the round's start (a ``down`` row under its id). From there it is passed
+  plane's *entry*: the satellite of the plane (selected or not) that its own link from the
+  server would bring the whole model to first, inside one window before the deadline
+  (:func:`entry_of`; a ``down`` row under its id). A copy lost on the way down is sent again
+  to the plane's next such satellite while the sink's ``t_leave`` (below) has not passed. From there it is passed
   round the plane's ring over the inter-satellite links to every selected member, as a
   broadcast tree (``routing.relay`` with a ``Tree``: a copy is taken from whichever satellite
   holds it, every hop crossed once); ``ring`` rows under the member's id (none for the entry).
@@ -90,6 +92,44 @@ def first_in_view(net: Network, planes: list[int], plane: int, t_s: float,
         start = window[0] if window is not None else float("inf")
         if best is None or start < best[0]:
             best = (start, c)
+    return best[1]
+
+
+def whole_in_window_s(channel: Any, t_s: float, n_bytes: int, deadline_s: float) -> float:
+    """When ``n_bytes`` sent over ``channel`` from ``t_s`` are all there, sent inside one
+    contact window that ends by ``deadline_s`` (the first such window); inf if none."""
+    window = channel.next_window(t_s)
+    while window is not None and window[0] < deadline_s:
+        start, end = window
+        done_s = channel.rate.time_for(start, 8 * n_bytes)
+        if done_s <= min(end, deadline_s):
+            return done_s + channel.delay_s(start)
+        window = channel.next_window(end)
+    return float("inf")
+
+
+def entry_of(net: Network, planes: list[int], plane: int, t_s: float, n_bytes: int,
+             deadline_s: float, skip: set[int] = frozenset()) -> int | None:
+    """The satellite of ``plane`` (not in ``skip``) that the global model (``n_bytes``)
+    reaches first over its own link from the server, sent whole inside a window before
+    ``deadline_s`` (ties: the lower index); if none can, the one whose link opens first; None
+    when every satellite of the plane is skipped."""
+    best, opens = None, None
+    for c, p in enumerate(planes):
+        if p != plane or c in skip:
+            continue
+        route = net.route_down(c)
+        window = route[0].channel.next_window(t_s) if route else None
+        start = window[0] if window is not None else float("inf")
+        if opens is None or start < opens[0]:
+            opens = (start, c)
+        if len(route) != 1:  # not its own link
+            continue
+        arrival_s = whole_in_window_s(route[0].channel, t_s, n_bytes, deadline_s)
+        if best is None or arrival_s < best[0]:
+            best = (arrival_s, c)
+    if best is None or best[0] == float("inf"):
+        return None if opens is None else opens[1]
     return best[1]
 
 
@@ -220,10 +260,17 @@ class _Plane:
         rows = {c: self._client_row(c) for c in members}
         holds = set()  # members that hold the global model
         if members:
-            entry = first_in_view(net, self.planes, p, t0, "down")
-            down = yield from send(env, net, entry, "down", len(rnd.down_payload),
-                                   rnd.deadline_s, round_=rnd.number, policy=self.policy)
-            self._row(entry, "down", down)
+            tried: set[int] = set()  # entries whose copy was lost: the next satellite tries
+            while True:
+                entry = entry_of(net, self.planes, p, env.now, len(rnd.down_payload),
+                                 rnd.deadline_s, skip=tried)
+                down = yield from send(env, net, entry, "down", len(rnd.down_payload),
+                                       rnd.deadline_s, round_=rnd.number, policy=self.policy)
+                self._row(entry, "down", down)
+                tried.add(entry)
+                if down.status != "dropped" or env.now >= cut_s or entry_of(
+                        net, self.planes, p, env.now, 1, rnd.deadline_s, skip=tried) is None:
+                    break
             if down.status == "delivered":
                 holds = yield from self._ring(ring, entry, members, rnd.down_payload, cut_s,
                                               rows, first=True)
