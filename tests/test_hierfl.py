@@ -128,3 +128,24 @@ def test_hierfl_needs_isls_and_weights():
                                      "downlink": {"rate_bps": 1e6}}))
     with pytest.raises(ConfigError, match="update is not supported"):
         validate_scenario(raw(algorithms=[{"hierfl": {"update": {"kind": "qsgd"}}}]))
+    with pytest.raises(ConfigError, match=r"algorithms\.0\.plane_rounds: must be >= 1"):
+        validate_scenario(raw(algorithms=[{"hierfl": {"plane_rounds": 0}}]))
+    with pytest.raises(ConfigError, match="plane_wait"):  # replaced by the contact plan's rule
+        validate_scenario(raw(algorithms=[{"hierfl": {"plane_wait": 0.5}}]))
+
+
+def test_the_model_lands_whole_inside_the_first_window_that_can_carry_it():
+    """A window too short for the model is skipped (``entry_of`` picks the satellite where
+    the model lands first this way, not the one whose window opens first)."""
+    import numpy as np
+
+    from sinsim.sim.channel import fixed_channel
+    from sinsim.sim.hier_server import whole_in_window_s
+
+    n_bytes = 1_000_000  # 8 s at 1 Mbit/s
+    short_first = fixed_channel(1e6, 0.0, np.array([[10.0, 15.0], [500.0, 600.0]]))
+    long_later = fixed_channel(1e6, 0.0, np.array([[100.0, 200.0]]))
+    assert whole_in_window_s(short_first, 0.0, n_bytes, 1000.0) == pytest.approx(508.0)
+    assert whole_in_window_s(long_later, 0.0, n_bytes, 1000.0) == pytest.approx(108.0)
+    assert whole_in_window_s(long_later, 0.0, n_bytes, 105.0) == float("inf")
+    assert whole_in_window_s(short_first, 12.0, 1000, 1000.0) == pytest.approx(12.008)

@@ -1,27 +1,42 @@
 """The hierarchical server (strategies with ``hierarchical = True``: ``hierfl``).
 
-A round, as the synchronous engine's, starts with the same selection and broadcast (each
-selected satellite's downlink over ``routing.send``). Then, plane by plane (``space.planes``):
+A round starts, as the synchronous engine's, with the same selection. Then, plane by plane
+(``space.planes``), for every plane with a selected member (or an update kept from the round
+before):
 
-- **Sink.** The plane's sink, where its updates meet, is the satellite of the plane (any of
-  them, selected or not) whose own link to the server opens soonest after the round starts.
-- **Ring.** Every selected satellite trains (FedAvg's client update, the same keyed draws) and
-  sends its weights to the sink over the plane's inter-satellite links only (``routing.relay``
-  over a router of the plane's links: store-and-forward along the ring, earliest arrival);
-  ``transfers.csv`` rows with ``direction`` ``plane``. The sink's own update needs no
-  transfer.
-- **Upload.** The sink averages what reached it (sample-weighted) and sends that one model to
-  the server as soon as every member has finished, or at ``plane_wait`` of the round's
-  deadline with what it has (later arrivals are ``late``): along the earliest-arrival route
-  over the plane's ring and its satellites' own links to the server, so it goes down from
-  whichever satellite of the plane sees a station first (a ``direction`` ``up`` row under the
-  sink's id; ``route`` shows the way). The server averages the plane models that arrived,
-  weighted by their samples.
+- **Down, one copy a plane.** The global model goes down once, over the own ground link of the
+  plane's *entry*: the satellite of the plane (selected or not) that its own link from the
+  server would bring the whole model to first, inside one window before the deadline
+  (:func:`entry_of`; a ``down`` row under its id). A copy lost on the way down is sent again
+  to the plane's next such satellite while the sink's ``t_leave`` (below) has not passed. From there it is passed
+  round the plane's ring over the inter-satellite links to every selected member, as a
+  broadcast tree (``routing.relay`` with a ``Tree``: a copy is taken from whichever satellite
+  holds it, every hop crossed once); ``ring`` rows under the member's id (none for the entry).
+- **Sink.** The plane's sink, where its updates meet, is the satellite of the plane whose own
+  link to the server opens first at or after the round's start.
+- **When the sink sends** (:func:`leave_by`): the latest time ``t_leave`` at which the sink can
+  start its upload and still have it at the server by the round's deadline, over the plane's
+  ring and its satellites' ground links (the contact plan, nothing else booked). A member's
+  update is sent to the sink (``plane`` rows) only if the plan gets it there by ``t_leave``;
+  the sink sends as soon as every member has settled (its update arrived, it failed, or it
+  cannot arrive by ``t_leave``), and at ``t_leave`` at the latest.
+- **Late updates are kept for the next round.** A member whose update cannot reach the sink
+  by ``t_leave`` keeps it (``up_status`` ``late``); in the plane's next round it is relayed to
+  that round's sink (a ``carry`` row under the member's id) and averaged into the plane model
+  with its samples, once (a second miss drops it). A second partial upload would leave after
+  ``t_leave``, so by its definition it could not reach the server before the deadline.
+- **Plane rounds** (``plane_rounds``, HierFAVG's κ₁): with κ₁ > 1 the sink averages what
+  arrived, passes that plane model back round the ring (``ring`` rows) and the members train
+  again from it, κ₁ times in all (each plane round bounded by ``t_leave``); the last plane
+  model is uploaded.
+- **Upload.** The sink sends its plane model along the earliest-arrival route over the ring
+  and its satellites' own links to the server (an ``up`` row under the sink's id). The server
+  averages the plane models that arrived, weighted by their samples.
 
-``rounds.csv``: ``bytes_up`` / ``bytes_down`` are the ground transfers (plane models up, the
-global model down), ``bytes_plane`` the updates over the rings; ``completed`` counts the
-satellites whose update reached the server inside a plane model (their ``clients.csv`` row:
-``aggregated``, ``up_status`` the plane model's, ``arrived_s`` its arrival). Clients train in
+``rounds.csv``: ``bytes_up`` / ``bytes_down`` are the ground transfers (plane models up, one
+global model a plane down), ``bytes_plane`` what crossed the rings (``plane``, ``ring`` and
+``carry`` rows; their hops in ``hops.csv``); ``completed`` counts the selected satellites whose
+update of this round reached the server inside a plane model (``aggregated``). Clients train in
 this process (``training.workers`` is not used); batteries (``power:``) are not modelled here.
 
 The engine imports this module, so this module cannot import the engine: the engine passes
@@ -41,9 +56,11 @@ from sinsim.errors import ConfigError
 from sinsim.learn.strategies import RoundContext, Strategy
 from sinsim.sim.cgr import Router
 from sinsim.sim.network import Network
-from sinsim.sim.routing import relay, send
+from sinsim.sim.routing import Tree, relay, send
 from sinsim.sim.topology import build_nodes
 from sinsim.space.planes import orbital_planes
+
+RING_DIRECTIONS = ("plane", "ring", "carry")  # transfers over the planes' crosslinks
 
 
 def plane_rings(net: Network, planes: list[int]) -> dict[int, Router]:
@@ -61,19 +78,82 @@ def plane_rings(net: Network, planes: list[int]) -> dict[int, Router]:
     return out
 
 
-def sink_of(net: Network, planes: list[int], plane: int, t_s: float) -> int:
-    """The satellite of ``plane`` whose own link to the server opens first at or after
-    ``t_s`` (ties: the lower index; none ever: the first of the plane)."""
+def first_in_view(net: Network, planes: list[int], plane: int, t_s: float,
+                  direction: str = "up") -> int:
+    """The satellite of ``plane`` whose own link to (``up``) or from (``down``) the server
+    opens first at or after ``t_s`` (ties: the lower index; none ever: the first of the
+    plane)."""
     best = None
     for c, p in enumerate(planes):
         if p != plane:
             continue
-        route = net.route_up(c)
+        route = net.route_up(c) if direction == "up" else net.route_down(c)
         window = route[0].channel.next_window(t_s) if route else None
         start = window[0] if window is not None else float("inf")
         if best is None or start < best[0]:
             best = (start, c)
     return best[1]
+
+
+def whole_in_window_s(channel: Any, t_s: float, n_bytes: int, deadline_s: float) -> float:
+    """When ``n_bytes`` sent over ``channel`` from ``t_s`` are all there, sent inside one
+    contact window that ends by ``deadline_s`` (the first such window); inf if none."""
+    window = channel.next_window(t_s)
+    while window is not None and window[0] < deadline_s:
+        start, end = window
+        done_s = channel.rate.time_for(start, 8 * n_bytes)
+        if done_s <= min(end, deadline_s):
+            return done_s + channel.delay_s(start)
+        window = channel.next_window(end)
+    return float("inf")
+
+
+def entry_of(net: Network, planes: list[int], plane: int, t_s: float, n_bytes: int,
+             deadline_s: float, skip: set[int] = frozenset()) -> int | None:
+    """The satellite of ``plane`` (not in ``skip``) that the global model (``n_bytes``)
+    reaches first over its own link from the server, sent whole inside a window before
+    ``deadline_s`` (ties: the lower index); if none can, the one whose link opens first; None
+    when every satellite of the plane is skipped."""
+    best, opens = None, None
+    for c, p in enumerate(planes):
+        if p != plane or c in skip:
+            continue
+        route = net.route_down(c)
+        window = route[0].channel.next_window(t_s) if route else None
+        start = window[0] if window is not None else float("inf")
+        if opens is None or start < opens[0]:
+            opens = (start, c)
+        if len(route) != 1:  # not its own link
+            continue
+        arrival_s = whole_in_window_s(route[0].channel, t_s, n_bytes, deadline_s)
+        if best is None or arrival_s < best[0]:
+            best = (arrival_s, c)
+    if best is None or best[0] == float("inf"):
+        return None if opens is None else opens[1]
+    return best[1]
+
+
+def sink_of(net: Network, planes: list[int], plane: int, t_s: float) -> int:
+    """The plane's sink: :func:`first_in_view` on the way up."""
+    return first_in_view(net, planes, plane, t_s, "up")
+
+
+def leave_by(ring: Router, src: str, dst: str, t_s: float, n_bytes: int, deadline_s: float,
+             tol_s: float = 1.0) -> float | None:
+    """The latest time in ``[t_s, deadline_s]`` at which ``n_bytes`` ready at ``src`` can
+    leave and still be all at ``dst`` by ``deadline_s`` over ``ring``'s links (its contact
+    plan, nothing booked), to ``tol_s`` (bisection: leaving earlier never arrives later);
+    None if not even at ``t_s``."""
+    def arrives(t: float) -> bool:
+        return bool(ring.earliest(src, dst, t, n_bytes, deadline_s)[1])
+
+    if not arrives(t_s):
+        return None
+    lo, hi = t_s, deadline_s
+    while hi - lo > tol_s:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if arrives(mid) else (lo, mid)
+    return lo
 
 
 def run_hierarchical(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
@@ -89,6 +169,7 @@ def run_hierarchical(prep: Any, algorithm: Any, strategy: Strategy, recorder: An
     rings = plane_rings(net, planes)
     env = simpy.Environment()
     rows: list[dict[str, Any]] = []
+    kept: dict[int, list[_Kept]] = {}  # plane: the late updates its next round averages
 
     def server():
         global_state = prep.init_state
@@ -109,13 +190,13 @@ def run_hierarchical(prep: Any, algorithm: Any, strategy: Strategy, recorder: An
             down_payload = strategy.encode_global(global_state)
             rnd = engine._Round(algorithm.label, r, t0 + tr.round_deadline, down_payload,
                                 strategy.decode_global(down_payload), strategy.new_aggregator())
-            by_plane: dict[int, list[int]] = {}
+            by_plane: dict[int, list[int]] = {p: [] for p in kept}
             for c in selected:
                 by_plane.setdefault(planes[c], []).append(c)
-            cut_s = t0 + strategy.params.plane_wait * tr.round_deadline
-            yield env.all_of([env.process(_plane(
-                env, prep, strategy, rnd, members, sink_of(net, planes, p, t0), rings[p], cut_s,
-                engine)) for p, members in sorted(by_plane.items())])
+            now_kept = {p: kept.pop(p, []) for p in by_plane}
+            plane = _Plane(env, prep, strategy, rnd, rings, planes, engine)
+            yield env.all_of([env.process(plane.run(p, members, now_kept[p], kept))
+                              for p, members in sorted(by_plane.items())])
             global_state = rnd.aggregator.result(global_state)
             for row in rnd.clients:
                 row["aggregated"] = row["up_status"] == "delivered"
@@ -124,7 +205,7 @@ def run_hierarchical(prep: Any, algorithm: Any, strategy: Strategy, recorder: An
                                     rnd.transfers, [], prep.trainer.evaluate(global_state),
                                     rows[-1] if rows else None, wall0)
             row["bytes_plane"] = sum(t["bytes"] for t in rnd.transfers
-                                     if t["direction"] == "plane")
+                                     if t["direction"] in RING_DIRECTIONS)
             engine._write_round(recorder, row, rnd.transfers,
                                 sorted(rnd.clients, key=lambda x: x["client"]), [])
             rows.append(row)
@@ -137,76 +218,192 @@ def run_hierarchical(prep: Any, algorithm: Any, strategy: Strategy, recorder: An
     return engine._summary(rows, env.now, tr.target_accuracy)
 
 
+class _Kept:
+    """A late update, kept by the member that made it for its plane's next round."""
+
+    def __init__(self, holder: int, payload: bytes, n_samples: int):
+        self.holder, self.payload, self.n_samples = holder, payload, n_samples
+
+
 class _Sink:
-    """What reaches a plane's sink before it uploads."""
+    """What reaches a plane's sink in one plane round."""
 
     def __init__(self, aggregator):
         self.aggregator = aggregator
         self.rows: list[dict[str, Any]] = []  # clients.csv rows of the updates it holds
-        self.closed = False  # uploaded (or gave up): later arrivals are late
+        self.n_samples = 0
+        self.members: set[int] = set()  # the members whose update it holds
 
 
-def _plane(env, prep, strategy, rnd, members: list[int], sink: int, ring: Router,
-           cut_s: float, engine: ModuleType):
-    """One plane's round: its members' processes, then the sink's upload."""
-    net, sc = prep.network, prep.scenario
-    at_sink = _Sink(strategy.plane_aggregator())
-    procs = [env.process(_member(env, prep, strategy, rnd, c, sink, ring, at_sink, engine))
-             for c in members]
-    # (a condition inside a triggered condition loses its callbacks: a fresh one below)
-    yield env.all_of(procs) | env.timeout(max(0.0, min(cut_s, rnd.deadline_s) - env.now))
-    at_sink.closed = True
-    if at_sink.aggregator.count:
-        payload = strategy.encode_plane(at_sink.aggregator.result(rnd.received))
-        n_samples = sum(row["n_samples"] for row in at_sink.rows)
-        up = yield from relay(env, ring, net.seed, net.client_ids[sink], net.server_id,
-                              len(payload), rnd.deadline_s, flow=(sink, 0), round_=rnd.number,
-                              policy=sc.links.on_loss_of_signal)
-        rnd.transfers.append(engine._transfer_row(rnd.algorithm, rnd.number,
-                                                  net.client_ids[sink], "up", up))
-        for row in at_sink.rows:
-            row["up_status"] = up.status
-            row["arrived_s"] = up.end_s if up.status == "delivered" else None
-        if up.status == "delivered":
-            rnd.aggregator.add(payload, n_samples)
-    yield env.all_of(procs)  # the rows of members still on their way
+class _Plane:
+    """One round's plane processes (what they share)."""
 
+    def __init__(self, env, prep, strategy, rnd, rings, planes, engine):
+        self.env, self.prep, self.strategy, self.rnd = env, prep, strategy, rnd
+        self.rings, self.planes, self.engine = rings, planes, engine
+        self.net, self.policy = prep.network, prep.scenario.links.on_loss_of_signal
 
-def _member(env, prep, strategy, rnd, c: int, sink: int, ring: Router, at_sink: _Sink,
-            engine: ModuleType):
-    """A selected satellite: receive, train, send to the sink over the ring."""
-    sc, net, r = prep.scenario, prep.network, rnd.number
-    policy = sc.links.on_loss_of_signal
-    cid = net.client_ids[c]
-    row = {"algorithm": rnd.algorithm, "round": r, "client": cid,
-           "n_samples": len(prep.shards[c]), "down_status": None, "compute_start_s": None,
-           "compute_s": None, "up_status": None, "arrived_s": None, "aggregated": False}
-    rnd.clients.append(row)
-    down = yield from send(env, net, c, "down", len(rnd.down_payload), rnd.deadline_s,
-                           round_=r, policy=policy)
-    rnd.transfers.append(engine._transfer_row(rnd.algorithm, r, cid, "down", down))
-    row["down_status"] = down.status
-    if down.status != "delivered":
-        return
-    update = strategy.client_update(prep.trainer, rnd.received, c,
-                                    rng_for(sc.seed, "train", r, c))
-    compute_s = update.flops / sc.compute.flops_per_s
-    row["compute_start_s"], row["compute_s"] = env.now, compute_s
-    if env.now + compute_s >= rnd.deadline_s:
-        yield env.timeout(rnd.deadline_s - env.now)
-        row["up_status"] = "not_sent"
-        return
-    yield env.timeout(compute_s)
-    if c != sink:
-        out = yield from relay(env, ring, net.seed, cid, net.client_ids[sink],
-                               len(update.payload), rnd.deadline_s, flow=(c, 2), round_=r,
-                               policy=policy)
-        rnd.transfers.append(engine._transfer_row(rnd.algorithm, r, cid, "plane", out))
-        if out.status != "delivered":
-            row["up_status"] = out.status
+    def _row(self, client: int, direction: str, out) -> None:
+        self.rnd.transfers.append(self.engine._transfer_row(
+            self.rnd.algorithm, self.rnd.number, self.net.client_ids[client], direction, out))
+
+    def run(self, p: int, members: list[int], carried: list[_Kept], kept: dict):
+        """Plane ``p``'s round: one copy down and round the ring, ``plane_rounds`` plane
+        averages at the sink, the upload; late updates go to ``kept[p]``."""
+        env, net, rnd, strategy = self.env, self.net, self.rnd, self.strategy
+        ring, ids = self.rings[p], self.net.client_ids
+        t0 = env.now
+        sink = sink_of(net, self.planes, p, t0)
+        n_up = len(strategy.encode_plane(rnd.received))  # the plane model's size
+        t_leave = leave_by(ring, ids[sink], net.server_id, t0, n_up, rnd.deadline_s)
+        cut_s = t0 if t_leave is None else t_leave
+        rows = {c: self._client_row(c) for c in members}
+        holds = set()  # members that hold the global model
+        if members:
+            tried: set[int] = set()  # entries whose copy was lost: the next satellite tries
+            while True:
+                entry = entry_of(net, self.planes, p, env.now, len(rnd.down_payload),
+                                 rnd.deadline_s, skip=tried)
+                down = yield from send(env, net, entry, "down", len(rnd.down_payload),
+                                       rnd.deadline_s, round_=rnd.number, policy=self.policy)
+                self._row(entry, "down", down)
+                tried.add(entry)
+                if down.status != "dropped" or env.now >= cut_s or entry_of(
+                        net, self.planes, p, env.now, 1, rnd.deadline_s, skip=tried) is None:
+                    break
+            if down.status == "delivered":
+                holds = yield from self._ring(ring, entry, members, rnd.down_payload, cut_s,
+                                              rows, first=True)
+            else:
+                for c in members:
+                    rows[c]["down_status"] = down.status
+        state, n_samples, last = rnd.received, 0, None
+        late: dict[int, _Kept] = {}
+        every: list = []  # every process this plane started
+        for k in range(1, self.strategy.params.plane_rounds + 1):
+            at_sink = _Sink(strategy.plane_aggregator())
+            procs = [env.process(self._carry(ring, kept_, sink, cut_s, at_sink))
+                     for kept_ in (carried if k == 1 else [])]
+            settled = [env.event() for _ in holds]
+            procs += [env.process(self._member(ring, c, k, sink, state, cut_s, at_sink,
+                                               rows[c], late, done))
+                      for c, done in zip(sorted(holds), settled, strict=True)]
+            every += procs
+            wait = env.timeout(max(0.0, cut_s - env.now))
+            yield env.all_of(settled + procs[:len(procs) - len(settled)]) | wait
+            if at_sink.aggregator.count:
+                last = at_sink
+                state = at_sink.aggregator.result(rnd.received)
+            if k == strategy.params.plane_rounds or env.now >= cut_s or last is None:
+                break
+            payload = strategy.encode_plane(state)  # round the ring again
+            holds = yield from self._ring(ring, sink, sorted(last.members), payload, cut_s,
+                                          rows)
+            state = strategy.decode_global(payload)
+        if last is not None:
+            payload = strategy.encode_plane(state)
+            n_samples = last.n_samples
+            up = yield from relay(env, ring, net.seed, ids[sink], net.server_id, len(payload),
+                                  rnd.deadline_s, flow=(sink, 0), round_=rnd.number,
+                                  policy=self.policy)
+            self._row(sink, "up", up)
+            for row in last.rows:
+                row["up_status"] = up.status
+                row["arrived_s"] = up.end_s if up.status == "delivered" else None
+            if up.status == "delivered":
+                rnd.aggregator.add(payload, n_samples)
+        yield env.all_of(every)  # the members still training
+        for row in rows.values():
+            if row["down_status"] == "delivered" and row["up_status"] is None:
+                row["up_status"] = "late"  # its update is in an earlier plane model only
+        kept[p] = [late[c] for c in sorted(late)]
+
+    def _client_row(self, c: int) -> dict[str, Any]:
+        row = {"algorithm": self.rnd.algorithm, "round": self.rnd.number,
+               "client": self.net.client_ids[c], "n_samples": len(self.prep.shards[c]),
+               "down_status": None, "compute_start_s": None, "compute_s": None,
+               "up_status": None, "arrived_s": None, "aggregated": False}
+        self.rnd.clients.append(row)
+        return row
+
+    def _ring(self, ring: Router, src: int, members: list[int], payload: bytes, cut_s: float,
+              rows: dict, first: bool = False, k: int = 1):
+        """Pass ``payload`` from ``src`` round the ring to ``members`` as a broadcast tree
+        (``ring`` rows); the members that hold it then."""
+        env, ids = self.env, self.net.client_ids
+        tree = Tree(env)
+        tree.add(ids[src], env.now, there=True)
+        procs = {c: env.process(relay(env, ring, self.net.seed, ids[src], ids[c], len(payload),
+                                      cut_s, flow=(c, 1) if first else (c, 1, k),
+                                      round_=self.rnd.number, policy=self.policy, tree=tree))
+                 for c in members if c != src}
+        if procs:
+            yield env.all_of(list(procs.values()))
+        holds = {c for c in members if c == src}
+        for c, proc in procs.items():
+            self._row(c, "ring", proc.value)
+            if proc.value.status == "delivered":
+                holds.add(c)
+        if first:
+            for c in members:
+                rows[c]["down_status"] = "delivered" if c in holds else procs[c].value.status
+        return holds
+
+    def _carry(self, ring: Router, kept: _Kept, sink: int, cut_s: float, at_sink: _Sink):
+        """A late update of the round before, from the member that kept it to this sink."""
+        ids = self.net.client_ids
+        if kept.holder != sink:
+            out = yield from relay(self.env, ring, self.net.seed, ids[kept.holder], ids[sink],
+                                   len(kept.payload), cut_s, flow=(kept.holder, 3),
+                                   round_=self.rnd.number, policy=self.policy)
+            self._row(kept.holder, "carry", out)
+            if out.status != "delivered":
+                return
+        at_sink.aggregator.add(kept.payload, kept.n_samples)
+        at_sink.n_samples += kept.n_samples
+
+    def _member(self, ring: Router, c: int, k: int, sink: int, state, cut_s: float,
+                at_sink: _Sink, row: dict, late: dict, done: simpy.Event):
+        """A member holding the model: train, send to the sink if the plan gets the update
+        there by ``cut_s`` (else keep it: ``late``); ``done`` fires when the sink need not
+        wait for it any more."""
+        env, sc, ids, r = self.env, self.prep.scenario, self.net.client_ids, self.rnd.number
+        key = ("train", r, c) if k == 1 else ("train", r, c, k)
+        update = self.strategy.client_update(self.prep.trainer, state, c,
+                                             rng_for(sc.seed, *key))
+        compute_s = update.flops / sc.compute.flops_per_s
+        if k == 1:
+            row["compute_start_s"], row["compute_s"] = env.now, compute_s
+        else:
+            row["compute_s"] += compute_s
+        if env.now + compute_s >= self.rnd.deadline_s:
+            done.succeed()
+            yield env.timeout(self.rnd.deadline_s - env.now)
+            row["up_status"] = "not_sent"
             return
-    if at_sink.closed:
-        row["up_status"] = "late"  # the sink had uploaded without it
-        return
-    at_sink.aggregator.add(update.payload, update.n_samples)
-    at_sink.rows.append(row)
+        if env.now + compute_s > cut_s:
+            done.succeed()  # it cannot be at the sink in time: the sink does not wait
+        yield env.timeout(compute_s)
+        n = len(update.payload)
+        arrived = c == sink
+        if env.now > cut_s or (c != sink and not ring.earliest(ids[c], ids[sink], env.now, n,
+                                                                cut_s)[1]):
+            arrived = False
+            row["up_status"] = "late"
+        elif c != sink:
+            out = yield from relay(env, ring, self.net.seed, ids[c], ids[sink], n, cut_s,
+                                   flow=(c, 2) if k == 1 else (c, 2, k), round_=r,
+                                   policy=self.policy)
+            self._row(c, "plane", out)
+            arrived = out.status == "delivered"
+            row["up_status"] = None if arrived else (
+                "late" if out.status == "timeout" else out.status)
+        if row["up_status"] == "late":  # kept for the plane's next round
+            late[c] = _Kept(c, update.payload, update.n_samples)
+        if arrived:
+            at_sink.aggregator.add(update.payload, update.n_samples)
+            at_sink.n_samples += update.n_samples
+            at_sink.rows.append(row)
+            at_sink.members.add(c)
+        if not done.triggered:
+            done.succeed()

@@ -2,12 +2,15 @@
 one satellite a plane uploads the plane's model (FedISL / FedLEO-style; Razmi et al. 2022,
 Elmahallawy & Luo 2022).
 
-The client side is FedAvg's (``local_epochs``, ``codec``): each selected satellite trains from
-the global model and sends its weights, not to the server but over its plane's ring to the
-plane's *sink*, the satellite of the plane that sees a ground station soonest. The sink
-averages the updates of its plane (sample-weighted), sends that one model to the server, and the
-server averages the plane models weighted by their samples: with every update delivered, the
-FedAvg mean, up to float rounding. ``sinsim.sim.hier_server`` runs the rounds.
+Hierarchical both ways: one copy of the global model goes down a plane and round its ring. The
+client side is FedAvg's (``local_epochs``, ``codec``): each selected satellite trains from the
+model and sends its weights, not to the server but over its plane's ring to the plane's *sink*,
+the satellite of the plane that sees a ground station soonest. The sink averages the updates of
+its plane (sample-weighted; ``plane_rounds`` times, HierFAVG's κ₁, Liu et al. 2020), sends that
+one model to the server, and the server averages the plane models weighted by their samples:
+with every update delivered and κ₁ = 1, the FedAvg mean, up to float rounding.
+``sinsim.sim.hier_server`` runs the rounds (when the sink sends, what happens to late
+updates).
 """
 
 from __future__ import annotations
@@ -15,15 +18,15 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from sinsim.learn.strategies.fedavg import DecodingMean, FedAvg, FedAvgParams
-from sinsim.params import Float
+from sinsim.params import Int
 
 
 class HierFLParams(FedAvgParams):
     """``hierfl``: FedAvg's parameters (updates are weights: ``update`` is not supported, a
-    plane's mean of compressed updates would be re-encoded at the sink), and ``plane_wait``:
-    the fraction of the round's deadline after which a sink uploads what it has."""
+    plane's mean of compressed updates would be re-encoded at the sink), and ``plane_rounds``
+    (HierFAVG's κ₁): plane averages a global round, the members training again from each."""
 
-    plane_wait: Float = Field(default=0.5, gt=0, le=1)
+    plane_rounds: Int = Field(default=1, ge=1, le=100)
 
     @model_validator(mode="after")
     def _weights_only(self) -> HierFLParams:
