@@ -183,16 +183,18 @@ def download(url: str, dest: Path, *, label: str, size: int | None = None,
             length = int(resp.headers.get("Content-Length") or 0)
             total = (length + have) if length else size
             with open(part, "ab" if have else "wb") as out, _Progress(total, have, label) as bar:
+                cut = False
                 try:
                     while chunk := resp.read(CHUNK):
                         out.write(chunk)
                         bar(len(chunk))
-                except (OSError, http.client.HTTPException):  # cut: what came is kept
-                    length = length or (size or 0) + 1
-            if length and part.stat().st_size < length + have:  # cut: keep the part, resume
-                raise FetchError(f"{url}: the connection closed after {part.stat().st_size:,} "
-                                 f"of {length + have:,} bytes (kept in {part}; fetch again "
-                                 f"to resume)")
+                except (OSError, http.client.HTTPException):  # what came is kept
+                    cut = True
+            got = part.stat().st_size
+            if cut or (length and got < length + have):  # keep the part: the next call resumes
+                of = f" of {length + have:,}" if length else ""
+                raise FetchError(f"{url}: the connection closed after {got:,}{of} bytes (kept "
+                                 f"in {part}; fetch again to resume)")
     why = check(part)
     if why:
         part.unlink(missing_ok=True)
