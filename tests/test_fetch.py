@@ -145,7 +145,9 @@ def test_fashion_mnist_from_its_mirror_with_a_resume(server, tmp_path, monkeypat
         catalog.fetch("fashion_mnist", tmp_path, log=lambda m: None)
     msg = str(cut.value)  # the error names what to install and where files go by hand
     assert "fetch again to resume" in msg and "apt-get install dataset-fashion-mnist" in msg
-    assert f"in {tmp_path / 'FashionMNIST' / 'raw'}" in msg
+    assert msg.endswith(f"Put the four IDX files of Fashion-MNIST in "
+                        f"{tmp_path / 'FashionMNIST' / 'raw'}, or apt-get install "
+                        f"dataset-fashion-mnist and fetch again")
     where = catalog.fetch("fashion_mnist", tmp_path, log=lambda m: None)
     assert f"bytes={cut_at}-" in h.ranges
     for name, body in raw_files.items():

@@ -62,6 +62,7 @@ class DataSet:
     sources: tuple[str, ...]
     fetcher: Callable[[Path, Log], str]
     by_hand: str  # where to put the files when no source is reachable
+    install: str = ""  # a package that provides them, when there is one
 
     def where(self, data_dir: Path) -> Path:
         return data_dir / self.folder
@@ -226,8 +227,8 @@ CATALOG: dict[str, DataSet] = {d.name: d for d in (
             "FashionMNIST/raw", IDX_NAMES,
             ("Zalando's mirror (fashion-mnist.s3-website.eu-central-1.amazonaws.com)",
              "Debian: apt-get install dataset-fashion-mnist"),
-            _fetch_fashion, "the four IDX files of Fashion-MNIST, or apt-get install "
-            "dataset-fashion-mnist"),
+            _fetch_fashion, "the four IDX files of Fashion-MNIST",
+            "apt-get install dataset-fashion-mnist"),
     DataSet("cifar10", "CIFAR-10 (python version), 50,000 train / 10,000 test images",
             "cifar-10-batches-py",
             CIFAR10_FILES, ("www.cs.toronto.edu/~kriz: cifar-10-python.tar.gz",), _fetch_cifar10,
@@ -247,7 +248,8 @@ def fetch(name: str, data_dir: Path, log: Log = _say) -> Path:
         source = ds.fetcher(data_dir, log)
     except (FetchError, OSError, urllib.error.URLError, tarfile.TarError, EOFError) as e:
         raise FetchError(f"{name} could not be fetched ({'; '.join(ds.sources)}): {e}. Put "
-                         f"{ds.by_hand} in {ds.where(data_dir)}") from None
+                         f"{ds.by_hand} in {ds.where(data_dir)}"
+                         + (f", or {ds.install} and fetch again" if ds.install else "")) from None
     if not ds.present(data_dir):
         raise FetchError(f"{name}: {source} left {ds.where(data_dir)} incomplete")
     log(f"fetch: {name} from {source} into {ds.where(data_dir)}")
