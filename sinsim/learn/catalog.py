@@ -14,7 +14,7 @@ there with an HTTP range request) and renamed into place only when complete and 
 - ``cifar10``: ``cifar-10-python.tar.gz`` from www.cs.toronto.edu (torchvision's md5), its six
   batch files extracted by name into ``DATA_DIR/cifar-10-batches-py``.
 
-All downloads go through :func:`sinsim.learn.fetch.download` (one path, one progress line).
+All downloads go through :func:`sinsim.learn.download.download` (one path, one progress line).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sinsim.learn import fetch as mnist_fetch
+from sinsim.learn.download import download
 from sinsim.learn.fetch import FetchError
 
 Log = Callable[[str], None]
@@ -88,7 +89,6 @@ class DataSet:
 
 
 # --------------------------------------------------------------------------- downloading
-download = mnist_fetch.download  # the one resumable, hash-checked download path
 
 
 def sha512_integrity(path: Path) -> str:
