@@ -209,11 +209,12 @@ def _data_fetch(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------- sinsim scenarios
 def add_scenarios_parser(sub) -> None:
-    sc = sub.add_parser("scenarios", help="list the bundled scenarios and sweeps; show one",
+    sc = sub.add_parser("scenarios", help="list the bundled scenarios and sweeps; show or copy one",
                         description="The scenarios and sweeps that ship with sinsim, with their "
                         "one-line descriptions. `sinsim run NAME` and `sinsim sweep NAME` take "
                         "them by name; `sinsim scenarios show NAME > my.yaml` gives a copy to "
-                        "edit.")
+                        "edit; `sinsim scenarios copy NAME DIR` writes one with the files it "
+                        "points at.")
     sc.set_defaults(run=_scenarios_list)
     ssub = sc.add_subparsers(dest="scenarios_command", metavar="ACTION")
     show = ssub.add_parser("show", help="print a bundled scenario (or sweep) file",
@@ -221,6 +222,16 @@ def add_scenarios_parser(sub) -> None:
                            "that name, sweep) file, to copy and edit.")
     show.add_argument("name", help="e.g. tiny, leo_walker, paper_table1")
     show.set_defaults(run=_scenarios_show)
+    copy = ssub.add_parser("copy", help="write a bundled scenario (or sweep) and the files it "
+                           "points at into a folder", description="Write a bundled scenario "
+                           "(or sweep) into DIR with every file it points at (a ground-station "
+                           "CSV, TLE or OMM files; a sweep's scenario), so the copy runs as is: "
+                           "`sinsim scenarios copy starlink_scale mine/` then `sinsim run "
+                           "mine/starlink_scale.yaml`. Existing files are never overwritten.")
+    copy.add_argument("name", help="e.g. starlink_scale, tiny, paper_table1")
+    copy.add_argument("dir", nargs="?", default=".", type=Path,
+                      help="the folder to write into (made when missing; default: .)")
+    copy.set_defaults(run=_scenarios_copy)
 
 
 def _scenarios_list(args: argparse.Namespace) -> int:
@@ -246,3 +257,11 @@ def _scenarios_show(args: argparse.Namespace) -> int:
     raise InputError(f"no bundled scenario or sweep {args.name!r}"
                      + (f"; did you mean {hint[0]!r}?" if hint else " (`sinsim scenarios` "
                         "lists them)"))
+
+
+def _scenarios_copy(args: argparse.Namespace) -> int:
+    from sinsim.bundled import copy_bundled
+
+    for path in copy_bundled(args.name, args.dir):
+        print(path)
+    return 0

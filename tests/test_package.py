@@ -192,3 +192,37 @@ def test_the_docs_site_lists_every_page_and_only_pages_that_exist():
     assert set(nav) <= pages, set(nav) - pages
     assert pages - set(nav) <= {"flower.md", "view.md"}, pages - set(nav)  # the lead adds those
     assert "<!-- scenario-reference -->" in (ROOT / "docs" / "scenario-reference.md").read_text()
+
+
+def test_scenarios_copy_writes_the_files_a_scenario_points_at(tmp_path, capsys):
+    """`starlink_scale` reads `starlink_stations.csv` beside it: the copy carries it and
+    validates where it is, with nothing read from the bundled folder."""
+    out = tmp_path / "mine"
+    assert main(["scenarios", "copy", "starlink_scale", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines() == [str(out / "starlink_scale.yaml"),
+                                                   str(out / "starlink_stations.csv")]
+    assert (out / "starlink_stations.csv").read_bytes() == (
+        bundled.bundled_dir("scenarios") / "starlink_stations.csv").read_bytes()
+    assert len(sinsim.load_scenario(out / "starlink_scale.yaml").server.ground_stations) == 12
+    rows = (out / "starlink_stations.csv").read_text().splitlines()
+    (out / "starlink_stations.csv").write_text("\n".join(rows[:4]) + "\n")  # the copy's CSV
+    assert len(sinsim.load_scenario(out / "starlink_scale.yaml").server.ground_stations) == len(
+        [r for r in rows[:4] if r and not r.startswith(("#", "id"))])
+    assert main(["scenarios", "copy", "starlink_scale", str(out)]) == 2  # never overwrites
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"sinsim: error: {out / 'starlink_scale.yaml'}") and "exists" in err
+
+
+def test_scenarios_copy_of_a_sweep_brings_its_scenario(tmp_path, capsys):
+    from sinsim.sweep.plan import plan_sweep
+
+    assert main(["scenarios", "copy", "tiny", str(tmp_path)]) == 0  # the scenario wins
+    assert capsys.readouterr().out == f"{tmp_path / 'tiny.yaml'}\n"
+    written = bundled.copy_bundled("algorithms", tmp_path / "sweep")
+    assert [p.name for p in written] == ["leo_walker.yaml", "algorithms.yaml"]
+    text = (tmp_path / "sweep" / "algorithms.yaml").read_text()
+    assert "\nscenario: leo_walker.yaml" in text and "../scenarios" not in text
+    plan = plan_sweep(tmp_path / "sweep" / "algorithms.yaml")
+    assert plan.runs and all(r.resolved["name"] for r in plan.runs)
+    assert main(["scenarios", "copy", "starlink_scal", str(tmp_path)]) == 2
+    assert "did you mean 'starlink_scale'?" in capsys.readouterr().err

