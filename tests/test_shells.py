@@ -81,7 +81,13 @@ def test_ground_stations_from_a_csv_file(tmp_path):
     assert servers[0].altitude_m == 650 and servers[0].min_elevation_deg == 25
     assert servers[1].altitude_m == 0 and servers[1].min_elevation_deg == 10  # the defaults
     assert sc.resolved()["server"]["ground_stations"][1]["id"] == "sydney"
+    assert [g.antennas for g in sc.server.ground_stations] == [1, 1]  # no column: one each
+    (tmp_path / "st" / "stations.csv").write_text(
+        "id,lat_deg,lon_deg,antennas\nmadrid,40.4,-3.7,3\nsydney,-33.9,151.2,\n")
+    sc = load_scenario(tmp_path / "sc.yaml")
+    assert [g.antennas for g in sc.server.ground_stations] == [3, 1]
     bad = {
+        "id,lat_deg,lon_deg,antennas\nx,1,2,0\n": r"line 2: antennas",
         "id,lat_deg,lon_deg\nx,95,0\n": r"line 2: lat_deg",
         "id,lat_deg,lon_deg\nx,1,2\nx,3,4\n": r"line 3: station id 'x' repeats line 2",
         "id,lat_deg\nx,1\n": r"line 1: the header",

@@ -230,15 +230,15 @@ def _list_index(node: list, part: str, key: str, file: str | None) -> int:
     return int(part)
 
 
-STATION_COLUMNS = ("id", "lat_deg", "lon_deg", "altitude_m", "min_elevation_deg")
+STATION_COLUMNS = ("id", "lat_deg", "lon_deg", "altitude_m", "min_elevation_deg", "antennas")
 _STATION_KEY = "server.ground_stations.csv"
 
 
 def read_ground_stations_csv(path: str | Path) -> list[dict[str, Any]]:
     """The ground stations of a CSV file with a header of :data:`STATION_COLUMNS` (``id``,
-    ``lat_deg`` and ``lon_deg`` required; an empty ``altitude_m``/``min_elevation_deg`` takes the
-    default), validated like inline ones. A problem is a ConfigError naming the file, the key
-    ``server.ground_stations.csv`` and the line."""
+    ``lat_deg`` and ``lon_deg`` required; an empty ``altitude_m``/``min_elevation_deg``/``antennas``
+    takes the default), validated like inline ones. A problem is a ConfigError naming the file,
+    the key ``server.ground_stations.csv`` and the line."""
     file = str(path)
     try:
         with open(path, newline="", encoding="utf-8") as fh:
