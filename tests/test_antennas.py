@@ -3,20 +3,15 @@ for a free antenna (and try the next window if none frees), the scenario key is 
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
-import simpy
 
 from sinsim.errors import ConfigError
 from sinsim.scenario import load_scenario
 from sinsim.sim.channel import fixed_channel
 from sinsim.sim.impairments import NoLoss
 from sinsim.sim.network import Link, Network
-from sinsim.sim.routing import send
-
-INF = math.inf
+from tests.sends import run_sends as run
 
 
 def star(windows: dict[str, list[list[float]]], antennas: int) -> Network:
@@ -28,18 +23,6 @@ def star(windows: dict[str, list[list[float]]], antennas: int) -> Network:
                   Link("gs", sat, channel, NoLoss(), (k, 1))]
     return Network(tuple(windows), tuple(links), seed=0, server_id="gs",
                    antennas=(("gs", antennas),))
-
-
-def run(net: Network, jobs, deadline_s=INF):
-    env = simpy.Environment()
-
-    def job(c, d, n, t0):
-        yield env.timeout(t0)
-        return (yield from send(env, net, c, d, n, deadline_s, round_=1))
-
-    procs = [env.process(job(*j)) for j in jobs]
-    env.run()
-    return [p.value for p in procs]
 
 
 def test_one_antenna_serves_one_satellite_at_a_time():

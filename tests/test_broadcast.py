@@ -3,30 +3,13 @@ copy it on along the crosslinks; a station carries as many links at once as it h
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
-import simpy
 
 from sinsim.sim.channel import fixed_channel
 from sinsim.sim.impairments import BernoulliLoss, NoLoss
 from sinsim.sim.network import Link, Network
-from sinsim.sim.routing import send
-
-INF = math.inf
-
-
-def run_sends(net: Network, jobs, deadline_s=INF):
-    env = simpy.Environment()
-
-    def job(c, d, n, t0):
-        yield env.timeout(t0)
-        return (yield from send(env, net, c, d, n, deadline_s, round_=1))
-
-    procs = [env.process(job(*j)) for j in jobs]
-    env.run()
-    return [p.value for p in procs]
+from tests.sends import run_sends
 
 
 def line(*, uplink_loss: float = 0.0, antennas: int = 1) -> Network:

@@ -8,13 +8,12 @@ import math
 
 import numpy as np
 import pytest
-import simpy
 
 from sinsim.sim.cgr import Bookings, Router, Slot, hop_arrival_s, hop_slot
 from sinsim.sim.channel import Channel, ConstantRate, fixed_channel
 from sinsim.sim.impairments import BernoulliLoss, NoLoss
 from sinsim.sim.network import Link, Network
-from sinsim.sim.routing import send
+from tests.sends import run_sends
 from tests.test_transfer import random_windows, run_transfer
 
 INF = math.inf
@@ -156,19 +155,6 @@ def test_a_hop_is_not_started_where_it_cannot_finish():
     assert hop_slot(link, 10.0, 1_000) == Slot(link, 20.0, 21.0, 21.0)
     assert hop_slot(link, 9.0, 1_000) == Slot(link, 9.0, 10.0, 10.0)
     assert hop_slot(link, 10.0, 1_000, deadline_s=20.5) is None
-
-
-def run_sends(net: Network, jobs, deadline_s=INF):
-    """Start every (client, direction, n_bytes, start_s) of ``jobs`` in one environment."""
-    env = simpy.Environment()
-
-    def job(c, d, n, t0):
-        yield env.timeout(t0)
-        return (yield from send(env, net, c, d, n, deadline_s, round_=1))
-
-    procs = [env.process(job(*j)) for j in jobs]
-    env.run()
-    return [p.value for p in procs]
 
 
 def chain() -> Network:

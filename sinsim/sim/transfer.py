@@ -78,10 +78,7 @@ def transfer(env: simpy.Environment, channel: Channel, n_bytes: int, deadline_s:
                 yield env.timeout(done_s - env.now)
                 return (yield from _time_out(env, out, deadline_s))
             yield env.timeout(done_s + delay_s - env.now)
-            out.end_s = env.now
-            is_lost = lost(out.segments) if callable(lost) else lost
-            out.status = "dropped" if is_lost else "delivered"
-            return out
+            return _landed(out, env.now, lost)
         stop_s = min(end, deadline_s)
         sent = channel.rate.bits(t, stop_s)
         out.segments.append((t, stop_s))
@@ -122,14 +119,20 @@ def _with_antenna(env, channel: Channel, antenna: simpy.Resource, out: TransferO
         if done_s + delay_s > deadline_s:
             return (yield from _time_out(env, out, deadline_s))
         yield env.timeout(done_s + delay_s - env.now)
-        out.end_s = env.now
-        is_lost = lost(out.segments) if callable(lost) else lost
-        out.status = "dropped" if is_lost else "delivered"
-        return out
+        return _landed(out, env.now, lost)
     if stop_s >= deadline_s:
         return (yield from _time_out(env, out, deadline_s))
     out.pauses += 1  # loss of signal
     return bits_left - sent, stop_s, delay_s
+
+
+def _landed(out: TransferOutcome, end_s: float, lost) -> TransferOutcome:
+    """``out`` as it ends at ``end_s`` with its last bit there: dropped when ``lost`` (a flag, or
+    a function of the segments sent) says so, else delivered."""
+    out.end_s = end_s
+    is_lost = lost(out.segments) if callable(lost) else lost
+    out.status = "dropped" if is_lost else "delivered"
+    return out
 
 
 def _time_out(env: simpy.Environment, out: TransferOutcome, deadline_s: float):
