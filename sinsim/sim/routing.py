@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import simpy
 
+from sinsim.sim.antennas import Antennas
 from sinsim.sim.cgr import Bookings, Router
 from sinsim.sim.network import Link, Network
 from sinsim.sim.transfer import TransferOutcome, transfer
@@ -61,21 +62,23 @@ class RouteOutcome:
 def transfer_over_route(env: simpy.Environment, route: Sequence[Link], n_bytes: int,
                         deadline_s: float, *, lost: Lost | None = None, policy: str = "resume",
                         hop_transfer: Callable | None = None,
-                        antennas: Mapping[str, int] | None = None):
+                        antennas: Mapping[str, int] | None = None, slew_s: float = 0.0):
     """Send ``n_bytes`` over ``route`` (a generator for ``yield from``); a :class:`RouteOutcome`.
 
     ``lost(link, segments)`` decides whether the hop on ``link`` was lost (None: never).
     ``hop_transfer`` replaces :func:`transfer` for every hop (same signature). ``antennas``:
     the nodes that carry only so many links at once (a hop holds one of its end's antennas
-    while on the air). A route with no hop (no way there) times out at the deadline."""
+    while on the air, after ``slew_s`` repointing if it last served another satellite). A
+    route with no hop (no way there) times out at the deadline."""
     hop = hop_transfer if hop_transfer is not None else transfer
     out = RouteOutcome(n_bytes=n_bytes, start_s=env.now)
     for link in route:
         decide = (lambda segs, link=link: lost(link, segs)) if lost is not None else False
         extra = {}
-        for node in (link.src, link.dst):
+        for node, peer in ((link.src, link.dst), (link.dst, link.src)):
             if antennas and node in antennas:
-                extra["antenna"] = antenna_of(env, node, antennas[node])
+                extra["antenna"] = antenna_of(env, node, antennas[node], slew_s)
+                extra["peer"] = peer
         result = yield from hop(env, link.channel, n_bytes, deadline_s, lost=decide,
                                 policy=policy, **extra)
         out.hops.append(result)
@@ -120,18 +123,19 @@ def send(env: simpy.Environment, net: Network, client: int, direction: str, n_by
 
     return (yield from transfer_over_route(env, route, n_bytes, deadline_s, lost=lost,
                                            policy=policy, hop_transfer=hop_transfer,
-                                           antennas=dict(net.antennas)))
+                                           antennas=dict(net.antennas), slew_s=net.slew_s))
 
 
 _ANTENNAS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def antenna_of(env: simpy.Environment, node: str, count: int) -> simpy.Resource:
+def antenna_of(env: simpy.Environment, node: str, count: int,
+               slew_s: float = 0.0) -> Antennas:
     """The ``count`` antennas of ``node`` in ``env`` (direct transfers: first come, first
-    served)."""
+    served; ``slew_s`` to turn from one satellite to another)."""
     pools = _ANTENNAS.setdefault(env, {})
     if node not in pools:
-        pools[node] = simpy.Resource(env, capacity=count)
+        pools[node] = Antennas(env, count, slew_s)
     return pools[node]
 
 
@@ -148,6 +152,7 @@ def bookings_of(env: simpy.Environment, router: Router) -> Bookings:
         bookings.forget_before(env.now)
     bookings.capacity.update(router.capacity)
     bookings.terminals.update(router.terminals)
+    bookings.slew_s = router.slew_s
     return bookings
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import simpy
 
+from sinsim.sim.antennas import Antennas
 from sinsim.sim.channel import Channel
 
 
@@ -43,10 +44,12 @@ class TransferOutcome:
 
 def transfer(env: simpy.Environment, channel: Channel, n_bytes: int, deadline_s: float, *,
              lost: bool | Callable[[list[tuple[float, float]]], bool] = False,
-             policy: str = "resume", antenna: simpy.Resource | None = None):
+             policy: str = "resume", antenna: Antennas | None = None, peer: str | None = None):
     """Send ``n_bytes`` over ``channel`` (see the module). ``antenna``: one of a station's
     antennas is held while the bits are on the air (a transfer waits in the window for a free
-    one, first come first served, and tries the next window if none frees in this one)."""
+    one, first come first served, and tries the next window if none frees in this one); one
+    that last served another satellite than ``peer`` (the link's other end) first slews
+    (``antenna.slew_s`` after it let go, holding the antenna meanwhile)."""
     out = TransferOutcome(n_bytes=n_bytes, start_s=env.now)
     bits_left = 8.0 * n_bytes
     delay_s: float | None = None
@@ -59,8 +62,8 @@ def transfer(env: simpy.Environment, channel: Channel, n_bytes: int, deadline_s:
         if t > env.now:
             yield env.timeout(t - env.now)
         if antenna is not None:
-            result = yield from _with_antenna(env, channel, antenna, out, bits_left, t, end,
-                                              deadline_s, delay_s, lost)
+            result = yield from _with_antenna(env, channel, antenna, peer, out, bits_left, t,
+                                              end, deadline_s, delay_s, lost)
             if isinstance(result, TransferOutcome):
                 return result
             bits_left, t, delay_s = result
@@ -92,19 +95,26 @@ def transfer(env: simpy.Environment, channel: Channel, n_bytes: int, deadline_s:
         bits_left = bits_left - sent if policy == "resume" else 8.0 * n_bytes
 
 
-def _with_antenna(env, channel: Channel, antenna: simpy.Resource, out: TransferOutcome,
-                  bits_left: float, t: float, end: float, deadline_s: float,
-                  delay_s: float | None, lost):
-    """One window of :func:`transfer` holding an antenna while on the air: the outcome when
-    the transfer ended in it, else ``(bits_left, t, delay_s)`` to go on from."""
+def _with_antenna(env, channel: Channel, antenna: Antennas, peer: str | None,
+                  out: TransferOutcome, bits_left: float, t: float, end: float,
+                  deadline_s: float, delay_s: float | None, lost):
+    """One window of :func:`transfer` holding an antenna while on the air (slewing to
+    ``peer`` first if it pointed elsewhere): the outcome when the transfer ended in it, else
+    ``(bits_left, t, delay_s)`` to go on from."""
     stop_s = min(end, deadline_s)
     with antenna.request() as turn:
         got = yield turn | env.timeout(max(0.0, stop_s - env.now))
-        if turn not in got:  # no antenna free before the window closed
+        if turn in got:
+            held, ready_s = antenna.take(peer)
+            t = max(t, env.now, ready_s)
+            if t >= stop_s:  # still slewing when the window closes: this window is lost
+                antenna.give_back(held)
+        if turn not in got or t >= stop_s:  # no antenna free (and pointed) in the window
             if stop_s >= deadline_s:
                 return (yield from _time_out(env, out, deadline_s))
             return bits_left, end, delay_s
-        t = max(t, env.now)
+        if t > env.now:  # slewing
+            yield env.timeout(t - env.now)
         if delay_s is None:
             delay_s = float(channel.delay_s(t))
         done_s = channel.rate.time_for(t, bits_left)
@@ -115,6 +125,7 @@ def _with_antenna(env, channel: Channel, antenna: simpy.Resource, out: TransferO
         out.transmit_s += last_s - t
         out.bits_sent += sent
         yield env.timeout(last_s - env.now)
+        antenna.give_back(held, peer, last_s)
     if finish:  # the antenna is free once the last bit left
         if done_s + delay_s > deadline_s:
             return (yield from _time_out(env, out, deadline_s))
