@@ -16,7 +16,7 @@ from sinsim.learn.parallel import TrainingPool, resolve_workers
 from sinsim.learn.strategies import ClientUpdate
 from sinsim.learn.training import LocalTrainer, TrainConfig
 from sinsim.scenario import validate_scenario
-from sinsim.sim import engine
+from sinsim.sim import engine, kernel
 from sinsim.sim.engine import run_scenario
 
 # the cheap ALQ phases only (no basis or STE epochs): a few seconds a run
@@ -79,7 +79,7 @@ def test_jobs_whose_downlink_fails_change_nothing(one_process, tmp_path, monkeyp
     # Prepare: queue every selected client, last first, as if every downlink would arrive:
     # the jobs of the lost ones run (SpaceDML's say "pre-trained") but are never used
     out1, _ = one_process
-    monkeypatch.setattr(engine, "_downlinks_delivered",
+    monkeypatch.setattr(kernel, "downlinks_delivered",
                         lambda prep, rnd, selected, now_s: list(reversed(selected)))
 
     # Execute
@@ -98,11 +98,11 @@ def test_downlink_dry_run_predicts_the_deliveries(one_process):
 
     for (alg, r), tr in transfers[transfers.direction == "down"].groupby(["algorithm", "round"]):
         clients = [prep.network.client_ids.index(c) for c in tr.client]
-        rnd = engine._Round(alg, r, tr.start_s.iloc[0] + sc.training.round_deadline,
+        rnd = kernel.Round(alg, r, tr.start_s.iloc[0] + sc.training.round_deadline,
                             b"x" * int(tr.bytes.iloc[0]), None, None)
 
         # Execute
-        predicted = engine._downlinks_delivered(prep, rnd, clients, tr.start_s.iloc[0])
+        predicted = kernel.downlinks_delivered(prep, rnd, clients, tr.start_s.iloc[0])
 
         # Assert
         delivered = tr[tr.status == "delivered"].sort_values("end_s", kind="stable")

@@ -340,7 +340,7 @@ def _helper(jobs, inbox, results, threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's process to handle
     results.cancel_join_thread()  # exiting never waits for results nobody will read
     torch.set_num_threads(threads)
-    if portable.pinned():  # as the run's process (sinsim.sim.engine.prepare)
+    if portable.pinned():  # as the run's process (sinsim.sim.prepared.prepare)
         portable.apply()
     from sinsim.learn.datasets import Dataset
 

@@ -8,7 +8,7 @@ versions. One SimPy process:
   (``training.selection``, minus the busy clients) are drawn from in one *batch*: batch b (the
   b-th server instant that dispatches) picks the free slots' number of clients with
   ``strategy.select`` and ``RoundContext(round=b)``. Each dispatched client then runs the
-  synchronous engine's own client process (``engine._client``) on a one-client round numbered
+  kernel's client process (``sinsim.sim.kernel.client``) on a one-client round numbered
   b: the current global model goes down (``routing.send``), the client trains
   (``rng_for(seed, "train", b, client)``), waits its compute time, sends its update up; loss
   draws are keyed by b as a round's are, and the deadline is the dispatch time +
@@ -37,23 +37,19 @@ Not done here: ``training.workers`` / ``training.batched`` (clients train in thi
 their downlink arrives), and checkpoints (no ``on_checkpoint`` mid-algorithm: a ``--resume``d
 run starts an interrupted asynchronous algorithm again from its first version, which gives the
 same tables since every draw is keyed).
-
-The engine imports this module, so this module cannot import the engine
-(``tests/test_import_graph.py``): the engine passes itself in as ``engine`` and its helpers
-(``_Round``, ``_client``, ``_transfer_row``, ``_candidates``, ...) are used from there.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import simpy
 
 from sinsim.learn.strategies import RoundContext, Strategy
+from sinsim.sim import kernel
 
 
 @dataclass
@@ -64,7 +60,7 @@ class _Dispatch:
     client: int
     batch: int
     version: int
-    rnd: Any  # the engine's one-client _Round
+    rnd: kernel.Round  # a one-client round
     arrival: _Arrival
 
 
@@ -84,7 +80,7 @@ class _Arrival:
 
 
 def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
-              on_round_end: Any, engine: ModuleType) -> dict[str, Any]:
+              on_round_end: Any) -> dict[str, Any]:
     """Run ``algorithm`` (an asynchronous ``strategy``) to ``training.rounds`` versions (or the
     horizon, or the target with ``stop_at_target``); its summary, as ``run_algorithm``'s."""
     sc, net, tr = prep.scenario, prep.network, prep.scenario.training
@@ -93,10 +89,10 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
     env = simpy.Environment()
     done = simpy.Store(env)
     rows: list[dict[str, Any]] = []
-    batteries = engine._batteries(prep)  # with ``power:``; a client's loads never overlap
+    batteries = kernel.batteries(prep)  # with ``power:``; a client's loads never overlap
 
     def dispatch(d: _Dispatch):
-        yield from engine._client(env, prep, strategy, d.rnd, d.client)
+        yield from kernel.client(env, prep, strategy, d.rnd, d.client)
         yield done.put(d)
 
     handover = getattr(strategy.params, "handover", "newest")
@@ -125,13 +121,13 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
         while True:
             if env.now >= sc.horizon:
                 return
-            free = [c for c in engine._candidates(sc, net, env.now) if c not in busy]
+            free = [c for c in kernel.candidates(sc, net, env.now) if c not in busy]
             k = min(concurrency - len(busy), len(free))
             if k > 0:
                 batch += 1
                 ctx = RoundContext(batch, env.now, tuple(free), k, sc.seed)
                 for c in strategy.select(ctx):
-                    rnd = engine._Round(label, batch, env.now + tr.round_deadline, payload,
+                    rnd = kernel.Round(label, batch, env.now + tr.round_deadline, payload,
                                         received, _Arrival(), batteries=batteries)
                     d = _Dispatch(c, batch, version, rnd, rnd.aggregator)
                     if handover == "newest":
@@ -166,20 +162,20 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
                          default=version)
             while len(history) > 1 and history[1][1] <= oldest:  # no download needs it
                 history.pop(0)
-            row = _version_row(engine, recorder, label, version, t_last, env.now, finished,
+            row = _version_row(recorder, label, version, t_last, env.now, finished,
                                stale, rows, prep.trainer.evaluate(global_state), wall0)
             rows.append(row)
             if on_round_end:
                 on_round_end(row)
             finished, stale, t_last, wall0 = [], [], env.now, time.perf_counter()
-            if version >= tr.rounds or engine._reached_target(sc, row):
+            if version >= tr.rounds or kernel.reached_target(sc, row):
                 return
 
     env.run(until=env.process(server()))
-    return engine._summary(rows, env.now, tr.target_accuracy)
+    return kernel.summary(rows, env.now, tr.target_accuracy)
 
 
-def _version_row(engine: ModuleType, recorder: Any, label: str, version: int, t0: float,
+def _version_row(recorder: Any, label: str, version: int, t0: float,
                  now: float, finished: list[_Dispatch], stale: list[int],
                  rows: list[dict[str, Any]], evaluation: tuple[float, float],
                  wall0: float) -> dict[str, Any]:
@@ -195,11 +191,11 @@ def _version_row(engine: ModuleType, recorder: Any, label: str, version: int, t0
                             "aggregated": d.arrival.payload is not None})
         bits.extend(d.rnd.bits)
     completed = sum(d.arrival.payload is not None for d in finished)
-    row = engine._round_row(label, version, t0, now, len(finished), completed, transfers, bits,
+    row = kernel.round_row(label, version, t0, now, len(finished), completed, transfers, bits,
                             evaluation, rows[-1] if rows else None, wall0)
     row["staleness_mean"] = float(np.mean(stale)) if stale else None
     row["staleness_max"] = max(stale) if stale else None
-    engine._write_round(recorder, row, transfers,
+    kernel.write_round(recorder, row, transfers,
                         sorted(clients, key=lambda x: (x["client"], x["compute_start_s"] or 0)),
                         [p for d in finished for p in d.rnd.power])
     return row

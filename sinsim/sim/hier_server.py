@@ -38,15 +38,11 @@ global model a plane down), ``bytes_plane`` what crossed the rings (``plane``, `
 ``carry`` rows; their hops in ``hops.csv``); ``completed`` counts the selected satellites whose
 update of this round reached the server inside a plane model (``aggregated``). Clients train in
 this process (``training.workers`` is not used); batteries (``power:``) are not modelled here.
-
-The engine imports this module, so this module cannot import the engine: the engine passes
-itself in as ``engine`` (as for ``sinsim.sim.async_server``).
 """
 
 from __future__ import annotations
 
 import time
-from types import ModuleType
 from typing import Any
 
 import simpy
@@ -54,6 +50,7 @@ import simpy
 from sinsim._rng import rng_for
 from sinsim.errors import ConfigError
 from sinsim.learn.strategies import RoundContext, Strategy
+from sinsim.sim import kernel
 from sinsim.sim.cgr import Router
 from sinsim.sim.network import Network
 from sinsim.sim.routing import Tree, relay, send
@@ -157,7 +154,7 @@ def leave_by(ring: Router, src: str, dst: str, t_s: float, n_bytes: int, deadlin
 
 
 def run_hierarchical(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
-                     on_round_end: Any, engine: ModuleType) -> dict[str, Any]:
+                     on_round_end: Any) -> dict[str, Any]:
     """Run ``algorithm`` (a hierarchical ``strategy``) for ``training.rounds`` rounds; its
     summary, as ``run_algorithm``'s."""
     sc, net, tr = prep.scenario, prep.network, prep.scenario.training
@@ -177,45 +174,45 @@ def run_hierarchical(prep: Any, algorithm: Any, strategy: Strategy, recorder: An
             if env.now >= sc.horizon:
                 break
             wall0 = time.perf_counter()
-            candidates = engine._candidates(sc, net, env.now)
+            candidates = kernel.candidates(sc, net, env.now)
             if not candidates:
                 t_next = net.next_contact_s(env.now)
                 if t_next >= sc.horizon:
                     break
                 yield env.timeout(t_next - env.now)
-                candidates = engine._candidates(sc, net, env.now)
+                candidates = kernel.candidates(sc, net, env.now)
             t0 = env.now
             selected = strategy.select(RoundContext(r, t0, tuple(candidates),
                                                     tr.clients_per_round, sc.seed))
             down_payload = strategy.encode_global(global_state)
-            rnd = engine._Round(algorithm.label, r, t0 + tr.round_deadline, down_payload,
+            rnd = kernel.Round(algorithm.label, r, t0 + tr.round_deadline, down_payload,
                                 strategy.decode_global(down_payload), strategy.new_aggregator())
             by_plane: dict[int, list[int]] = {p: [] for p in kept}
             for c in selected:
                 by_plane.setdefault(planes[c], []).append(c)
             now_kept = {p: kept.pop(p, []) for p in by_plane}
-            plane = _Plane(env, prep, strategy, rnd, rings, planes, engine)
+            plane = _Plane(env, prep, strategy, rnd, rings, planes)
             yield env.all_of([env.process(plane.run(p, members, now_kept[p], kept))
                               for p, members in sorted(by_plane.items())])
             global_state = rnd.aggregator.result(global_state)
             for row in rnd.clients:
                 row["aggregated"] = row["up_status"] == "delivered"
             completed = sum(row["aggregated"] for row in rnd.clients)
-            row = engine._round_row(algorithm.label, r, t0, env.now, len(selected), completed,
+            row = kernel.round_row(algorithm.label, r, t0, env.now, len(selected), completed,
                                     rnd.transfers, [], prep.trainer.evaluate(global_state),
                                     rows[-1] if rows else None, wall0)
             row["bytes_plane"] = sum(t["bytes"] for t in rnd.transfers
                                      if t["direction"] in RING_DIRECTIONS)
-            engine._write_round(recorder, row, rnd.transfers,
+            kernel.write_round(recorder, row, rnd.transfers,
                                 sorted(rnd.clients, key=lambda x: x["client"]), [])
             rows.append(row)
             if on_round_end:
                 on_round_end(row)
-            if engine._reached_target(sc, row):
+            if kernel.reached_target(sc, row):
                 break
 
     env.run(until=env.process(server()))
-    return engine._summary(rows, env.now, tr.target_accuracy)
+    return kernel.summary(rows, env.now, tr.target_accuracy)
 
 
 class _Kept:
@@ -238,13 +235,13 @@ class _Sink:
 class _Plane:
     """One round's plane processes (what they share)."""
 
-    def __init__(self, env, prep, strategy, rnd, rings, planes, engine):
+    def __init__(self, env, prep, strategy, rnd, rings, planes):
         self.env, self.prep, self.strategy, self.rnd = env, prep, strategy, rnd
-        self.rings, self.planes, self.engine = rings, planes, engine
+        self.rings, self.planes = rings, planes
         self.net, self.policy = prep.network, prep.scenario.links.on_loss_of_signal
 
     def _row(self, client: int, direction: str, out) -> None:
-        self.rnd.transfers.append(self.engine._transfer_row(
+        self.rnd.transfers.append(kernel.transfer_row(
             self.rnd.algorithm, self.rnd.number, self.net.client_ids[client], direction, out))
 
     def run(self, p: int, members: list[int], carried: list[_Kept], kept: dict):

@@ -1,0 +1,286 @@
+"""The kernel the three servers share (synchronous rounds in ``sinsim.sim.engine``, the
+asynchronous server, the hierarchical one): a round's shared state (``Round``), a client's steps
+(receive, train, send: ``client``), the server's candidates, the rows of rounds.csv,
+transfers.csv and hops.csv, the batteries and the summary of an algorithm.
+
+What is trained is computed by the strategy and the trainer from (global model, client, seed)
+only; SimPy decides *when* each step happens and whether it made it before the deadline. So with
+``training.workers`` > 1 (or ``training.batched``) a round queues its training jobs when it
+starts, for the clients whose downlink will arrive (a dry run of the same transfers,
+``downlinks_delivered``) in the order they arrive, and a client takes its update from
+``sinsim.learn.parallel.TrainingPool`` when it needs it: the same tables as in one process.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import simpy
+import torch
+
+from sinsim._rng import rng_for
+from sinsim.learn.codecs import ModelSpec
+from sinsim.learn.parallel import TrainingPool
+from sinsim.learn.strategies import ClientUpdate, Strategy
+from sinsim.scenario import Scenario
+from sinsim.sim import checkpoint
+from sinsim.sim.checkpoint import AlgorithmState
+from sinsim.sim.network import Network
+from sinsim.sim.power import Battery, NodePower, PowerParams
+from sinsim.sim.prepared import Prepared
+from sinsim.sim.recorder import Recorder
+from sinsim.sim.routing import RouteOutcome, send
+from sinsim.sim.transfer import transfer as dry_run_transfer  # not counted by spies on transfer
+
+__all__ = ["Round", "client", "client_steps", "candidates", "downlinks_delivered", "round_row",
+           "write_round", "transfer_row", "batteries", "restore", "reached_target", "summary"]
+
+
+def round_row(label: str, r: int, t0: float, now: float, selected: int, completed: int,
+               transfers: list[dict[str, Any]], bits: list[float],
+               evaluation: tuple[float, float], before: dict[str, Any] | None,
+               wall0: float) -> dict[str, Any]:
+    """The rounds.csv row of round ``r``: ``before`` is the previous row (None: the first)."""
+    up = sum(t["bytes"] for t in transfers if t["direction"] == "up")
+    down = sum(t["bytes"] for t in transfers if t["direction"] == "down")
+    before = before or {"bytes_up_cum": 0, "bytes_down_cum": 0}
+    acc, loss = evaluation
+    return {
+        "algorithm": label, "round": r, "sim_start_s": t0, "sim_end_s": now,
+        "round_duration_s": now - t0, "selected": selected, "completed": completed,
+        "dropped": selected - completed, "bytes_up": up, "bytes_down": down,
+        "bytes_up_cum": before["bytes_up_cum"] + up,
+        "bytes_down_cum": before["bytes_down_cum"] + down,
+        "avg_bits": float(np.mean(bits)) if bits else None,
+        "test_accuracy": acc, "test_loss": loss, "host_wall_s": time.perf_counter() - wall0,
+    }
+
+
+def write_round(recorder: Recorder, row: dict[str, Any], transfers: list[dict[str, Any]],
+                 clients: list[dict[str, Any]], power: list[dict[str, Any]]) -> None:
+    """Write one round (or server version): ``row`` gains the bytes over all hops; transfers
+    in time order, each followed in hops.csv by its hops; power rows by node."""
+    transfers = sorted(transfers, key=transfer_order)
+    for d in ("up", "down"):
+        row[f"bytes_{d}_hops"] = sum(t["bytes_hops"] for t in transfers if t["direction"] == d)
+    hops = [{**h, "round": t["round"]} for t in transfers for h in t["hop_rows"]]
+    power = [{**p, "round": row["round"]} for p in sorted(power, key=lambda x: x["node"])]
+    recorder.write_round(row, transfers, clients, hops, power)
+
+
+def restore(prep: Prepared, strategy: Strategy, resume: AlgorithmState,
+             batteries: list[Battery | None] | None, path: Path) -> None:
+    """Take the state of a checkpoint back into ``strategy`` and ``batteries`` (fresh ones);
+    a checkpoint whose state does not fit them is refused (``CheckpointError``)."""
+    try:
+        spec = ModelSpec.of(resume.global_state)
+        if spec != prep.spec:
+            raise ValueError(f"a global model of {spec.names} {spec.shapes}, not the scenario's")
+        strategy.restore(resume.strategy)
+        saved = resume.batteries
+        if (saved is None) != (batteries is None) or len(saved or ()) != len(batteries or ()):
+            raise ValueError("batteries that are not the scenario's")
+        for battery, state in zip(batteries or (), saved or ()):
+            if (battery is None) != (state is None):
+                raise ValueError("batteries that are not the scenario's")
+            if battery is not None:
+                battery.set_state(state)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        raise checkpoint.CheckpointError(
+            f"its {resume.label} state does not fit this scenario ({e}); delete it and run "
+            f"without --resume to start over", file=str(path)) from None
+
+
+def batteries(prep: Prepared) -> list[Battery | None] | None:
+    """A full (``power.initial_soc``) battery for every satellite client, fresh for each
+    algorithm; None without ``power:``."""
+    power = prep.scenario.power
+    if power is None or prep.sunlit is None:
+        return None
+    params = PowerParams(**power.model_dump())
+    return [Battery(params, w, horizon_s=prep.scenario.horizon) if w is not None else None
+            for w in prep.sunlit]
+
+
+def reached_target(sc: Scenario, row: dict[str, Any]) -> bool:
+    """Does the algorithm stop after this round (``training.stop_at_target``)?"""
+    return sc.training.stop_at_target and row["test_accuracy"] >= sc.training.target_accuracy
+
+
+def summary(rows: list[dict[str, Any]], sim_time_s: float,
+             target: float | None) -> dict[str, Any]:
+    """One algorithm's entry of summary.json, derived from its rounds."""
+    last = rows[-1] if rows else {}
+    reached = next((r for r in rows if target is not None and r["test_accuracy"] >= target), {})
+    return {
+        "final_accuracy": last.get("test_accuracy", float("nan")), "rounds_run": len(rows),
+        "bytes_up_total": last.get("bytes_up_cum", 0),
+        "bytes_down_total": last.get("bytes_down_cum", 0),
+        "sim_time_s": sim_time_s, "host_wall_s": sum(r["host_wall_s"] for r in rows),
+        "round_reached_target": reached.get("round"),
+        "sim_time_to_target_s": reached.get("sim_end_s"),
+    }
+
+
+def candidates(sc: Scenario, net: Network, now_s: float) -> list[int]:
+    """The clients a round may pick from: all, or those in view now or within the look-ahead."""
+    if sc.training.selection.kind == "random":
+        return list(range(len(net.client_ids)))
+    return net.in_view(now_s, now_s + sc.training.selection.lookahead)
+
+
+def transfer_order(t: dict[str, Any]) -> tuple:
+    return (t["start_s"], t["direction"] != "down", t["client"])
+
+
+@dataclass
+class Round:
+    """What the client processes of one round share: the broadcast, the deadline, the server's
+    running aggregate, and the rows they append."""
+
+    algorithm: str
+    number: int
+    deadline_s: float
+    down_payload: bytes
+    received: dict[str, torch.Tensor]  # the global model as every client decodes it
+    aggregator: Any
+    transfers: list[dict[str, Any]] = field(default_factory=list)
+    clients: list[dict[str, Any]] = field(default_factory=list)
+    bits: list[float] = field(default_factory=list)
+    batteries: list[Battery | None] | None = None  # per client, with ``power:``
+    power: list[dict[str, Any]] = field(default_factory=list)  # power.csv rows
+    # called with a delivered downlink (a RouteOutcome) before the client trains; may set
+    # ``received`` (the asynchronous server's newest-model handover)
+    on_download: Any = None
+
+
+def downlinks_delivered(prep: Prepared, rnd: Round, selected: list[int],
+                         now_s: float) -> list[int]:
+    """The selected clients whose downlink of this round will be delivered, earliest first:
+    the same transfers as ``client``'s, run alone (a transfer depends only on its route,
+    its size, the deadline and keyed loss draws). Only the order of training depends on it."""
+    net, policy, r = prep.network, prep.scenario.links.on_loss_of_signal, rnd.number
+    arrivals = []
+    for c in dict.fromkeys(selected):
+        env = simpy.Environment(initial_time=now_s)
+        down = env.process(send(env, net, c, "down", len(rnd.down_payload), rnd.deadline_s,
+                                round_=r, policy=policy, hop_transfer=dry_run_transfer))
+        env.run()
+        if down.value.status == "delivered":
+            arrivals.append((down.value.end_s, c))
+    return [c for _, c in sorted(arrivals, key=lambda a: a[0])]
+
+
+def client(env: simpy.Environment, prep: Prepared, strategy: Strategy, rnd: Round, c: int,
+            pool: TrainingPool | None = None):
+    net, r = prep.network, rnd.number
+    cid = net.client_ids[c]
+    row = {"algorithm": rnd.algorithm, "round": r, "client": cid,
+           "n_samples": len(prep.shards[c]), "down_status": None, "compute_start_s": None,
+           "compute_s": None, "up_status": None, "arrived_s": None, "aggregated": False}
+    rnd.clients.append(row)
+    power = NodePower(rnd.batteries[c], env.now) if rnd.batteries is not None \
+        and rnd.batteries[c] is not None else None
+    yield from client_steps(env, prep, strategy, rnd, c, pool, row, power)
+    if power is not None:
+        rnd.power.append({"algorithm": rnd.algorithm, "round": r, "node": cid, **power.row()})
+
+
+def client_steps(env, prep: Prepared, strategy: Strategy, rnd: Round, c: int,
+                  pool: TrainingPool | None, row: dict[str, Any], power: NodePower | None):
+    """Receive, train, send: ``row`` (clients.csv) is filled in as it goes."""
+    sc, net, r = prep.scenario, prep.network, rnd.number
+    policy = sc.links.on_loss_of_signal
+    cid = net.client_ids[c]
+    down = yield from send(env, net, c, "down", len(rnd.down_payload), rnd.deadline_s,
+                           round_=r, policy=policy)
+    rnd.transfers.append(transfer_row(rnd.algorithm, r, cid, "down", down))
+    row["down_status"] = down.status
+    if power is not None:
+        power.on_air(down, cid)
+    if down.status != "delivered":
+        return
+    if rnd.on_download is not None:
+        rnd.on_download(down)
+    if pool is None:
+        update = strategy.client_update(prep.trainer, rnd.received, c,
+                                        rng_for(sc.seed, "train", r, c))
+    else:
+        update = pool.update(c)
+    strategy.set_client_state(c, update.state)
+    compute_s = update.flops / sc.compute.flops_per_s
+    row["compute_s"] = compute_s
+    if power is not None:  # wait for the charge to train (the node idles meanwhile)
+        start_s = power.earliest_start(env.now, compute_s, "compute", rnd.deadline_s)
+        if start_s >= rnd.deadline_s:  # not before the round closes: it never trains
+            yield env.timeout(rnd.deadline_s - env.now)
+            return not_sent(strategy, c, update, row)
+        yield env.timeout(start_s - env.now)
+    row["compute_start_s"] = env.now
+    if env.now + compute_s >= rnd.deadline_s:  # still computing when the round closes
+        if power is not None:
+            power.run(env.now, rnd.deadline_s - env.now, "compute")
+        yield env.timeout(rnd.deadline_s - env.now)
+        return not_sent(strategy, c, update, row)
+    if power is not None:
+        power.run(env.now, compute_s, "compute")
+    yield env.timeout(compute_s)
+    if power is not None:  # ... and to transmit (for its transmit time over its own link)
+        start_s = power.earliest_start(env.now, transmit_s(net, c, len(update.payload),
+                                                            env.now), "tx", rnd.deadline_s)
+        if start_s >= rnd.deadline_s:
+            yield env.timeout(rnd.deadline_s - env.now)
+            return not_sent(strategy, c, update, row)
+        yield env.timeout(start_s - env.now)
+    up = yield from send(env, net, c, "up", len(update.payload), rnd.deadline_s,
+                         round_=r, policy=policy)
+    rnd.transfers.append(transfer_row(rnd.algorithm, r, cid, "up", up))
+    row["up_status"] = up.status
+    if up.status == "timeout" and update.unsent_state is not None:
+        strategy.set_client_state(c, update.unsent_state)  # it knows it did not finish
+    if power is not None:
+        power.on_air(up, cid)
+    if up.status == "delivered":
+        row["arrived_s"] = up.end_s
+        rnd.aggregator.add(update.payload, update.n_samples)
+        if update.avg_bits is not None:
+            rnd.bits.append(update.avg_bits)
+
+
+def not_sent(strategy: Strategy, c: int, update: ClientUpdate, row: dict[str, Any]) -> None:
+    """The upload is never sent: mark it, and the client keeps what it would have sent
+    (error feedback: its whole update, not the residual that assumed delivery)."""
+    row["up_status"] = "not_sent"
+    if update.unsent_state is not None:
+        strategy.set_client_state(c, update.unsent_state)
+
+
+def transmit_s(net: Network, c: int, n_bytes: int, t_s: float) -> float:
+    """The time to send ``n_bytes`` over client ``c``'s own uplink at its rate in its next
+    window (what a battery must hold out for before transmitting)."""
+    route = net.route_up(c)
+    window = route[0].channel.next_window(t_s) if route else None
+    if window is None:
+        return 0.0
+    rate_bps = route[0].channel.rate.rate_at(window[0])
+    return 8.0 * n_bytes / rate_bps if rate_bps > 0 else 0.0
+
+
+def transfer_row(algorithm: str, r: int, client: str, direction: str,
+                  t: RouteOutcome) -> dict[str, Any]:
+    """The transfers.csv row of ``t``; its hops.csv rows under ``hop_rows``."""
+    nodes = [t.links[0].src, *(link.dst for link in t.links)] if t.links else []
+    hop_rows = [{"algorithm": algorithm, "round": r, "client": client, "direction": direction,
+                 "hop": k, "from": link.src, "to": link.dst, "start_s": h.start_s,
+                 "end_s": h.end_s, "bytes": h.n_bytes, "status": h.status}
+                for k, (h, link) in enumerate(zip(t.hops, t.links, strict=True), start=1)]
+    return {"algorithm": algorithm, "round": r, "client": client, "direction": direction,
+            "bytes": t.n_bytes, "start_s": t.start_s, "end_s": t.end_s, "status": t.status,
+            "pauses": t.pauses, "mean_rate_bps": t.mean_rate_bps,
+            "bytes_sent": int(round(t.bits_sent / 8)), "wait_s": t.wait_s,
+            "hops": len(t.hops), "route": ">".join(nodes),
+            "bytes_hops": sum(h.n_bytes for h in t.hops), "hop_rows": hop_rows}
