@@ -171,3 +171,22 @@ def test_a_sender_that_never_affords_it_times_out_at_the_deadline():
     assert (a.status, a.end_s, a.hops[0].segments) == ("timeout", 1500.0, [])
     assert ledger.nodes["a"].waited_s == 500.0
     assert ledger.nodes["a"].used_j["tx"] == 0.0
+
+
+@pytest.mark.parametrize(("isl", "base_w"), [(None, 1.0), ({"rate_bps": 1e8}, 1.0 + 2.5)])
+def test_satellites_draw_standby_only_with_crosslinks(isl, base_w):
+    from types import SimpleNamespace
+
+    from sinsim.scenario import validate_scenario
+    from sinsim.sim import kernel
+
+    sc = validate_scenario({
+        "name": "standby", "clients": {"walker": {"inclination_deg": 53, "total": 4,
+                                                  "planes": 2, "phasing": 1,
+                                                  "altitude_km": 550}},
+        "server": {"ground_stations": [{"id": "gs", "lat_deg": 31.0, "lon_deg": 121.5}]},
+        "links": {"routing": "relay", **({"isl": isl} if isl else {})},
+        "training": {"dataset": "synthetic", "rounds": 1, "clients_per_round": 2},
+        "power": {**P, "isl_standby_w": 2.5}})
+    prep = SimpleNamespace(scenario=sc, sunlit=[SHADOW] * 4)
+    assert [b.base_w for b in kernel.batteries(prep)] == [base_w] * 4
