@@ -43,12 +43,19 @@ def powered(tmp_path_factory):
     return tmp / "out"
 
 
-def test_power_table_has_a_row_per_selected_satellite_and_round(powered):
+def test_power_table_has_a_row_per_satellite_the_round_touched(powered):
     check_run_invariants(powered)
     power = pd.read_csv(powered / "power.csv")
     clients = pd.read_csv(powered / "clients.csv")
-    assert list(zip(power["round"], power.node, strict=True)) == \
-        list(zip(clients["round"], clients.client, strict=True))
+    hops = pd.read_csv(powered / "hops.csv")
+    for r, rows in power.groupby("round"):
+        assert list(rows.node) == sorted(rows.node)  # by node
+        on_routes = set(hops[hops["round"] == r][["from", "to"]].to_numpy().ravel()) - {"gs"}
+        selected = set(clients[clients["round"] == r].client)
+        assert set(rows.node) == selected | on_routes  # the round's clients and its relays
+        relays = rows[~rows.node.isin(selected)]
+        assert len(relays) and (relays.energy_compute_j == 0).all()
+        assert (relays.energy_tx_j + relays.energy_rx_j > 0).all()  # relays pay for forwarding
 
 
 def test_loads_are_charged_and_gated_by_the_battery(powered):

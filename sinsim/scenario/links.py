@@ -172,7 +172,14 @@ class Links(Section):
     start of every ground pass before data moves (antenna pointing, carrier and symbol lock,
     link set-up); 0 (the default) reproduces passes that carry data from acquisition of
     signal. Typical order of magnitude (not from one cited source): seconds to about a
-    minute of each pass."""
+    minute of each pass. ``slew``: the time a station's antenna (``server.ground_stations[]
+    .antennas``) takes to turn from the satellite it last served to another one: a transfer
+    on an antenna whose previous use was a different satellite starts at least ``slew`` after
+    that use ended (on top of ``acquisition``, which every pass pays); 0 (the default)
+    reproduces antennas that repoint at once. Typical: tens of seconds to about a minute for
+    a worst-case turn; the Yaesu G-5500 az/el rotator of many amateur and SatNOGS stations
+    turns 360 deg of azimuth in about 58 s and 180 deg of elevation in about 67 s (its
+    manual), professional tracking dishes a few deg/s."""
 
     model: Literal["fixed", "budget"] = "fixed"
     uplink: LinkDirection = LinkDirection(rate_bps=10e6)
@@ -183,6 +190,7 @@ class Links(Section):
     routing: Literal["direct", "relay"] = "direct"
     isl: ISL | None = None
     acquisition: Duration = Field(default=0.0, ge=0)
+    slew: Duration = Field(default=0.0, ge=0)
 
     @model_validator(mode="after")
     def _fixed_needs_rates(self) -> Links:

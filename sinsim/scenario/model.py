@@ -221,6 +221,14 @@ class Power(Section):
     2011, ch. 21 on power; NASA, *State-of-the-Art of Small Spacecraft Technology*, 2024,
     Power chapter).  Field names are those of
     ``sinsim.sim.power.PowerParams``: ``PowerParams(**power.model_dump())``.
+
+    Every satellite node has a battery: a round's clients and the satellites that relay its
+    payloads, which pay ``tx_w``/``rx_w`` for the segments of the hops they send and receive.
+    ``isl_standby_w``: drawn all the time, on top of ``idle_w``, by every satellite when the
+    scenario has crosslinks (``links.isl``): terminals kept powered, pointing and ready.
+    Default 0 (not modelled). Typical: a few W for a CubeSat-class optical terminal (Tesat's
+    CubeLCT is quoted at under 10 W in operation), tens of W for larger optical terminals;
+    a terminal kept in standby draws a fraction of that.
     """
 
     battery_wh: Float = Field(default=80.0, gt=0)
@@ -231,6 +239,7 @@ class Power(Section):
     rx_w: Float = Field(default=5.0, ge=0)
     min_soc: Float = Field(default=0.7, ge=0, lt=1)  # 30 % depth of discharge at most
     initial_soc: Float = Field(default=1.0, ge=0, le=1)
+    isl_standby_w: Float = Field(default=0.0, ge=0)  # with links.isl, on top of idle_w
 
 
 class Algorithm(Section):

@@ -75,11 +75,14 @@ class Bookings:
     on each satellite's crosslink terminals (``terminals[node]`` crosslinks at once).
 
     A booking on a node names its peer (the other end of the link): the two directions to one
-    satellite share an antenna (a terminal). ``version`` grows with every change."""
+    satellite share an antenna (a terminal). On a capacity-limited node, bookings for two
+    different satellites are ``slew_s`` apart (the antenna turns from one to the other:
+    ``links.slew``). ``version`` grows with every change."""
 
     def __init__(self, capacity: Mapping[str, int] | None = None,
-                 terminals: Mapping[str, int] | None = None):
+                 terminals: Mapping[str, int] | None = None, slew_s: float = 0.0):
         self.capacity: dict[str, int] = dict(capacity or {})
+        self.slew_s = float(slew_s)
         self.terminals: dict[str, int] = dict(terminals or {})  # crosslinks a node keeps up
         self._by_key: dict[tuple, list[tuple[float, float, str | None, int]]] = {}
         self._tickets = itertools.count(1)
@@ -101,13 +104,15 @@ class Bookings:
         """None if ``[start_s, done_s)`` is free on ``link`` and its ends; else a time before
         which it cannot be (the earliest end of the bookings in the way)."""
         for key, cap, peer in self._keys(link):
+            pad = self.slew_s if key[0] == "node" else 0.0  # another satellite: slew between
             over = [b for b in self._by_key.get(key, ())
-                    if b[0] < done_s and b[1] > start_s and (b[2] is None or b[2] != peer)]
+                    if (b[2] is None or b[2] != peer) and b[0] - pad < done_s
+                    and b[1] + pad > start_s]
             if not over:
                 continue
             named = {b[2] for b in over if b[2] is not None}
             if len(named) + sum(b[2] is None for b in over) >= cap:
-                return min(b[1] for b in over)
+                return min(b[1] + pad for b in over)
         return None
 
     def book(self, slot: Slot) -> int:
@@ -171,6 +176,7 @@ class Router:
             self.out[self.index[link.src]].append((self.index[link.dst], link))
         self.capacity = dict(network.antennas)
         self.terminals = dict(network.terminals)
+        self.slew_s = network.slew_s
 
     def earliest(self, src: str | Mapping[str, float], dst: str, t_s: float, n_bytes: int,
                  deadline_s: float = math.inf, *, avoid: Collection[Link] = (),

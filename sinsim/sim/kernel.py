@@ -29,8 +29,9 @@ from sinsim.learn.strategies import ClientUpdate, Strategy
 from sinsim.scenario import Scenario
 from sinsim.sim import checkpoint
 from sinsim.sim.checkpoint import AlgorithmState
+from sinsim.sim.ledger import Ledger, NodePower
 from sinsim.sim.network import Network
-from sinsim.sim.power import Battery, NodePower, PowerParams
+from sinsim.sim.power import Battery, PowerParams
 from sinsim.sim.prepared import Prepared
 from sinsim.sim.recorder import Recorder
 from sinsim.sim.routing import RouteOutcome, send
@@ -68,8 +69,23 @@ def write_round(recorder: Recorder, row: dict[str, Any], transfers: list[dict[st
     for d in ("up", "down"):
         row[f"bytes_{d}_hops"] = sum(t["bytes_hops"] for t in transfers if t["direction"] == d)
     hops = [{**h, "round": t["round"]} for t in transfers for h in t["hop_rows"]]
-    power = [{**p, "round": row["round"]} for p in sorted(power, key=lambda x: x["node"])]
+    power = [{**p, "round": row["round"]} for p in _by_node(power)]
     recorder.write_round(row, transfers, clients, hops, power)
+
+
+def _by_node(power: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One power row per node, by id: a node that several deliveries of one asynchronous
+    version touched (a relay) sums their energies and waits, and keeps the lowest charge."""
+    merged: dict[str, dict[str, Any]] = {}
+    for p in power:
+        if p["node"] not in merged:
+            merged[p["node"]] = dict(p)
+            continue
+        m = merged[p["node"]]
+        for key in ("energy_compute_j", "energy_tx_j", "energy_rx_j", "waited_for_power_s"):
+            m[key] += p[key]
+        m["min_soc"] = min(m["min_soc"], p["min_soc"])
+    return [merged[node] for node in sorted(merged)]
 
 
 def restore(prep: Prepared, strategy: Strategy, resume: AlgorithmState,
@@ -96,14 +112,17 @@ def restore(prep: Prepared, strategy: Strategy, resume: AlgorithmState,
 
 
 def batteries(prep: Prepared) -> list[Battery | None] | None:
-    """A full (``power.initial_soc``) battery for every satellite client, fresh for each
-    algorithm; None without ``power:``."""
+    """A full (``power.initial_soc``) battery for every satellite client (every satellite
+    node: a round's clients and the relays of its routes), fresh for each algorithm, drawing
+    ``power.isl_standby_w`` when the scenario has crosslinks (``links.isl``); None without
+    ``power:``."""
     power = prep.scenario.power
     if power is None or prep.sunlit is None:
         return None
     params = PowerParams(**power.model_dump())
-    return [Battery(params, w, horizon_s=prep.scenario.horizon) if w is not None else None
-            for w in prep.sunlit]
+    crosslinks = prep.scenario.links.isl is not None
+    return [Battery(params, w, horizon_s=prep.scenario.horizon, crosslinks=crosslinks)
+            if w is not None else None for w in prep.sunlit]
 
 
 def reached_target(sc: Scenario, row: dict[str, Any]) -> bool:
@@ -153,6 +172,7 @@ class Round:
     bits: list[float] = field(default_factory=list)
     batteries: list[Battery | None] | None = None  # per client, with ``power:``
     power: list[dict[str, Any]] = field(default_factory=list)  # power.csv rows
+    ledger: Ledger | None = None  # who paid for what this round (made by the first client)
     # called with a delivered downlink (a RouteOutcome) before the client trains; may set
     # ``received`` (the asynchronous server's newest-model handover)
     on_download: Any = None
@@ -183,11 +203,14 @@ def client(env: simpy.Environment, prep: Prepared, strategy: Strategy, rnd: Roun
            "n_samples": len(prep.shards[c]), "down_status": None, "compute_start_s": None,
            "compute_s": None, "up_status": None, "arrived_s": None, "aggregated": False}
     rnd.clients.append(row)
-    power = NodePower(rnd.batteries[c], env.now) if rnd.batteries is not None \
-        and rnd.batteries[c] is not None else None
+    if rnd.batteries is not None and rnd.ledger is None:
+        rnd.ledger = Ledger({node: b for node, b in zip(net.client_ids, rnd.batteries,
+                                                        strict=True) if b is not None})
+    power = rnd.ledger.node(cid, env.now) if rnd.ledger is not None else None
     yield from client_steps(env, prep, strategy, rnd, c, pool, row, power)
-    if power is not None:
-        rnd.power.append({"algorithm": rnd.algorithm, "round": r, "node": cid, **power.row()})
+    if rnd.ledger is not None:  # every node the round touched so far: the last client's stay
+        rnd.power[:] = [{"algorithm": rnd.algorithm, "round": r, **p}
+                        for p in rnd.ledger.rows(env.now)]
 
 
 def client_steps(env, prep: Prepared, strategy: Strategy, rnd: Round, c: int,
@@ -197,11 +220,9 @@ def client_steps(env, prep: Prepared, strategy: Strategy, rnd: Round, c: int,
     policy = sc.links.on_loss_of_signal
     cid = net.client_ids[c]
     down = yield from send(env, net, c, "down", len(rnd.down_payload), rnd.deadline_s,
-                           round_=r, policy=policy)
+                           round_=r, policy=policy, ledger=rnd.ledger)
     rnd.transfers.append(transfer_row(rnd.algorithm, r, cid, "down", down))
     row["down_status"] = down.status
-    if power is not None:
-        power.on_air(down, cid)
     if down.status != "delivered":
         return
     if rnd.on_download is not None:
@@ -229,21 +250,13 @@ def client_steps(env, prep: Prepared, strategy: Strategy, rnd: Round, c: int,
     if power is not None:
         power.run(env.now, compute_s, "compute")
     yield env.timeout(compute_s)
-    if power is not None:  # ... and to transmit (for its transmit time over its own link)
-        start_s = power.earliest_start(env.now, transmit_s(net, c, len(update.payload),
-                                                            env.now), "tx", rnd.deadline_s)
-        if start_s >= rnd.deadline_s:
-            yield env.timeout(rnd.deadline_s - env.now)
-            return not_sent(strategy, c, update, row)
-        yield env.timeout(start_s - env.now)
+    # each hop's sender waits for the charge to transmit as that hop goes on the air
     up = yield from send(env, net, c, "up", len(update.payload), rnd.deadline_s,
-                         round_=r, policy=policy)
+                         round_=r, policy=policy, ledger=rnd.ledger)
     rnd.transfers.append(transfer_row(rnd.algorithm, r, cid, "up", up))
     row["up_status"] = up.status
     if up.status == "timeout" and update.unsent_state is not None:
         strategy.set_client_state(c, update.unsent_state)  # it knows it did not finish
-    if power is not None:
-        power.on_air(up, cid)
     if up.status == "delivered":
         row["arrived_s"] = up.end_s
         rnd.aggregator.add(update.payload, update.n_samples)
@@ -257,17 +270,6 @@ def not_sent(strategy: Strategy, c: int, update: ClientUpdate, row: dict[str, An
     row["up_status"] = "not_sent"
     if update.unsent_state is not None:
         strategy.set_client_state(c, update.unsent_state)
-
-
-def transmit_s(net: Network, c: int, n_bytes: int, t_s: float) -> float:
-    """The time to send ``n_bytes`` over client ``c``'s own uplink at its rate in its next
-    window (what a battery must hold out for before transmitting)."""
-    route = net.route_up(c)
-    window = route[0].channel.next_window(t_s) if route else None
-    if window is None:
-        return 0.0
-    rate_bps = route[0].channel.rate.rate_at(window[0])
-    return 8.0 * n_bytes / rate_bps if rate_bps > 0 else 0.0
 
 
 def transfer_row(algorithm: str, r: int, client: str, direction: str,

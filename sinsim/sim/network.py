@@ -45,6 +45,7 @@ class Network:
     routing: str = "direct"  # direct: the fixed fewest-hop routes; relay: sinsim.sim.cgr
     antennas: tuple[tuple[str, int], ...] = ()  # (node, links it carries at once); others: any
     terminals: tuple[tuple[str, int], ...] = ()  # (satellite, crosslinks it keeps up at once)
+    slew_s: float = 0.0  # an antenna of ``antennas`` turning from one satellite to another
     _up: tuple[Route, ...] = field(init=False, repr=False, compare=False)
     _down: tuple[Route, ...] = field(init=False, repr=False, compare=False)
     _direct_down: tuple[Link | None, ...] = field(init=False, repr=False, compare=False)
@@ -54,6 +55,8 @@ class Network:
             raise ValueError(f"routing must be 'direct' or 'relay', got {self.routing!r}")
         if self.server_id in self.client_ids:
             raise ValueError(f"the server node id {self.server_id!r} is also a client's")
+        if not (math.isfinite(self.slew_s) and self.slew_s >= 0):
+            raise ValueError(f"slew_s must be finite and >= 0, got {self.slew_s!r}")
         nodes = {*self.client_ids, self.server_id}
         for node, count in (*self.antennas, *self.terminals):
             if node not in nodes or count < 1:

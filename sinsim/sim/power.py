@@ -6,8 +6,10 @@ order.  Power is piecewise constant between the edges of the node's sunlit inter
 piecewise linear in time and every quantity here is computed exactly from closed forms over
 those pieces (no time stepping):
 
-* net power ``= solar_w * sunlit(t) - idle_w - load_w`` (``load_w`` on top of idle: the
-  ``compute_w``, ``tx_w``, ``rx_w`` of :class:`PowerParams`);
+* net power ``= solar_w * sunlit(t) - base_w - load_w`` (``base_w`` is ``idle_w``, plus
+  ``isl_standby_w`` for a satellite with crosslinks; ``load_w`` on top of it: the
+  ``compute_w``, ``tx_w``, ``rx_w`` of :class:`PowerParams`, summed over the loads that
+  overlap, those registered ahead with :meth:`Battery.add_load` included);
 * the stored energy is clamped to ``[0, capacity]`` (a full battery wastes the surplus; an
   empty one cannot go lower);
 * a load may start only if it never takes the battery below ``min_soc`` of its capacity while
@@ -20,11 +22,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-__all__ = ["PowerParams", "Battery", "NodePower", "SECONDS_PER_HOUR"]
+__all__ = ["PowerParams", "Battery", "SECONDS_PER_HOUR"]
 
 SECONDS_PER_HOUR = 3600.0
 _REL_EPS = 1e-9  # energies within this fraction of the capacity count as equal
@@ -37,7 +38,9 @@ class PowerParams:
     ``compute_w``, ``tx_w`` and ``rx_w`` are drawn on top of ``idle_w`` while the node
     trains, transmits or receives.  ``min_soc``: the state-of-charge floor, a fraction of
     the capacity no load may take the battery below (0.7 allows a depth of discharge of
-    30 %); ``initial_soc``: the charge at t = 0.
+    30 %); ``initial_soc``: the charge at t = 0. ``isl_standby_w``: drawn all the time on top
+    of ``idle_w`` by a satellite whose crosslink terminals are kept powered (a
+    :class:`Battery` made with ``crosslinks=True``).
     """
 
     battery_wh: float
@@ -48,10 +51,11 @@ class PowerParams:
     rx_w: float
     min_soc: float
     initial_soc: float = 1.0
+    isl_standby_w: float = 0.0
 
     def __post_init__(self):
         for name in ("battery_wh", "solar_w", "idle_w", "compute_w", "tx_w", "rx_w",
-                     "min_soc", "initial_soc"):
+                     "min_soc", "initial_soc", "isl_standby_w"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise ValueError(f"{name} must be a finite number, got {v!r}")
@@ -98,13 +102,17 @@ class Battery:
         last sunlit interval, or ``t0_s``).
     t0_s:
         The time of the initial state (charge ``initial_soc``).
+    crosslinks:
+        The node keeps crosslink terminals powered: it draws ``isl_standby_w`` on top of
+        ``idle_w`` all the time.
 
     State: ``t_s`` and ``energy_j``; ``lowest_soc`` (the lowest charge fraction reached
-    since construction or :meth:`reset_lowest`) and ``used_j`` (load energy by kind).
+    since construction or :meth:`reset_lowest`), ``used_j`` (load energy by kind) and the
+    loads registered ahead of ``t_s`` (:meth:`add_load`).
     """
 
     def __init__(self, params: PowerParams, sunlit_s, horizon_s: float | None = None,
-                 t0_s: float = 0.0):
+                 t0_s: float = 0.0, crosslinks: bool = False):
         if not isinstance(params, PowerParams):
             raise TypeError(f"params must be a PowerParams, got {type(params).__name__}")
         self.params = params
@@ -122,6 +130,8 @@ class Battery:
         self.lowest_soc = params.initial_soc
         self.used_j: dict[str, float] = {}
         self._eps = _REL_EPS * self.capacity_j
+        self.base_w = params.idle_w + (params.isl_standby_w if crosslinks else 0.0)
+        self._loads: list[tuple[float, float, float]] = []  # (t0_s, t1_s, load_w) ahead
 
     def __repr__(self) -> str:
         return f"Battery(t_s={self.t_s:.3f}, soc={self.soc:.4f})"
@@ -129,8 +139,11 @@ class Battery:
     def state(self) -> dict[str, float | dict[str, float]]:
         """What changes as the battery is used (checkpoints): the rest comes from its
         parameters and sunlit intervals."""
-        return {"t_s": self.t_s, "energy_j": self.energy_j, "lowest_soc": self.lowest_soc,
-                "used_j": dict(self.used_j)}
+        state = {"t_s": self.t_s, "energy_j": self.energy_j, "lowest_soc": self.lowest_soc,
+                 "used_j": dict(self.used_j)}
+        if self._loads:  # only between rounds' events; a checkpoint then has none
+            state["loads"] = [list(x) for x in self._loads]
+        return state
 
     def set_state(self, state: dict[str, float | dict[str, float]]) -> None:
         """Take back what :meth:`state` returned (numbers as they were: the same types)."""
@@ -140,6 +153,7 @@ class Battery:
             raise TypeError("a battery state holds numbers")
         self.t_s, self.energy_j = state["t_s"], state["energy_j"]
         self.lowest_soc, self.used_j = state["lowest_soc"], dict(state["used_j"])
+        self._loads = [tuple(float(v) for v in x) for x in state.get("loads", ())]
 
     # -- sunlight ---------------------------------------------------------
     @property
@@ -164,12 +178,35 @@ class Battery:
         return np.where(j >= 0, self._cum[jj] + part, 0.0)
 
     # -- exact integration ------------------------------------------------
+    def _all_edges(self) -> np.ndarray:
+        """The sunlit/shadow edges and the edges of the loads registered ahead."""
+        if not self._loads:
+            return self._edges
+        return np.unique(np.concatenate([self._edges, np.array(self._loads)[:, :2].ravel()]))
+
+    def _ahead_w(self, t_s: np.ndarray) -> np.ndarray:
+        """The power of the loads registered ahead at each of ``t_s`` (W)."""
+        out = np.zeros_like(t_s)
+        for a, b, w in self._loads:
+            out += np.where((t_s >= a) & (t_s < b), w, 0.0)
+        return out
+
+    def _ahead_j(self, t_s) -> np.ndarray:
+        """The energy of the loads registered ahead up to each of ``t_s`` (J)."""
+        t = np.asarray(t_s, dtype=float)
+        out = np.zeros_like(t)
+        for a, b, w in self._loads:
+            out += w * np.clip(t - a, 0.0, b - a)
+        return out
+
     def _segments(self, t0: float, t1: float):
-        """``(a, b, sunlit)`` pieces of ``[t0, t1]`` between sunlit/shadow edges."""
-        inner = self._edges[(self._edges > t0) & (self._edges < t1)]
+        """``(a, b, sunlit, ahead_w)`` pieces of ``[t0, t1]`` between sunlit/shadow edges and
+        the edges of the loads registered ahead."""
+        edges = self._all_edges()
+        inner = edges[(edges > t0) & (edges < t1)]
         cuts = np.concatenate([[t0], inner, [t1]])
         mids = 0.5 * (cuts[:-1] + cuts[1:])
-        return zip(cuts[:-1], cuts[1:], np.atleast_1d(self.sunlit(mids)))
+        return zip(cuts[:-1], cuts[1:], np.atleast_1d(self.sunlit(mids)), self._ahead_w(mids))
 
     def _run(self, t0: float, e0: float, t1: float, load_w: float, vertices=None):
         """Energy at ``t1`` from ``e0`` at ``t0`` under ``load_w``, and the lowest energy on the way.
@@ -181,8 +218,8 @@ class Battery:
         e, low, cap = e0, e0, self.capacity_j
         if vertices is not None:
             vertices.append((t0, e0))
-        for a, b, lit in self._segments(t0, t1):
-            power = (p.solar_w if lit else 0.0) - p.idle_w - load_w
+        for a, b, lit, ahead_w in self._segments(t0, t1):
+            power = (p.solar_w if lit else 0.0) - self.base_w - load_w - ahead_w
             dt = b - a
             target = e + power * dt
             if power > 0 and target > cap:
@@ -210,17 +247,39 @@ class Battery:
         return max(t_s, self.t_s)
 
     def energy_at(self, t_s: float) -> float:
-        """The energy (J) at ``t_s >= t_s(now)`` if the node only idles until then (no change)."""
+        """The energy (J) at ``t_s >= t_s(now)`` if the node only idles (and runs the loads
+        registered ahead) until then (no change)."""
         t_s = self._check_time(t_s, "t_s")
         return self._run(self.t_s, self.energy_j, t_s, 0.0)[0]
 
     def advance(self, t_s: float) -> float:
-        """Idle until ``t_s``; returns the energy (J) then."""
+        """Idle (and run the loads registered ahead) until ``t_s``; returns the energy (J)
+        then."""
         t_s = self._check_time(t_s, "t_s")
         self.energy_j, low = self._run(self.t_s, self.energy_j, t_s, 0.0)
         self.t_s = t_s
         self.lowest_soc = min(self.lowest_soc, low / self.capacity_j)
+        self._loads = [x for x in self._loads if x[1] > t_s]
         return self.energy_j
+
+    def add_load(self, t0_s: float, t1_s: float, load_w: float, kind: str | None = None) -> float:
+        """Register ``load_w`` (on top of idle) over ``[t0_s, t1_s]`` with ``t0_s`` not before
+        the battery's time, without advancing it: loads that overlap (a relay receiving one
+        payload while it sends another) add up. Returns the load's energy ``load_w * (t1_s -
+        t0_s)`` (J), added to ``used_j[kind]`` at once when ``kind`` is given. It does not
+        check ``min_soc``: ask :meth:`earliest_start` first."""
+        t0_s = self._check_time(t0_s, "t0_s")
+        t1_s = float(t1_s)
+        if not (math.isfinite(t1_s) and t1_s >= t0_s):
+            raise ValueError(f"t1_s={t1_s!r} must be finite and >= t0_s={t0_s}")
+        if not (math.isfinite(load_w) and load_w >= 0):
+            raise ValueError(f"load_w must be finite and >= 0, got {load_w!r}")
+        if t1_s > t0_s and load_w > 0:
+            self._loads.append((t0_s, t1_s, float(load_w)))
+        used = float(load_w) * (t1_s - t0_s)
+        if kind is not None:
+            self.used_j[kind] = self.used_j.get(kind, 0.0) + used
+        return used
 
     def consume(self, t0_s: float, t1_s: float, load_w: float, kind: str | None = None) -> float:
         """Idle until ``t0_s``, then run ``load_w`` (on top of idle) until ``t1_s``.
@@ -239,6 +298,7 @@ class Battery:
         self.energy_j, low = self._run(t0_s, self.energy_j, t1_s, float(load_w))
         self.t_s = t1_s
         self.lowest_soc = min(self.lowest_soc, low / self.capacity_j)
+        self._loads = [x for x in self._loads if x[1] > t1_s]
         used = float(load_w) * (t1_s - t0_s)
         if kind is not None:
             self.used_j[kind] = self.used_j.get(kind, 0.0) + used
@@ -260,7 +320,8 @@ class Battery:
         """The earliest ``tau >= t_s`` (and ``<= horizon_s``) at which running ``load_w`` for
         ``duration_s`` never takes the battery below ``min_soc``; ``inf`` if there is none.
 
-        The node idles until ``tau``.  Exact: with ``Q(t)`` the integral of the net power under
+        The node idles until ``tau`` (and runs the loads registered ahead, before and during
+        the new one: they are part of the net power below, and their edges breakpoints).  Exact: with ``Q(t)`` the integral of the net power under
         the load, a start ``tau`` is feasible iff (A) ``E_idle(tau) - floor >= Q(tau) - Q(s)``
         for every ``s`` in the window and (B) the window's largest drawdown
         ``max_{t <= s} Q(t) - Q(s)`` is at most ``capacity - floor`` (a full battery clamps,
@@ -284,15 +345,17 @@ class Battery:
         vt = np.array([v[0] for v in verts])
         ve = np.array([v[1] for v in verts])
         p = self.params
-        rate = p.idle_w + load
+        rate = self.base_w + load
+        edges = self._all_edges()
 
         def q(t):
-            return p.solar_w * self.sunlit_seconds(t) - rate * np.asarray(t, dtype=float)
+            return (p.solar_w * self.sunlit_seconds(t) - rate * np.asarray(t, dtype=float)
+                    - self._ahead_j(t))
 
         def e_idle(t):
             return np.interp(t, vt, ve)
 
-        bps = np.concatenate([[t_s, end], self._edges, self._edges - d, vt])
+        bps = np.concatenate([[t_s, end], edges, edges - d, vt])
         bps = np.unique(bps[(bps >= t_s) & (bps <= end)])
         room = self.capacity_j - self.floor_j
         eps = self._eps
@@ -300,7 +363,7 @@ class Battery:
         for ta, tb in pieces:
             taus = np.array([ta, tb])
             qt, qe = q(taus), q(taus + d)
-            inner = self._edges[(self._edges >= tb) & (self._edges <= ta + d)]
+            inner = edges[(edges >= tb) & (edges <= ta + d)]
             qj = np.broadcast_to(q(inner)[:, None], (inner.size, 2))
             pts = np.vstack([qt[None], qj, qe[None]])  # window points in time order, (n, 2)
             slack_a = (e_idle(taus) - self.floor_j - qt)[None] + pts
@@ -322,45 +385,3 @@ class Battery:
             if lo <= hi + 1e-12:
                 return float(ta + lo * (tb - ta))
         return math.inf
-
-
-class NodePower:
-    """One satellite's battery during one round: gates its loads (waiting for charge) and
-    charges them: ``compute_w`` while training, ``tx_w``/``rx_w`` while its own transfers are
-    on the air (the segments of the hops it sends or receives)."""
-
-    def __init__(self, battery: Battery, now_s: float):
-        self.battery, self.params = battery, battery.params
-        battery.advance(max(battery.t_s, now_s))
-        battery.reset_lowest()
-        self.used0 = dict(battery.used_j)
-        self.waited_s = 0.0
-        self.loads = {"compute": self.params.compute_w, "tx": self.params.tx_w,
-                      "rx": self.params.rx_w}
-
-    def earliest_start(self, t_s: float, duration_s: float, kind: str,
-                       deadline_s: float) -> float:
-        """When the load can start (inf: never); the wait, up to ``deadline_s``, is counted."""
-        start = self.battery.earliest_start(t_s, duration_s, self.loads[kind])
-        self.waited_s += min(start, deadline_s) - t_s
-        return start
-
-    def run(self, t_s: float, duration_s: float, kind: str) -> None:
-        self.battery.consume(t_s, t_s + duration_s, self.loads[kind], kind)
-
-    def on_air(self, outcome, node: str) -> None:
-        hops = list(zip(outcome.hops, outcome.links, strict=True))
-        if getattr(outcome, "copied", None) is not None:  # a broadcast copy passing through
-            hops.append(outcome.copied)
-        for hop, link in hops:
-            kind = "tx" if link.src == node else "rx" if link.dst == node else None
-            if kind is not None:
-                for a, b in hop.segments:
-                    self.battery.consume(a, b, self.loads[kind], kind)
-
-    def row(self) -> dict[str, Any]:
-        used = {k: self.battery.used_j.get(k, 0.0) - self.used0.get(k, 0.0)
-                for k in ("compute", "tx", "rx")}
-        return {"energy_compute_j": used["compute"], "energy_tx_j": used["tx"],
-                "energy_rx_j": used["rx"], "min_soc": float(self.battery.reset_lowest()),
-                "waited_for_power_s": self.waited_s}

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 
 import simpy
 
+from sinsim.sim.antennas import Antennas
 from sinsim.sim.cgr import Bookings, Router
+from sinsim.sim.ledger import Ledger
 from sinsim.sim.network import Link, Network
 from sinsim.sim.transfer import TransferOutcome, transfer
 
@@ -61,21 +63,28 @@ class RouteOutcome:
 def transfer_over_route(env: simpy.Environment, route: Sequence[Link], n_bytes: int,
                         deadline_s: float, *, lost: Lost | None = None, policy: str = "resume",
                         hop_transfer: Callable | None = None,
-                        antennas: Mapping[str, int] | None = None):
+                        antennas: Mapping[str, int] | None = None, slew_s: float = 0.0,
+                        ledger: Ledger | None = None):
     """Send ``n_bytes`` over ``route`` (a generator for ``yield from``); a :class:`RouteOutcome`.
 
     ``lost(link, segments)`` decides whether the hop on ``link`` was lost (None: never).
     ``hop_transfer`` replaces :func:`transfer` for every hop (same signature). ``antennas``:
     the nodes that carry only so many links at once (a hop holds one of its end's antennas
-    while on the air). A route with no hop (no way there) times out at the deadline."""
+    while on the air, after ``slew_s`` repointing if it last served another satellite).
+    ``ledger``: the batteries that gate and pay for each hop's segments (its sender's and
+    receiver's, :class:`sinsim.sim.ledger.HopPower`). A route with no hop (no way there) times
+    out at the deadline."""
     hop = hop_transfer if hop_transfer is not None else transfer
     out = RouteOutcome(n_bytes=n_bytes, start_s=env.now)
     for link in route:
         decide = (lambda segs, link=link: lost(link, segs)) if lost is not None else False
         extra = {}
-        for node in (link.src, link.dst):
+        for node, peer in ((link.src, link.dst), (link.dst, link.src)):
             if antennas and node in antennas:
-                extra["antenna"] = antenna_of(env, node, antennas[node])
+                extra["antenna"] = antenna_of(env, node, antennas[node], slew_s)
+                extra["peer"] = peer
+        if ledger is not None and (power := ledger.hop(link.src, link.dst, deadline_s)):
+            extra["power"] = power
         result = yield from hop(env, link.channel, n_bytes, deadline_s, lost=decide,
                                 policy=policy, **extra)
         out.hops.append(result)
@@ -92,7 +101,7 @@ def transfer_over_route(env: simpy.Environment, route: Sequence[Link], n_bytes: 
 
 def send(env: simpy.Environment, net: Network, client: int, direction: str, n_bytes: int,
          deadline_s: float, *, round_: int, policy: str = "resume",
-         hop_transfer: Callable | None = None):
+         hop_transfer: Callable | None = None, ledger: Ledger | None = None):
     """Send ``n_bytes`` between client ``client`` (an index) and the server (a generator for
     ``yield from``); a :class:`RouteOutcome`. ``direction`` is ``"up"`` (to the server) or
     ``"down"``; ``round_`` keys the loss draws. The one way the engines move a payload.
@@ -107,12 +116,14 @@ def send(env: simpy.Environment, net: Network, client: int, direction: str, n_by
     lost hop is routed around from the node that still holds the payload (that link is not
     tried again for it), and the transfer is dropped when no route is left. Relayed loss draws
     are keyed by the link and the flow (client, direction), since several flows cross one
-    link in a round."""
+    link in a round. ``ledger`` (with ``power:``): the batteries that gate each hop's
+    transmission and pay for it (relays included)."""
     if direction not in ("up", "down"):
         raise ValueError(f"direction must be 'up' or 'down', got {direction!r}")
     if net.routing == "relay":
         return (yield from _relay(env, net, client, direction, n_bytes, deadline_s,
-                                  round_=round_, policy=policy, hop_transfer=hop_transfer))
+                                  round_=round_, policy=policy, hop_transfer=hop_transfer,
+                                  ledger=ledger))
     route = net.route_up(client) if direction == "up" else net.route_down(client)
 
     def lost(link: Link, segments) -> bool:
@@ -120,18 +131,20 @@ def send(env: simpy.Environment, net: Network, client: int, direction: str, n_by
 
     return (yield from transfer_over_route(env, route, n_bytes, deadline_s, lost=lost,
                                            policy=policy, hop_transfer=hop_transfer,
-                                           antennas=dict(net.antennas)))
+                                           antennas=dict(net.antennas), slew_s=net.slew_s,
+                                           ledger=ledger))
 
 
 _ANTENNAS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def antenna_of(env: simpy.Environment, node: str, count: int) -> simpy.Resource:
+def antenna_of(env: simpy.Environment, node: str, count: int,
+               slew_s: float = 0.0) -> Antennas:
     """The ``count`` antennas of ``node`` in ``env`` (direct transfers: first come, first
-    served)."""
+    served; ``slew_s`` to turn from one satellite to another)."""
     pools = _ANTENNAS.setdefault(env, {})
     if node not in pools:
-        pools[node] = simpy.Resource(env, capacity=count)
+        pools[node] = Antennas(env, count, slew_s)
     return pools[node]
 
 
@@ -148,6 +161,7 @@ def bookings_of(env: simpy.Environment, router: Router) -> Bookings:
         bookings.forget_before(env.now)
     bookings.capacity.update(router.capacity)
     bookings.terminals.update(router.terminals)
+    bookings.slew_s = router.slew_s
     return bookings
 
 
@@ -200,7 +214,7 @@ def router_of(net: Network) -> Router:
 
 
 def _relay(env, net: Network, client: int, direction: str, n_bytes: int, deadline_s: float, *,
-           round_: int, policy: str, hop_transfer: Callable | None):
+           round_: int, policy: str, hop_transfer: Callable | None, ledger: Ledger | None):
     cid = net.client_ids[client]
     src, dst = (cid, net.server_id) if direction == "up" else (net.server_id, cid)
     tree = None
@@ -209,17 +223,20 @@ def _relay(env, net: Network, client: int, direction: str, n_bytes: int, deadlin
         tree.add(net.server_id, env.now, there=True)
     return (yield from relay(env, router_of(net), net.seed, src, dst, n_bytes, deadline_s,
                              flow=(client, 0 if direction == "up" else 1), round_=round_,
-                             policy=policy, hop_transfer=hop_transfer, tree=tree))
+                             policy=policy, hop_transfer=hop_transfer, tree=tree,
+                             ledger=ledger))
 
 
 def relay(env: simpy.Environment, router: Router, seed: int, src: str, dst: str,
           n_bytes: int, deadline_s: float, *, flow: tuple[int, ...], round_: int,
           policy: str = "resume", hop_transfer: Callable | None = None,
-          tree: Tree | None = None):
+          tree: Tree | None = None, ledger: Ledger | None = None):
     """Send ``n_bytes`` from node ``src`` to node ``dst`` store-and-forward over ``router``'s
     links (a generator for ``yield from``); a :class:`RouteOutcome`. ``flow`` names the
     payload in the loss draws (with the round and the link). ``tree``: copy the payload from
-    any node that holds it (a broadcast). See :func:`send`."""
+    any node that holds it (a broadcast). ``ledger``: the batteries that gate and pay for
+    each hop (a hop that waits for charge leaves its booked slot: the plan does not foresee
+    charge). See :func:`send`."""
     hop = hop_transfer if hop_transfer is not None else transfer
     bookings = bookings_of(env, router)
     at = src
@@ -265,8 +282,9 @@ def relay(env: simpy.Environment, router: Router, seed: int, src: str, dst: str,
             def lost(segs, link=link):
                 return link.impairment.lost(seed, link.key + flow, round_, segs)
 
+            power = ledger.hop(link.src, link.dst, deadline_s) if ledger is not None else None
             result = yield from hop(env, link.channel, n_bytes, deadline_s, lost=lost,
-                                    policy=policy)
+                                    policy=policy, **({"power": power} if power else {}))
             result.start_s = ready_s
             out.hops.append(result)
             out.links.append(link)

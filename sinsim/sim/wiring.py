@@ -59,7 +59,8 @@ def star_network(scenario: Scenario, client_ids: Sequence[str], up: Sequence[Cha
     links (between clients: inter-satellite links). ``server_ids``: the nodes that serve (one
     names the server node, as in ``nodes.csv`` and ``links.csv``; several stations are one
     server node, ``server``). The server node carries as many links at once as its stations
-    have antennas (``server.ground_stations[].antennas``, summed; relayed transfers)."""
+    have antennas (``server.ground_stations[].antennas``, summed), each of which spends
+    ``links.slew`` turning from one satellite to another."""
     loss, seed, horizon = scenario.links.loss, scenario.seed, scenario.horizon
     server = _server_id(client_ids, server_ids[0] if len(server_ids) == 1 else SERVER)
     stations = scenario.server.ground_stations if scenario.clients.orbital else None
@@ -72,7 +73,8 @@ def star_network(scenario: Scenario, client_ids: Sequence[str], up: Sequence[Cha
         links.append(Link(server, cid, down[c], impairment(loss, seed, (c, DOWN), horizon),
                           (c, DOWN)))
     return Network(tuple(client_ids), tuple(links) + tuple(extra), seed, server,
-                   routing=scenario.links.routing, antennas=antennas, terminals=terminals)
+                   routing=scenario.links.routing, antennas=antennas, terminals=terminals,
+                   slew_s=scenario.links.slew if antennas else 0.0)
 
 
 def _server_id(client_ids: Sequence[str], name: str = SERVER) -> str:
