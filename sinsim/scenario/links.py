@@ -176,10 +176,9 @@ class Links(Section):
     .antennas``) takes to turn from the satellite it last served to another one: a transfer
     on an antenna whose previous use was a different satellite starts at least ``slew`` after
     that use ended (on top of ``acquisition``, which every pass pays); 0 (the default)
-    reproduces antennas that repoint at once. Typical: tens of seconds to about a minute for
-    a worst-case turn; the Yaesu G-5500 az/el rotator of many amateur and SatNOGS stations
-    turns 360 deg of azimuth in about 58 s and 180 deg of elevation in about 67 s (its
-    manual), professional tracking dishes a few deg/s."""
+    reproduces antennas that repoint at once. Typical order of magnitude (not from one cited
+    source): tens of seconds to about a minute for a worst-case turn of an amateur az/el
+    rotator (the kind many SatNOGS stations use), professional tracking dishes a few deg/s."""
 
     model: Literal["fixed", "budget"] = "fixed"
     uplink: LinkDirection = LinkDirection(rate_bps=10e6)
