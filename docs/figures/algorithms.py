@@ -1,9 +1,12 @@
-"""The algorithms study's table and figure (docs/algorithms.md): sweeps/algorithms.yaml (or its
-visible / IID quarter, sweeps/algorithms_visible_iid.yaml) compared at equal simulated time and
+"""The algorithms study's table and figure (docs/algorithms.md): sweeps/algorithms.yaml and
+sweeps/algorithms_compressed.yaml (or any one sweep) compared at equal simulated time and
 at equal client updates, mean over the seeds with a 95 % Student-t interval.
 
-    python -m sinsim sweep sweeps/algorithms_visible_iid.yaml --out results/algorithms_visible_iid
-    python docs/figures/algorithms.py results/algorithms_visible_iid [HOURS ...]
+    python -m sinsim sweep sweeps/algorithms.yaml
+    python -m sinsim sweep sweeps/algorithms_compressed.yaml
+    python docs/figures/algorithms.py results/algorithms results/algorithms_compressed [HOURS ...]
+
+Several sweep directories are read as one study (runs of the same setting and seed side by side).
 
 Prints two markdown tables and writes docs/figures/algorithms.png: accuracy against simulated
 time and against the bytes on the wire (up + down, cumulative), the mean over the seeds as a
@@ -18,6 +21,8 @@ line and its interval shaded, one row of panels per setting (selection x partiti
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import sys
 from pathlib import Path
@@ -25,15 +30,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from sinsim.studies.figures import save
 from sinsim.studies.table1 import _interval
 from sinsim.studies.tables import load_sweep
 
-ORDER = ["fedavg", "fedasync", "fedasync-dispatch", "fedbuff", "spacedml", "hierfl"]
+ORDER = ["fedavg", "fedasync", "fedasync-dispatch", "fedbuff", "spacedml", "fedavg-topk",
+         "fedavg-qsgd", "hierfl"]
 SETTING = ["training.selection", "training.partition"]
 TIMES_H = (1, 2, 4, 8)
 UPDATES = (10, 30, 100)
+
+
+def _words(value) -> str:
+    """A swept value as a reader says it: ``"iid"`` -> IID, a by_plane partition -> by plane."""
+    with contextlib.suppress(ValueError):
+        value = json.loads(value) if isinstance(value, str) else value
+    if value == "iid":
+        return "IID"
+    if isinstance(value, dict) and value.get("kind") == "by_plane":
+        return f"by plane ({value.get('classes_per_plane')} classes a plane)"
+    return f"{value} selection" if value in ("visible", "random") else str(value)
 
 
 def settings(runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -41,7 +59,7 @@ def settings(runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     cols = [c for c in SETTING if c in runs]
     if not cols:
         return [("", runs)]
-    return [(", ".join(str(v) for v in (key if isinstance(key, tuple) else (key,))), rows)
+    return [(", ".join(_words(v) for v in (key if isinstance(key, tuple) else (key,))), rows)
             for key, rows in runs.groupby(cols, sort=False)]
 
 
@@ -95,6 +113,27 @@ def markdown(runs: pd.DataFrame, times_h=TIMES_H) -> str:
     return "\n".join(out)
 
 
+def summary(runs: pd.DataFrame, t_h: float) -> str:
+    """One table of every setting: accuracy held at ``t_h`` hours, and the client updates
+    applied by then, per algorithm (the README's)."""
+    groups = settings(runs)
+    head = "| algorithm | " + " | ".join(name for name, _ in groups) + " |"
+    out = [f"Accuracy at {t_h} h of simulated time (updates applied by then), mean ± 95 % t "
+           f"interval over {runs.seed.nunique()} seeds", "", head,
+           "|---" * (1 + len(groups)) + "|"]
+    cells: dict[str, list[str]] = {}
+    for _, rows in groups:
+        per_alg = dict(_runs_of(rows))
+        for alg in sorted(runs.algorithm.unique(), key=lambda a: (ORDER + [a]).index(a)):
+            rs = per_alg.get(alg, [])
+            done = [float(r[r.sim_end_s <= t_h * 3600].completed.sum()) for r in rs]
+            cells.setdefault(alg, []).append(
+                f"{_cell([_held_at(r, t_h * 3600) for r in rs])} ({np.mean(done):.0f})"
+                if rs else "–")
+    out += [f"| {alg} | " + " | ".join(c) + " |" for alg, c in cells.items()]
+    return "\n".join(out + [""])
+
+
 def _band(ax, rs: list[pd.DataFrame], x: str, grid: np.ndarray, xdiv: float, label: str,
           color) -> None:
     """The mean over runs of the accuracy held at each grid point, its 95 % interval shaded."""
@@ -106,14 +145,15 @@ def _band(ax, rs: list[pd.DataFrame], x: str, grid: np.ndarray, xdiv: float, lab
     ax.fill_between(grid / xdiv, mean - half, mean + half, color=color, alpha=0.2, lw=0)
 
 
-def main(sweep_dir: str, times_h=TIMES_H, stem: str = "algorithms") -> None:
-    runs = load_sweep(sweep_dir)
+def main(sweep_dirs: list[str], times_h=TIMES_H, stem: str = "algorithms") -> None:
+    runs = pd.concat([load_sweep(d) for d in sweep_dirs], ignore_index=True)
     runs = runs.assign(bytes_cum=runs.bytes_up_cum + runs.bytes_down_cum)
     print(markdown(runs, times_h))
+    print(summary(runs, times_h[-1]))
     groups = settings(runs)
     fig = Figure(figsize=(11, 3.8 * len(groups)))
     axes = fig.subplots(len(groups), 2, squeeze=False)
-    palette = dict(zip(ORDER, ["C0", "C1", "C3", "C2", "C4", "C5"]))
+    palette = dict(zip(ORDER, [f"C{i}" for i in (0, 1, 3, 2, 4, 5, 6, 7)]))
     for (name, rows), (left, right) in zip(groups, axes):
         t_grid = np.linspace(0, times_h[-1] * 3600, 200)
         b_grid = np.geomspace(max(rows.bytes_cum.min(), 1), rows.bytes_cum.max(), 200)
@@ -124,6 +164,7 @@ def main(sweep_dir: str, times_h=TIMES_H, stem: str = "algorithms") -> None:
                  title=f"accuracy vs simulated time{': ' + name if name else ''}")
         right.set(xlabel="bytes on the wire, up + down, cumulative (MB, log)",
                   ylabel="test accuracy", title="accuracy vs bytes", xscale="log")
+        right.xaxis.set_minor_formatter(NullFormatter())
         for ax in (left, right):
             ax.grid(alpha=0.3)
             ax.set_ylim(0, 1)
@@ -134,5 +175,7 @@ def main(sweep_dir: str, times_h=TIMES_H, stem: str = "algorithms") -> None:
 
 
 if __name__ == "__main__":
-    hours = tuple(float(h) if "." in h else int(h) for h in sys.argv[2:]) or TIMES_H
-    main(sys.argv[1], hours, "algorithms" if hours == TIMES_H else Path(sys.argv[1]).name)
+    dirs = [a for a in sys.argv[1:] if Path(a).is_dir()]
+    hours = tuple(float(h) if "." in h else int(h) for h in sys.argv[1:] if h not in dirs)
+    main(dirs, hours or TIMES_H, "algorithms" if not hours or hours == TIMES_H
+         else Path(dirs[0]).name)
