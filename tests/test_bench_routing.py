@@ -4,7 +4,6 @@ SimPy, on a small relayed constellation without losses."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
@@ -16,17 +15,14 @@ from sinsim.scenario import load_scenario
 from sinsim.sim.routing import router_of, send
 from sinsim.sim.topology import build_topology
 from sinsim.sim.wiring import build_network
+from tests.benches import load_bench
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "bench" / "routing.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("routing_bench_under_test", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("routing")
 
 
 def test_the_bench_plans_a_round_as_a_run_sends_it(bench, tmp_path):
