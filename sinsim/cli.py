@@ -25,31 +25,37 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
-import time
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 
 from sinsim._version import __version__
+from sinsim.cli_commands import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILURE,
+    EXIT_OK,
+    contacts_command,
+    fidelity_command,
+    links_command,
+    plot_command,
+    report_command,
+    run_command,
+    sweep_command,
+    table1_command,
+    view_command,
+)
 from sinsim.cli_more import (
     OUT_HELP,
-    LogProgress,
     add_data_parser,
     add_scenarios_parser,
-    duration,
-    links_csv,
-    load_for_command,
     missing_dependencies,
-    plural,
     unknown_command,
 )
 from sinsim.errors import InputError, WriteFailed
 from sinsim.outpaths import OutputPathError, _output_dir, _output_file  # noqa: F401
 
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+__all__ = ["COMMANDS", "EXIT_BAD_INPUT", "EXIT_FAILURE", "EXIT_OK", "PROG", "main", "parse_args"]
+
 PROG = "python -m sinsim"
 COMMANDS = ("run", "contacts", "links", "plot", "sweep", "table1", "report", "fidelity",
             "view", "data", "scenarios")
@@ -113,19 +119,19 @@ def _parser() -> argparse.ArgumentParser:
         c.set_defaults(run=run)
         return c
 
-    run = command("run", _run, ["scenario", "out", "quiet"],
+    run = command("run", run_command, ["scenario", "out", "quiet"],
                   "run every algorithm of a scenario on the same network and seed",
                   "Run every algorithm a scenario lists on the same network and seed; write the "
                   "results directory (default: results/<scenario name>/).")
     run.add_argument("--resume", action="store_true",
                      help="continue the run in the results directory from its last complete "
                           "round (same scenario only), to the tables an uninterrupted run gives")
-    command("contacts", _contacts, ["scenario", "out"],
+    command("contacts", contacts_command, ["scenario", "out"],
             "compute only the contact plan and the nodes",
             "Compute only the contact plan of a scenario and the nodes it built: "
             "contacts.csv, nodes.csv, nodes.tle.")
     links = command(
-        "links", _links, ["scenario", "out"],
+        "links", links_command, ["scenario", "out"],
         "the rate of each link of a scenario at a few ranges (a CSV table)",
         "The link budget of each kind of link of a scenario (client -> server `up`, server -> "
         "client `down`, inter-satellite `cross`) at a few ranges, without a contact plan: "
@@ -137,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="ranges to evaluate every link at, comma-separated km (ranges a "
                             "ground link cannot have are left out, said on stderr)")
     plot = command(
-        "plot", _plot, ["out"], "draw the standard figures of a results or sweep directory",
+        "plot", plot_command, ["out"], "draw the standard figures of a results or sweep directory",
         "Draw the standard figures of a results directory (accuracy, bytes, round time, "
         "contact timeline, ground tracks: whatever its tables allow) or of a sweep directory "
         "(one holding runs.csv: each metric against each swept key).")
@@ -146,7 +152,7 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("--format", dest="formats", action="append", metavar="EXT",
                       help="file format, repeatable (default: png and pdf)")
     sweep = command(
-        "sweep", _sweep, ["out", "quiet"], "run a grid of scenarios (see sweeps/tiny.yaml)",
+        "sweep", sweep_command, ["out", "quiet"], "run a grid of scenarios (see sweeps/tiny.yaml)",
         "Run a study: a base scenario, a grid over scenario keys and repeats over seeds. Each "
         "run writes OUT/runs/<run_id>/; OUT/runs.csv (and runs.parquet) combines their rounds. "
         "Runs that already finished are skipped.")
@@ -158,7 +164,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="local process pool or dask.distributed (default: the sweep file's)")
     sweep.add_argument("--scheduler", metavar="ADDRESS", help="run on the Dask cluster whose "
                        "scheduler is at ADDRESS (tcp://HOST:PORT); implies --executor dask")
-    table1 = command("table1", _table1, ["dirs", "out"],
+    table1 = command("table1", table1_command, ["dirs", "out"],
                      "the seed paper's Table I beside sinsim's, from sweep (or run) directories",
                      "The seed paper's Table I beside sinsim's, per clients-per-round K and "
                      "algorithm: the paper's bit-width and accuracy; sinsim's mean bit-width and "
@@ -172,14 +178,14 @@ def _parser() -> argparse.ArgumentParser:
                         "--out: FILE.csv beside it)")
     table1.add_argument("--figure", metavar="FILE", help="write accuracy against cumulative "
                         "bytes up, every cell (default with --out: FILE.png beside it)")
-    command("report", _report, ["dirs", "out"], "a markdown overview of sweeps",
+    command("report", report_command, ["dirs", "out"], "a markdown overview of sweeps",
             "A markdown overview of each sweep: per swept value and algorithm, the final "
             "accuracy, the mean round duration, the share of clients averaged and the bytes.")
-    command("fidelity", _fidelity, ["dirs", "out"],
+    command("fidelity", fidelity_command, ["dirs", "out"],
             "the SpaceDML fidelity ablation table of sweeps",
             "The SpaceDML fidelity ablation: per variant, the bit-width of every round (in the "
             "seed's band? declining?), the accuracy and the bytes per client each way.")
-    view = command("view", _view, ["out"], "one self-contained web page of a run (docs/view.md)")
+    view = command("view", view_command, ["out"], "one self-contained web page of a run (docs/view.md)")
     view.add_argument("results", help="a results directory (nodes.csv, contacts.csv, ...)")
     add_data_parser(sub, parent)
     add_scenarios_parser(sub)
@@ -196,7 +202,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return _parser().parse_args(argv)
 
 
-# -------------------------------------------------------------------------------- commands
+# ------------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit status."""
     missing = missing_dependencies()
@@ -235,234 +241,6 @@ def _on_disk(args: argparse.Namespace) -> str:
     and only once they started."""
     return ("; finished rounds are on disk" if getattr(args, "started", False) else "")
 
-
-def _run(args: argparse.Namespace) -> int:
-    scenario = load_for_command(args)
-    _pin_portable(args, scenario.training.portable)
-    out = _output_dir(args.out or Path("results") / scenario.name)
-
-    from tqdm.auto import tqdm
-
-    from sinsim.sim.engine import run_scenario
-
-    total = scenario.training.rounds * len(scenario.algorithms)
-    terminal = not args.quiet and sys.stderr.isatty()
-    log = LogProgress(total) if not args.quiet and not terminal else None
-    t0 = time.perf_counter()
-    args.started = True
-    with tqdm(total=total, unit="round", disable=not terminal, dynamic_ncols=True) as bar:
-
-        def on_round_end(row: dict) -> None:
-            bar.set_description(row["algorithm"])
-            bar.set_postfix(clients=f"{row['completed']}/{row['selected']}",
-                            acc=f"{row['test_accuracy']:.3f}")
-            bar.update(1)
-            if log is not None:
-                log(row)
-
-        summary = run_scenario(scenario, out, on_round_end=on_round_end,
-                               resume=getattr(args, "resume", False))
-    wall = time.perf_counter() - t0
-    ds = summary["dataset"]
-    print(f"scenario {scenario.name}: {ds['name']} from {ds['source']}, "
-          f"{plural(summary['n_clients'], 'client')}, "
-          f"{plural(scenario.training.rounds, 'round')}")
-    for name, s in summary["algorithms"].items():
-        print(f"  {name:10s} accuracy {s['final_accuracy']:.4f}  "
-              f"up {s['bytes_up_total']:,} B  down {s['bytes_down_total']:,} B  "
-              f"sim {duration(s['sim_time_s'])}")
-    print(f"results in {out}/")
-    if not args.quiet:  # on stderr: stdout stays the same from run to run
-        print(f"host wall time {duration(wall)}", file=sys.stderr)
-    return EXIT_OK
-
-
-@contextmanager
-def _environment(portable: bool) -> Iterator[None]:
-    """This process's environment, with the portable pins while inside when ``portable``."""
-    if not portable:
-        yield
-        return
-    from sinsim.learn.portable import PINS
-
-    before = dict(os.environ)
-    os.environ.update(PINS)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(before)
-
-
-def _pin_portable(args: argparse.Namespace, wanted: bool) -> None:
-    """``training.portable``: pin torch's kernels (``sinsim.learn.portable``) in this process's
-    environment. ATen and MKL read their pins at their first kernel, and loading a scenario runs
-    none, so that holds; where it does not (checked), this command re-executes itself (same
-    interpreter, same arguments) with the pins, unless ``main`` was called with arguments of its
-    own rather than this process's command line: then the environment is left as it was, and
-    the engine refuses the run."""
-    from sinsim.learn import portable
-
-    if not wanted or portable.pinned():
-        return
-    before = dict(os.environ)
-    portable.pin_this_process()
-    if not portable.departures(settings=False):
-        return
-    if getattr(args, "process_command_line", False):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.execve(sys.executable, sys.orig_argv, portable.environment())
-    os.environ.clear()
-    os.environ.update(before)
-
-
-def _contacts(args: argparse.Namespace) -> int:
-    from sinsim.errors import ConfigError
-    from sinsim.sim.topology import build_topology, contacts_info, write_topology
-
-    scenario = load_for_command(args)
-    if not scenario.clients.orbital:
-        raise ConfigError("abstract clients (clients.count) have no contact plan; give walker, "
-                          "tle, omm or uavs", key="clients")
-    out = _output_dir(args.out or Path("results") / scenario.name)
-    topology = build_topology(scenario)
-    write_topology(topology, out)
-    info = contacts_info(topology)
-    print(f"scenario {scenario.name}: {info['clients']} clients, "
-          f"{plural(len(info['servers']), 'server node')}, "
-          f"{plural(info['windows'], 'contact window')} over {duration(scenario.horizon)}")
-    if info["windows"]:
-        print(f"  mean window {duration(info['mean_window_s'])}, "
-              f"{plural(info['clients_with_contact'], 'client')} with at least one contact")
-    print(f"contacts in {out}/")
-    return EXIT_OK
-
-
-def _links(args: argparse.Namespace) -> int:
-    from sinsim.sim.link_report import link_table
-
-    scenario = load_for_command(args)
-    path = _output_file(args.out) if args.out else None
-    table = link_table(scenario, args.ranges_km)
-    for link, ranges in table.attrs.get("skipped_km", {}).items():
-        alt = table.attrs["altitude_km"][link]
-        print(f"sinsim: {link}: skipped range(s) {', '.join(f'{r:g}' for r in ranges)} km: "
-              f"no elevation gives them at the clients' {alt:g} km altitude (shorter than "
-              f"the altitude or beyond the horizon)", file=sys.stderr)
-    text = links_csv(table)
-    print(text, end="")
-    if path:
-        path.write_text(text, encoding="utf-8")
-    return EXIT_OK
-
-
-def _plot(args: argparse.Namespace) -> int:
-    from sinsim.studies.plots import plot_results
-
-    out = _output_dir(args.out, create=False) if args.out else None  # plot_results makes it
-    try:
-        paths = plot_results(args.results, out, tuple(args.formats or ("png", "pdf")))
-    except (FileNotFoundError, ValueError) as e:  # no tables, unreadable tables, bad --format
-        raise InputError(str(e)) from None
-    for p in paths:
-        print(p)
-    return EXIT_OK
-
-
-def _sweep(args: argparse.Namespace) -> int:
-    from sinsim.sweep import plan_sweep, run_sweep
-
-    if args.scheduler and args.executor == "local":
-        raise InputError("--scheduler is for --executor dask, not local")
-    from sinsim.bundled import resolve
-
-    args.sweep = str(resolve(args.sweep, "sweeps"))
-    plan = plan_sweep(args.sweep, executor=args.executor, workers=args.workers,
-                      address=args.scheduler)
-    portable = {r.resolved["training"]["portable"] for r in plan.runs}
-    if len(portable) > 1:
-        from sinsim.errors import ConfigError
-
-        raise ConfigError("the runs of a sweep share their workers' environment: make every "
-                          "run portable or none", file=args.sweep, key="training.portable")
-    out = _output_dir(args.out or Path("results") / plan.name)
-    # every run in a worker process started from here, which inherits the pins
-    args.started = True
-    with _environment(True in portable):
-        r = run_sweep(plan, out, progress=False if args.quiet else None)
-    print(f"sweep {plan.name}: {len(plan.runs)} runs: {len(r.done)} done, {len(r.skipped)} "
-          f"skipped (already finished), {len(r.failed)} failed "
-          f"[{r.executor}, {r.workers} worker{'s' if r.workers != 1 else ''}, {r.wall_s:.1f} s]")
-    if r.rerun_changed:
-        print(f"  {len(r.rerun_changed)} finished run(s) rerun because their scenario changed")
-    print(f"runs in {out}/runs/, index in {out}/runs_index.csv")
-    print(f"table: {r.table_paths[0]} ({r.table_rows} rows"
-          + (", also runs.parquet)" if len(r.table_paths) > 1 else ")"))
-    for run_id, error in r.failed.items():
-        print(f"sinsim: run {run_id} failed: {error} (see {out}/runs/{run_id}/error.txt)",
-              file=sys.stderr)
-    return EXIT_FAILURE if r.failed else EXIT_OK
-
-
-def _markdown(make: Callable[[], str], out: str | None) -> int:
-    """Print a summary of tables (``make`` reads them), and write it to ``out`` when given
-    (checked first)."""
-    path = _output_file(out) if out else None
-    text = make()
-    print(text)
-    if path:
-        path.write_text(text, encoding="utf-8")
-    return EXIT_OK
-
-
-def _table1(args: argparse.Namespace) -> int:
-    from sinsim.studies.figures import check_formats
-    from sinsim.studies.table1 import build
-
-    out = _output_file(args.out) if args.out else None
-
-    def beside(suffix: str) -> Path | None:
-        if out is None:
-            return None
-        path = out.with_suffix(suffix)
-        return path if path != out else out.with_name(out.name + suffix)
-
-    csv = _output_file(args.csv, "--csv") if args.csv else beside(".csv")
-    fig = _output_file(args.figure, "--figure") if args.figure else beside(".png")
-    if fig is not None:
-        try:
-            check_formats([fig.suffix.lstrip(".")])
-        except ValueError as e:
-            raise OutputPathError(f"--figure {fig}: {e}") from None
-    result = build(args.dirs, args.target)
-    text = result.markdown()
-    print(text)
-    if out:
-        out.write_text(text, encoding="utf-8")
-    if csv:
-        result.write_csv(csv)
-    if fig:
-        result.plot(fig)
-    return EXIT_OK
-
-
-def _report(args: argparse.Namespace) -> int:
-    from sinsim.studies.report import report
-
-    return _markdown(lambda: report(args.dirs), args.out)
-
-
-def _fidelity(args: argparse.Namespace) -> int:
-    from sinsim.studies.fidelity import markdown
-
-    return _markdown(lambda: markdown(args.dirs), args.out)
-
-
-def _view(args: argparse.Namespace) -> int:
-    from sinsim.studies.view import view_command
-
-    return view_command(args.results, args.out)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -32,11 +32,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="module")
 def small_synthetic() -> Iterator[str]:
-    from sinsim.learn.datasets import DATASETS, DatasetEntry, _load_synthetic
+    from sinsim.learn.dataset_sources import load_synthetic
+    from sinsim.learn.datasets import DATASETS, DatasetEntry
 
     base = DATASETS["synthetic"]
     DATASETS._entries[SMALL_SYNTHETIC] = DatasetEntry(
-        functools.partial(_load_synthetic, n_train=SMALL_N_TRAIN, n_test=SMALL_N_TEST),
+        functools.partial(load_synthetic, n_train=SMALL_N_TRAIN, n_test=SMALL_N_TEST),
         base.mean, base.std, base.shape, base.n_classes)
     try:
         yield SMALL_SYNTHETIC

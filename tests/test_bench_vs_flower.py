@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sinsim.scenario import load_scenario
+from tests.benches import load_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench" / "vs_flower.py"
@@ -18,10 +18,7 @@ BENCH = ROOT / "bench" / "vs_flower.py"
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("vs_flower_under_test", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("vs_flower")
 
 
 def test_import_pulls_in_neither_flower_nor_torch():

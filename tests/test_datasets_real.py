@@ -16,7 +16,7 @@ import yaml
 
 from sinsim.cli import main
 from sinsim.errors import DatasetUnavailable
-from sinsim.learn import datasets, fetch
+from sinsim.learn import dataset_sources, datasets, fetch
 from sinsim.learn.datasets import load_dataset, read_idx, read_idx_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ def test_read_idx_rejects_a_truncated_file(tmp_path, content, needle):
 
 def test_a_gzipped_local_copy_is_read_and_its_files_hashed(tmp_path, monkeypatch):
     # Prepare: torchvision's names with .gz, sized as the test wants MNIST to be
-    monkeypatch.setattr(datasets, "MNIST_SIZES", (30, 10))
+    monkeypatch.setattr(dataset_sources, "MNIST_SIZES", (30, 10))
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     files = tiny_mnist()

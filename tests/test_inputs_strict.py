@@ -15,7 +15,7 @@ import pytest
 import yaml
 from pydantic import BaseModel, BeforeValidator
 
-from sinsim import cli, params
+from sinsim import cli, cli_commands, params
 from sinsim.errors import ConfigError
 from sinsim.learn.strategies import STRATEGIES
 from sinsim.params import FLOAT32_MAX, FLOAT32_TINY
@@ -386,7 +386,7 @@ def test_out_under_a_read_only_directory_is_bad_input(tmp_path):
 def test_markdown_out_is_checked_before_the_tables_are_read(tmp_path):
     read = []
     with pytest.raises(cli.OutputPathError, match="is a directory, not a file"):
-        cli._markdown(lambda: read.append(1) or "", str(tmp_path))
+        cli_commands.print_markdown(lambda: read.append(1) or "", str(tmp_path))
     with pytest.raises(cli.OutputPathError, match="no such directory"):
-        cli._markdown(lambda: read.append(1) or "", str(tmp_path / "no" / "t.md"))
+        cli_commands.print_markdown(lambda: read.append(1) or "", str(tmp_path / "no" / "t.md"))
     assert read == []

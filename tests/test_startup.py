@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sinsim.learn import datasets
+from sinsim.learn import dataset_sources, datasets
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,8 +32,8 @@ def test_no_copy_and_no_download_does_not_import_torchvision(tmp_path):
 
 
 def test_unresolvable_mirrors_skip_the_download(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets, "_any_resolves", lambda hosts: False)
-    assert datasets._torchvision("MNIST", tmp_path, download=True) is None
+    monkeypatch.setattr(dataset_sources, "_any_resolves", lambda hosts: False)
+    assert dataset_sources._torchvision("MNIST", tmp_path, download=True) is None
 
 
 def _write_idx(path: Path, array: np.ndarray) -> None:
@@ -46,7 +46,7 @@ def _write_idx(path: Path, array: np.ndarray) -> None:
 def test_a_local_torchvision_copy_is_still_read(tmp_path, monkeypatch):
     # Prepare: a tiny MNIST in torchvision's layout (uncompressed IDX files in MNIST/raw), let
     # through the check that `mnist` is the 60,000/10,000 digits
-    monkeypatch.setattr(datasets, "MNIST_SIZES", (30, 10))
+    monkeypatch.setattr(dataset_sources, "MNIST_SIZES", (30, 10))
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     rng = np.random.default_rng(0)

@@ -1,8 +1,9 @@
 """WHAT is computed and sent: datasets, models, training, codecs and strategies (pure PyTorch)."""
 
 from sinsim.learn.codecs import CODECS, Float32Codec, ModelSpec
-from sinsim.learn.datasets import Dataset, load_dataset, partition_dirichlet, partition_iid
+from sinsim.learn.datasets import Dataset, load_dataset
 from sinsim.learn.models import MODELS, LeNet5, build_model, training_flops_per_sample
+from sinsim.learn.partitions import partition_dirichlet, partition_iid
 from sinsim.learn.strategies import STRATEGIES, FedAvg, RoundContext, build_strategy
 from sinsim.learn.training import LocalTrainer, TrainConfig
 

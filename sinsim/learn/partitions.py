@@ -27,10 +27,42 @@ from typing import Any
 import numpy as np
 
 from sinsim._rng import rng_for
-from sinsim.learn.datasets import _check_partition, partition_dirichlet, partition_iid
 
 __all__ = ["make_partition", "partition_by_plane", "partition_dirichlet", "partition_iid",
            "plane_classes"]
+
+
+def partition_iid(n_samples: int, n_clients: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffle and split into ``n_clients`` shards whose sizes differ by at most one."""
+    _check_partition(n_samples, n_clients)
+    return [np.sort(s) for s in np.array_split(rng.permutation(n_samples), n_clients)]
+
+
+def partition_dirichlet(labels: np.ndarray, n_clients: int, alpha: float,
+                        rng: np.random.Generator) -> list[np.ndarray]:
+    """Label-skewed shards: for each class, split its samples across clients by
+    proportions drawn from Dirichlet(alpha). Every sample is used once; every client gets at
+    least one sample (clients left empty take one sample from the largest shard)."""
+    labels = np.asarray(labels)
+    _check_partition(len(labels), n_clients)
+    shards: list[list[np.ndarray]] = [[] for _ in range(n_clients)]
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        props = rng.dirichlet(np.full(n_clients, alpha))
+        cuts = (np.cumsum(props)[:-1] * len(idx)).astype(int)
+        for k, part in enumerate(np.split(idx, cuts)):
+            shards[k].append(part)
+    out = [np.sort(np.concatenate(s)) if s else np.empty(0, dtype=np.int64) for s in shards]
+    for k in range(n_clients):
+        if len(out[k]) == 0:
+            donor = int(np.argmax([len(s) for s in out]))
+            out[k], out[donor] = out[donor][-1:], out[donor][:-1]
+    return out
+
+
+def _check_partition(n_samples: int, n_clients: int) -> None:
+    if n_clients > n_samples:
+        raise ValueError(f"cannot give {n_clients} clients a sample each from {n_samples} samples")
 
 
 def make_partition(partition: Any, labels: np.ndarray, n_clients: int, seed: int, *,
