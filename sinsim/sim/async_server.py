@@ -48,8 +48,10 @@ from typing import Any
 import numpy as np
 import simpy
 
-from sinsim.learn.strategies import RoundContext, Strategy
-from sinsim.sim import kernel
+from sinsim.learn.codecs import ModelSpec
+from sinsim.learn.strategies import ClientUpdate, RoundContext, Strategy
+from sinsim.sim import checkpoint, kernel
+from sinsim.sim.checkpoint import AlgorithmState
 
 
 @dataclass
@@ -80,9 +82,12 @@ class _Arrival:
 
 
 def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
-              on_round_end: Any) -> dict[str, Any]:
+              on_round_end: Any, *, resume: AlgorithmState | None = None,
+              on_checkpoint: Any = None) -> dict[str, Any]:
     """Run ``algorithm`` (an asynchronous ``strategy``) to ``training.rounds`` versions (or the
-    horizon, or the target with ``stop_at_target``); its summary, as ``run_algorithm``'s."""
+    horizon, or the target with ``stop_at_target``); its summary, as ``run_algorithm``'s.
+    ``on_checkpoint`` is given the state after every version; ``resume`` replays the run up to
+    its checkpoint's last version (module docstring) and goes on from there."""
     sc, net, tr = prep.scenario, prep.network, prep.scenario.training
     concurrency = strategy.params.concurrency or tr.clients_per_round
     label = algorithm.label
@@ -90,6 +95,9 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
     done = simpy.Store(env)
     rows: list[dict[str, Any]] = []
     batteries = kernel.batteries(prep)  # with ``power:``; a client's loads never overlap
+    # (batch, client) -> its update: every training so far (with ``resume``: the checkpoint's)
+    log: dict[tuple[int, int], ClientUpdate] = {}
+    replay = _Replay(prep, strategy, resume, recorder, log)
 
     def dispatch(d: _Dispatch):
         yield from kernel.client(env, prep, strategy, d.rnd, d.client)
@@ -128,7 +136,9 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
                 ctx = RoundContext(batch, env.now, tuple(free), k, sc.seed)
                 for c in strategy.select(ctx):
                     rnd = kernel.Round(label, batch, env.now + tr.round_deadline, payload,
-                                        received, _Arrival(), batteries=batteries)
+                                        received, _Arrival(), batteries=batteries,
+                                        replayed=log.get((batch, c)))
+                    rnd.on_trained = lambda u, key=(batch, c): log.setdefault(key, u)
                     d = _Dispatch(c, batch, version, rnd, rnd.aggregator)
                     if handover == "newest":
                         rnd.on_download = lambda down, d=d: hand_over(d, down)
@@ -162,26 +172,90 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
                          default=version)
             while len(history) > 1 and history[1][1] <= oldest:  # no download needs it
                 history.pop(0)
-            row = _version_row(recorder, label, version, t_last, env.now, finished,
-                               stale, rows, prep.trainer.evaluate(global_state), wall0)
+            tables = _version_tables(label, version, t_last, env.now, finished, stale, rows,
+                                     wall0)
+            if version <= replay.versions:  # before the checkpoint: its rows are written
+                row = replay.check(tables, global_state, batteries)
+            else:
+                row = _write_version(recorder, tables, prep.trainer.evaluate(global_state))
             rows.append(row)
-            if on_round_end:
+            if version > replay.versions and on_checkpoint:
+                on_checkpoint(AlgorithmState(
+                    label, list(rows), env.now, global_state, strategy.checkpoint(),
+                    kernel.battery_states(batteries),
+                    {"log": [[b, c, kernel.update_data(u)] for (b, c), u in log.items()]}))
+            if version > replay.versions and on_round_end:
                 on_round_end(row)
             finished, stale, t_last, wall0 = [], [], env.now, time.perf_counter()
             if version >= tr.rounds or kernel.reached_target(sc, row):
                 return
 
     env.run(until=env.process(server()))
+    replay.finish(len(rows))
     return kernel.summary(rows, env.now, tr.target_accuracy)
 
 
-def _version_row(recorder: Any, label: str, version: int, t0: float,
-                 now: float, finished: list[_Dispatch], stale: list[int],
-                 rows: list[dict[str, Any]], evaluation: tuple[float, float],
-                 wall0: float) -> dict[str, Any]:
-    """Write version ``version``'s rows (its round, and the transfers and clients of the
-    dispatches that finished since ``t0``); the round row. ``wall0``: the host clock at
-    version ``version`` - 1."""
+class _Replay:
+    """A resumed run's way to its checkpoint: the trainings it logged (into ``log``), and the
+    versions it made (``versions``), which the replay makes again and checks."""
+
+    def __init__(self, prep: Any, strategy: Strategy, resume: AlgorithmState | None,
+                 recorder: Any, log: dict[tuple[int, int], ClientUpdate]):
+        self.strategy, self.resume = strategy, resume
+        self.path = recorder.out_dir / checkpoint.CHECKPOINT
+        self.versions = len(resume.rows) if resume is not None else 0
+        if resume is None:
+            return
+        try:
+            spec = ModelSpec.of(resume.global_state)
+            if spec != prep.spec:
+                raise ValueError(f"a global model of {spec.names} {spec.shapes}, "
+                                 f"not the scenario's")
+            for b, c, data in resume.server["log"]:
+                if type(b) is not int or type(c) is not int:
+                    raise TypeError("a logged training not keyed by (batch, client)")
+                log[(b, c)] = kernel.update_of(data)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            self._refuse(f"its {resume.label} state does not fit this scenario ({e})")
+
+    def _refuse(self, why: str):
+        raise checkpoint.CheckpointError(
+            f"{why}; delete it and run without --resume to start over", file=str(self.path))
+
+    def check(self, tables: tuple, global_state: Any, batteries: Any) -> dict[str, Any]:
+        """Version ``row["round"]`` made again: the checkpoint's row (its host time), once
+        the one made again matches it; at the last, the model, strategy and batteries too."""
+        row = tables[0]
+        saved = self.resume.rows[row["round"] - 1]
+        for key, value in row.items():
+            if key != "host_wall_s" and key not in ("test_accuracy", "test_loss") \
+                    and checkpoint.data_difference(value, saved.get(key)):
+                self._refuse(f"replaying {self.resume.label} to its checkpoint gave another "
+                             f"version {row['round']} ({key}: {saved.get(key)!r} then, "
+                             f"{value!r} now)")
+        if row["round"] == self.versions:
+            for what, now, then in (
+                    ("global model", global_state, self.resume.global_state),
+                    ("strategy state", self.strategy.checkpoint(), self.resume.strategy),
+                    ("batteries", kernel.battery_states(batteries), self.resume.batteries)):
+                diff = checkpoint.data_difference(now, then)
+                if diff:
+                    self._refuse(f"replaying {self.resume.label} to its checkpoint gave "
+                                 f"another {what} (at {diff})")
+        return saved
+
+    def finish(self, versions: int) -> None:
+        if versions < self.versions:
+            self._refuse(f"replaying {self.resume.label} ended at version {versions}, before "
+                         f"its checkpoint's {self.versions}")
+
+
+def _version_tables(label: str, version: int, t0: float, now: float,
+                    finished: list[_Dispatch], stale: list[int], rows: list[dict[str, Any]],
+                    wall0: float) -> tuple:
+    """Version ``version``'s rows: its round row (without its evaluation), and the transfers,
+    clients and power rows of the dispatches that finished since ``t0``. ``wall0``: the host
+    clock at version ``version`` - 1."""
     transfers, clients, bits = [], [], []
     for d in finished:
         for t in d.rnd.transfers:
@@ -192,10 +266,18 @@ def _version_row(recorder: Any, label: str, version: int, t0: float,
         bits.extend(d.rnd.bits)
     completed = sum(d.arrival.payload is not None for d in finished)
     row = kernel.round_row(label, version, t0, now, len(finished), completed, transfers, bits,
-                            evaluation, rows[-1] if rows else None, wall0)
+                           (float("nan"), float("nan")), rows[-1] if rows else None, wall0)
     row["staleness_mean"] = float(np.mean(stale)) if stale else None
     row["staleness_max"] = max(stale) if stale else None
-    kernel.write_round(recorder, row, transfers,
-                        sorted(clients, key=lambda x: (x["client"], x["compute_start_s"] or 0)),
-                        [p for d in finished for p in d.rnd.power])
+    return (row, transfers,
+            sorted(clients, key=lambda x: (x["client"], x["compute_start_s"] or 0)),
+            [p for d in finished for p in d.rnd.power])
+
+
+def _write_version(recorder: Any, tables: tuple,
+                   evaluation: tuple[float, float]) -> dict[str, Any]:
+    """Write a version's rows (``_version_tables``) with its evaluation; its round row."""
+    row, transfers, clients, power = tables
+    row["test_accuracy"], row["test_loss"] = evaluation
+    kernel.write_round(recorder, row, transfers, clients, power)
     return row

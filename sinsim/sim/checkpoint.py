@@ -5,7 +5,9 @@ After every round the engine saves, atomically (a temporary file renamed over
 the row count of each table, the summaries of the algorithms already finished, and for the
 algorithm in progress its rounds so far, the simulated clock, the global model, the strategy's
 own state (``Strategy.checkpoint``: e.g. SpaceDML's per-client memory and its quantized global
-model) and the batteries' charge. Nothing else is needed: every random draw is keyed by (seed,
+model), the batteries' charge and what the server itself carries over (``AlgorithmState.server``:
+hierfl's late updates kept for the next round; the asynchronous server's log of the trainings
+done, ``sinsim.sim.async_server``). Nothing else is needed: every random draw is keyed by (seed,
 purpose, round, client, ...) (``sinsim._rng``), so a resumed round draws what the uninterrupted
 one drew, and the tables come out identical (host time aside). The file is removed when the run
 completes.
@@ -66,6 +68,9 @@ class AlgorithmState:
     global_state: dict[str, Any]
     strategy: Any  # Strategy.checkpoint(): data only (see the module's docstring)
     batteries: Any = None  # with ``power:``, every client's ``Battery.state()`` (or None)
+    # what the server itself carries over (data only): hierfl's late updates kept for the next
+    # round, the asynchronous server's log of the trainings done (None: the synchronous one)
+    server: Any = None
 
 
 @dataclass
@@ -117,7 +122,7 @@ def _current(state: AlgorithmState | None) -> dict[str, Any] | None:
         return None
     return {"label": state.label, "rows": state.rows, "now_s": state.now_s,
             "global_state": state.global_state, "strategy": state.strategy,
-            "batteries": state.batteries}
+            "batteries": state.batteries, "server": state.server}
 
 
 class _Encoder:
@@ -281,7 +286,8 @@ def _checkpoint(meta: dict[str, Any], decoder: _Decoder) -> Checkpoint:
         if not isinstance(current["global_state"], dict):
             raise ValueError("current.global_state: not a mapping")
         state = AlgorithmState(current["label"], rows, float(now_s), current["global_state"],
-                               current["strategy"], current["batteries"])
+                               current["strategy"], current["batteries"],
+                               current.get("server"))
     return Checkpoint(scenario, counts, finished, state, meta["scenario_sha256"])
 
 
@@ -393,3 +399,40 @@ def first_difference(a: Any, b: Any, path: str = "") -> str | None:
                 return diff
         return None
     return None if a == b else f"{path or '(top)'}: {a!r} then, {b!r} now"
+
+
+def data_difference(a: Any, b: Any, path: str = "") -> str | None:
+    """The first key path where two pieces of checkpoint data (dicts, lists, tuples, numbers,
+    strings, tensors, arrays) differ, bit for bit (NaN equals NaN); None if they are equal.
+
+    >>> data_difference({"w": np.zeros(2)}, {"w": np.ones(2)})
+    'w'
+    """
+    here = path or "(top)"
+    if isinstance(a, (torch.Tensor, np.ndarray)) or isinstance(b, (torch.Tensor, np.ndarray)):
+        x = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a
+        y = b.detach().cpu().numpy() if isinstance(b, torch.Tensor) else b
+        if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray)
+                and type(a) is type(b) and x.dtype == y.dtype
+                and np.array_equal(x, y, equal_nan=x.dtype.kind in "fc")):
+            return here
+        return None
+    if isinstance(a, dict) and isinstance(b, dict):
+        if list(a) != list(b):
+            return here
+        for key in a:
+            diff = data_difference(a[key], b[key], f"{path}.{key}" if path else str(key))
+            if diff:
+                return diff
+        return None
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        if type(a) is not type(b) or len(a) != len(b):
+            return here
+        for i, (x, y) in enumerate(zip(a, b)):
+            diff = data_difference(x, y, f"{path}.{i}" if path else str(i))
+            if diff:
+                return diff
+        return None
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return None  # NaN, as a loss may be
+    return None if type(a) is type(b) and a == b else here

@@ -45,13 +45,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
 import simpy
 
 from sinsim._rng import rng_for
 from sinsim.errors import ConfigError
 from sinsim.learn.strategies import RoundContext, Strategy
-from sinsim.sim import kernel
+from sinsim.sim import checkpoint, kernel
 from sinsim.sim.cgr import Router
+from sinsim.sim.checkpoint import AlgorithmState
 from sinsim.sim.network import Network
 from sinsim.sim.routing import Tree, relay, send
 from sinsim.sim.topology import build_nodes
@@ -154,9 +156,11 @@ def leave_by(ring: Router, src: str, dst: str, t_s: float, n_bytes: int, deadlin
 
 
 def run_hierarchical(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
-                     on_round_end: Any) -> dict[str, Any]:
+                     on_round_end: Any, *, resume: AlgorithmState | None = None,
+                     on_checkpoint: Any = None) -> dict[str, Any]:
     """Run ``algorithm`` (a hierarchical ``strategy``) for ``training.rounds`` rounds; its
-    summary, as ``run_algorithm``'s."""
+    summary, as ``run_algorithm``'s. ``on_checkpoint`` is given the state after every round
+    (the kept late updates with it); ``resume`` continues from one."""
     sc, net, tr = prep.scenario, prep.network, prep.scenario.training
     try:
         planes = orbital_planes(build_nodes(sc)[0])
@@ -164,13 +168,24 @@ def run_hierarchical(prep: Any, algorithm: Any, strategy: Strategy, recorder: An
         raise ConfigError(f"{algorithm.label} needs satellite clients: {e}",
                           key="algorithms") from None
     rings = plane_rings(net, planes)
-    env = simpy.Environment()
     rows: list[dict[str, Any]] = []
     kept: dict[int, list[_Kept]] = {}  # plane: the late updates its next round averages
+    global_state = prep.init_state
+    if resume is not None:
+        rows, global_state = list(resume.rows), resume.global_state
+        path = recorder.out_dir / checkpoint.CHECKPOINT
+        kernel.restore(prep, strategy, resume, None, path)
+        kept = _kept_of(resume, planes, path)
+    # a fresh environment at the checkpoint's clock: every transfer of a round ends in it, so
+    # nothing booked on the links then is in a later round's way (as in the synchronous engine)
+    env = simpy.Environment(initial_time=resume.now_s if resume is not None else 0)
+    first = rows[-1]["round"] + 1 if rows else 1
+    if rows and kernel.reached_target(sc, rows[-1]):
+        first = tr.rounds + 1  # it had stopped there
 
     def server():
-        global_state = prep.init_state
-        for r in range(1, tr.rounds + 1):
+        nonlocal global_state
+        for r in range(first, tr.rounds + 1):
             if env.now >= sc.horizon:
                 break
             wall0 = time.perf_counter()
@@ -206,6 +221,12 @@ def run_hierarchical(prep: Any, algorithm: Any, strategy: Strategy, recorder: An
             kernel.write_round(recorder, row, rnd.transfers,
                                 sorted(rnd.clients, key=lambda x: x["client"]), [])
             rows.append(row)
+            if on_checkpoint:
+                on_checkpoint(AlgorithmState(
+                    algorithm.label, list(rows), env.now, global_state, strategy.checkpoint(),
+                    server={"kept": [[p, [[k.holder, np.frombuffer(k.payload, np.uint8),
+                                           k.n_samples] for k in ks]]
+                                     for p, ks in kept.items()]}))
             if on_round_end:
                 on_round_end(row)
             if kernel.reached_target(sc, row):
@@ -213,6 +234,30 @@ def run_hierarchical(prep: Any, algorithm: Any, strategy: Strategy, recorder: An
 
     env.run(until=env.process(server()))
     return kernel.summary(rows, env.now, tr.target_accuracy)
+
+
+def _kept_of(resume: AlgorithmState, planes: list[int], path) -> dict[int, list[_Kept]]:
+    """The late updates a checkpoint kept, by plane (in its order: a plane with none kept
+    still runs its next round); refused (``CheckpointError``) if they do not fit."""
+    try:
+        kept: dict[int, list[_Kept]] = {}
+        for p, updates in resume.server["kept"]:
+            if p not in planes or p in kept:
+                raise ValueError(f"plane {p!r} is not one of the scenario's")
+            kept[p] = []
+            for holder, payload, n_samples in updates:
+                if not (type(holder) is int and 0 <= holder < len(planes)
+                        and planes[holder] == p):
+                    raise ValueError(f"satellite {holder!r} is not one of plane {p}'s")
+                if not (isinstance(payload, np.ndarray) and payload.dtype == np.uint8
+                        and payload.ndim == 1 and isinstance(n_samples, (int, np.integer))):
+                    raise TypeError("a kept update is not a byte array and a sample count")
+                kept[p].append(_Kept(holder, payload.tobytes(), n_samples))
+        return kept
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        raise checkpoint.CheckpointError(
+            f"its {resume.label} state does not fit this scenario ({e}); delete it and run "
+            f"without --resume to start over", file=str(path)) from None
 
 
 class _Kept:
