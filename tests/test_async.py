@@ -239,7 +239,7 @@ def test_an_async_checkpoint_that_does_not_fit_is_refused(tmp_path):
     prep = prepare(sc)
     other_model = {"w": torch.zeros(3)}
     for state in (AlgorithmState("fedasync", [], 0.0, prep.init_state, None),  # no log
-                  AlgorithmState("fedasync", [], 0.0, other_model, None, server={"log": []})):
+                  AlgorithmState("fedasync", [], 0.0, other_model, None, log={})):
         with pytest.raises(CheckpointError, match="does not fit"):
             run_algorithm(prep, sc.algorithms[0], Recorder(tmp_path), resume=state)
 

@@ -16,6 +16,7 @@ from sinsim.sim import checkpoint
 from sinsim.sim.engine import run_scenario
 from tests.test_async import _scenario as async_scenario
 from tests.test_hierfl import raw
+from tests.test_power_run import scenario as power_scenario
 
 TABLES = ("rounds.csv", "transfers.csv", "clients.csv", "hops.csv")
 
@@ -57,6 +58,8 @@ def _stopped_then_resumed(scenario, out: Path, stopped_after: int):
         run_scenario(scenario, out, on_round_end=_stop_after(stopped_after))
     cp = checkpoint.load(out)
     assert cp is not None
+    # the log's entries: a file each (the synchronous and hierarchical servers have none)
+    assert len(list(out.glob(f"{checkpoint.LOG}/*.npz"))) == len(cp.current.log or {})
     with open(out / "rounds.csv", "a") as f:  # a torn row, as a kill mid-write would leave
         f.write("x,9,0.0,")
     return cp, run_scenario(scenario, out, resume=True)
@@ -105,11 +108,11 @@ def test_an_async_run_resumes_to_the_uninterrupted_tables(async_reference, tmp_p
     # the checkpoint holds the trainings so far, some of dispatches still in flight
     state = cp.current
     assert state.label == ("fedasync" if stopped_after == 2 else "fedbuff")
-    logged = state.server["log"]
+    logged = state.log
     clients = pd.read_csv(tmp_path / "clients.csv")
     done = clients[(clients.algorithm == state.label) & (clients["round"] <= 2)]
     assert len(logged) > (done.down_status == "delivered").sum()
-    assert all(isinstance(data["payload"], np.ndarray) for _, _, data in logged)
+    assert all(isinstance(data["update"]["payload"], np.ndarray) for data in logged.values())
     # the stopped run trained what it logged, the resumed one only the rest: together, what
     # the uninterrupted run trained, each once
     assert count.calls == ref_trainings
@@ -118,7 +121,8 @@ def test_an_async_run_resumes_to_the_uninterrupted_tables(async_reference, tmp_p
     assert summary["status"] == "complete"
     assert summary["resumed_from"] == {"rounds_done": stopped_after}
     assert _host_time_aside(summary) == _host_time_aside(ref_summary)
-    assert checkpoint.load(tmp_path) is None  # removed once complete
+    assert checkpoint.load(tmp_path) is None  # removed once complete, with its log
+    assert not (tmp_path / checkpoint.LOG).exists()
 
 
 @pytest.mark.slow  # two small engine runs (~5 s)
@@ -139,9 +143,14 @@ def test_an_async_checkpoint_that_does_not_replay_is_refused(tmp_path):
     with pytest.raises(checkpoint.CheckpointError, match=f"another global model \\(at {name}"):
         run_scenario(scenario, tmp_path, resume=True)
 
-    cp.current.server = {"log": [["x", 0, cp.current.server["log"][0][2]]]}
+    first = next(iter(cp.current.log.values()))
+    cp.current.log = {"b1c99": first}  # not the training it names
     checkpoint.save(tmp_path, cp)
     with pytest.raises(checkpoint.CheckpointError, match="does not fit"):
+        run_scenario(scenario, tmp_path, resume=True)
+
+    next((tmp_path / checkpoint.LOG).glob("*-b1c99.npz")).unlink()  # a log entry lost
+    with pytest.raises(checkpoint.CheckpointError, match="damaged"):
         run_scenario(scenario, tmp_path, resume=True)
 
 
@@ -175,7 +184,40 @@ def test_a_hierfl_run_resumes_with_its_kept_updates(tmp_path):
     with pytest.raises(_Stop):
         run_scenario(_hier(tmp_path), out, on_round_end=_stop_after(1))
     cp = checkpoint.load(out)
-    cp.current.server["kept"][0][0] = 99
+    plane = next(p for p, updates in cp.current.server["kept"] if updates)
+    cp.current.server["kept"] = [[plane + 1, updates] for p, updates in cp.current.server["kept"]
+                                 if p == plane]  # another plane's satellites
     checkpoint.save(out, cp)
-    with pytest.raises(checkpoint.CheckpointError, match="plane 99"):
+    with pytest.raises(checkpoint.CheckpointError, match=f"not one of plane {plane + 1}'s"):
         run_scenario(_hier(tmp_path), out, resume=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# asynchronous with batteries and error feedback
+
+
+def _powered(tmp: Path):
+    """tests/test_power_run.py's satellites, whose batteries gate training, under FedAsync
+    with top-k updates (error feedback: a residual a client)."""
+    sc = power_scenario(tmp, routing="relay", isl={"rate_bps": 50e6, "max_range_km": 6000})
+    raw_ = sc.resolved()
+    raw_["training"] = {**raw_["training"], "dataset": "synthetic_small", "rounds": 4}
+    raw_["algorithms"] = [{"fedasync": {"concurrency": 4,
+                                        "update": {"kind": "topk", "fraction": 0.1}}}]
+    return validate_scenario(raw_)
+
+
+@pytest.mark.slow  # three small engine runs (~15 s)
+def test_an_async_run_with_batteries_and_error_feedback_resumes(tmp_path):
+    ref = tmp_path / "ref"
+    ref_summary = run_scenario(_powered(tmp_path), ref)
+    out = tmp_path / "out"
+    cp, summary = _stopped_then_resumed(_powered(tmp_path), out, 2)
+
+    state = cp.current
+    assert state.strategy["residuals"]  # error feedback: some clients hold a residual
+    assert any(b is not None for b in state.batteries)
+    _assert_same_tables(ref, out)
+    pd.testing.assert_frame_equal(pd.read_csv(ref / "power.csv"), pd.read_csv(out / "power.csv"),
+                                  check_exact=True)
+    assert _host_time_aside(summary) == _host_time_aside(ref_summary)

@@ -33,10 +33,26 @@ versions. One SimPy process:
   the update went into version v. Dispatches still in flight at the last version (or at the
   horizon) are not in the tables.
 
+- **Checkpoints** (``--resume``). After every version the server hands ``on_checkpoint`` the
+  version's state (rows, clock, global model, strategy, batteries) and its *log*: every
+  training so far (its ``ClientUpdate``, keyed by (batch, client); each is written once, to a
+  file of its own under ``checkpoint.log/``, not with every checkpoint). Dispatches are in flight at
+  every version, inside SimPy processes that cannot be saved, so a resumed run *replays* the
+  run from t = 0: the same dispatches, transfers, handovers and arrivals, each training taken
+  from the log instead of trained, each version's evaluation from its saved row, and no rows
+  written, up to the checkpoint's last version; from there it goes on live. This is exact
+  because everything the replay recomputes (selection, transfers, losses, batteries,
+  ``on_arrival``, the strategy's client states) is a function of the keyed draws and the
+  updates, which are the logged ones; and it is checked: every version made again must equal
+  its saved row (host time and evaluation aside), and at the last one the global model, the
+  strategy's state and the batteries must equal the checkpoint's, else the checkpoint is
+  refused (``CheckpointError``). A training not in the log (one that started after the
+  checkpoint was taken) is trained as in any run. The replay costs the simulation of the
+  versions before the checkpoint, not their training or evaluation; the log holds one update
+  payload per training so far (it grows with the run).
+
 Not done here: ``training.workers`` / ``training.batched`` (clients train in this process, when
-their downlink arrives), and checkpoints (no ``on_checkpoint`` mid-algorithm: a ``--resume``d
-run starts an interrupted asynchronous algorithm again from its first version, which gives the
-same tables since every draw is keyed).
+their downlink arrives).
 """
 
 from __future__ import annotations
@@ -47,6 +63,7 @@ from typing import Any
 
 import numpy as np
 import simpy
+import torch
 
 from sinsim.learn.codecs import ModelSpec
 from sinsim.learn.strategies import ClientUpdate, RoundContext, Strategy
@@ -183,7 +200,8 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
                 on_checkpoint(AlgorithmState(
                     label, list(rows), env.now, global_state, strategy.checkpoint(),
                     kernel.battery_states(batteries),
-                    {"log": [[b, c, kernel.update_data(u)] for (b, c), u in log.items()]}))
+                    log={f"b{b}c{c}": {"batch": b, "client": c, "update": kernel.update_data(u)}
+                         for (b, c), u in log.items()}))
             if version > replay.versions and on_round_end:
                 on_round_end(row)
             finished, stale, t_last, wall0 = [], [], env.now, time.perf_counter()
@@ -211,10 +229,11 @@ class _Replay:
             if spec != prep.spec:
                 raise ValueError(f"a global model of {spec.names} {spec.shapes}, "
                                  f"not the scenario's")
-            for b, c, data in resume.server["log"]:
-                if type(b) is not int or type(c) is not int:
+            for name, data in resume.log.items():
+                b, c = data["batch"], data["client"]
+                if type(b) is not int or type(c) is not int or name != f"b{b}c{c}":
                     raise TypeError("a logged training not keyed by (batch, client)")
-                log[(b, c)] = kernel.update_of(data)
+                log[(b, c)] = kernel.update_of(data["update"])
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
             self._refuse(f"its {resume.label} state does not fit this scenario ({e})")
 
@@ -229,7 +248,7 @@ class _Replay:
         saved = self.resume.rows[row["round"] - 1]
         for key, value in row.items():
             if key != "host_wall_s" and key not in ("test_accuracy", "test_loss") \
-                    and checkpoint.data_difference(value, saved.get(key)):
+                    and _difference(value, saved.get(key)):
                 self._refuse(f"replaying {self.resume.label} to its checkpoint gave another "
                              f"version {row['round']} ({key}: {saved.get(key)!r} then, "
                              f"{value!r} now)")
@@ -238,7 +257,7 @@ class _Replay:
                     ("global model", global_state, self.resume.global_state),
                     ("strategy state", self.strategy.checkpoint(), self.resume.strategy),
                     ("batteries", kernel.battery_states(batteries), self.resume.batteries)):
-                diff = checkpoint.data_difference(now, then)
+                diff = _difference(now, then)
                 if diff:
                     self._refuse(f"replaying {self.resume.label} to its checkpoint gave "
                                  f"another {what} (at {diff})")
@@ -281,3 +300,36 @@ def _write_version(recorder: Any, tables: tuple,
     row["test_accuracy"], row["test_loss"] = evaluation
     kernel.write_round(recorder, row, transfers, clients, power)
     return row
+
+
+def _difference(a: Any, b: Any, path: str = "") -> str | None:
+    """The first key path where two pieces of checkpoint data (dicts, lists, tuples, numbers,
+    strings, tensors, arrays) differ, bit for bit (NaN equals NaN); None if they are equal."""
+    here = path or "(top)"
+    if isinstance(a, (torch.Tensor, np.ndarray)) or isinstance(b, (torch.Tensor, np.ndarray)):
+        x = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a
+        y = b.detach().cpu().numpy() if isinstance(b, torch.Tensor) else b
+        if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray)
+                and type(a) is type(b) and x.dtype == y.dtype
+                and np.array_equal(x, y, equal_nan=x.dtype.kind in "fc")):
+            return here
+        return None
+    if isinstance(a, dict) and isinstance(b, dict):
+        if list(a) != list(b):
+            return here
+        for key in a:
+            diff = _difference(a[key], b[key], f"{path}.{key}" if path else str(key))
+            if diff:
+                return diff
+        return None
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        if type(a) is not type(b) or len(a) != len(b):
+            return here
+        for i, (x, y) in enumerate(zip(a, b)):
+            diff = _difference(x, y, f"{path}.{i}" if path else str(i))
+            if diff:
+                return diff
+        return None
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return None  # NaN, as a loss may be
+    return None if type(a) is type(b) and a == b else here

@@ -3,7 +3,7 @@
 After every round the engine saves, atomically (a temporary file renamed over
 ``checkpoint.npz``): the resolved scenario and its hash (a resume with another one is refused),
 the row count of each table, the summaries of the algorithms already finished, and for the
-algorithm in progress its rounds so far, the simulated clock, the global model, the strategy's
+algorithm in progress (after each of its rounds, or versions for the asynchronous server) its rounds so far, the simulated clock, the global model, the strategy's
 own state (``Strategy.checkpoint``: e.g. SpaceDML's per-client memory and its quantized global
 model), the batteries' charge and what the server itself carries over (``AlgorithmState.server``:
 hierfl's late updates kept for the next round; the asynchronous server's log of the trainings
@@ -22,6 +22,11 @@ the engine's global model) is stored once and comes back as one object. A checkp
 not parse, comes from another format version, or holds anything else is refused
 (``CheckpointError``: bad input, exit status 2), and so is the pickle file of earlier versions
 (``checkpoint.pkl``), which is never opened.
+
+A log (``AlgorithmState.log``: the asynchronous server's trainings, which only ever grow) is not
+rewritten with every checkpoint: each entry goes once to a file of its own in the same format,
+``checkpoint.log/<label digest>-<name>.npz``, before the checkpoint that names it; a checkpoint
+removes the entries it does not name, and ``remove`` the directory.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import shutil
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -46,6 +53,8 @@ LEGACY = "checkpoint.pkl"  # sinsim before format 1: pickle, never loaded
 FORMAT = "sinsim-checkpoint"
 VERSION = 1
 _META = "checkpoint.json"
+LOG = "checkpoint.log"  # a directory: the entries of ``AlgorithmState.log``, a file each
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 _SCALAR_KINDS = "biuf"  # numpy scalars: bool, int, uint, float
 _TORCH_ONLY = {torch.bfloat16: torch.int16}  # no numpy dtype: stored as their bits
 _TENSOR_DTYPES = {str(d).removeprefix("torch."): d for d in (
@@ -71,6 +80,9 @@ class AlgorithmState:
     # what the server itself carries over (data only): hierfl's late updates kept for the next
     # round, the asynchronous server's log of the trainings done (None: the synchronous one)
     server: Any = None
+    # entries that never change once made (the asynchronous server's trainings), by name: each
+    # is written once, to a file of its own under ``checkpoint.log/``, not with every save
+    log: dict[str, Any] | None = None
 
 
 @dataclass
@@ -91,18 +103,35 @@ def scenario_hash(resolved: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- save
 
 def save(out_dir: str | Path, checkpoint: Checkpoint) -> None:
-    """Write ``checkpoint`` to ``out_dir/checkpoint.npz`` atomically; a failed write (no space,
-    a read-only or removed directory) leaves the previous checkpoint as it was and raises
-    ``WriteFailed``."""
+    """Write ``checkpoint`` to ``out_dir/checkpoint.npz`` atomically, after the entries of its
+    log not yet written (each once, atomically, to ``out_dir/checkpoint.log/``; then the entries
+    it does not name are removed); a failed write
+    (no space, a read-only or removed directory) leaves the previous checkpoint as it was and
+    raises ``WriteFailed``."""
     path = Path(out_dir) / CHECKPOINT
-    arrays: dict[str, np.ndarray] = {}
-    meta = {"format": FORMAT, "version": VERSION,
-            "scenario_sha256": scenario_hash(checkpoint.scenario),
-            "scenario": checkpoint.scenario, "counts": checkpoint.counts,
-            **_Encoder(arrays).encode({"finished": checkpoint.finished,
-                                       "current": _current(checkpoint.current)})}
+    try:
+        names = _save_log(Path(out_dir), checkpoint.current)
+        arrays: dict[str, np.ndarray] = {}
+        meta = {"format": FORMAT, "version": VERSION,
+                "scenario_sha256": scenario_hash(checkpoint.scenario),
+                "scenario": checkpoint.scenario, "counts": checkpoint.counts,
+                **_Encoder(arrays).encode({"finished": checkpoint.finished,
+                                           "current": _current(checkpoint.current)}),
+                "log": names}
+        _write(path, meta, arrays)
+        log, named = Path(out_dir) / LOG, set(names or ())
+        for entry in log.glob("*.npz") if log.is_dir() else ():  # what it no longer needs
+            if entry.stem not in named:
+                entry.unlink()
+    except OSError as e:
+        raise WriteFailed(f"cannot write the checkpoint {path}: "
+                          f"{(e.strerror or str(e)).lower()}") from e
+
+
+def _write(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """``meta`` (JSON) and ``arrays`` (.npy) zipped to ``path``, atomically."""
     text = json.dumps(meta, separators=(",", ":"))
-    tmp = path.with_name(f".{CHECKPOINT}.tmp")
+    tmp = path.with_name(f".{path.name}.tmp")
     try:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
             z.writestr(_META, text)
@@ -110,11 +139,30 @@ def save(out_dir: str | Path, checkpoint: Checkpoint) -> None:
                 with z.open(f"{key}.npy", "w", force_zip64=True) as f:
                     np.lib.format.write_array(f, array, allow_pickle=False)
         os.replace(tmp, path)
-    except OSError as e:
+    except OSError:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        raise WriteFailed(f"cannot write the checkpoint {path}: "
-                          f"{(e.strerror or str(e)).lower()}") from e
+        raise
+
+
+def _save_log(out: Path, state: AlgorithmState | None) -> list[str] | None:
+    """Write the entries of ``state.log`` that are not on disk yet; their file names."""
+    if state is None or state.log is None:
+        return None
+    prefix = hashlib.sha256(state.label.encode("utf-8")).hexdigest()[:12]
+    names = []
+    for name, data in state.log.items():
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise TypeError(f"checkpoint: a log entry named {name!r}")
+        file = f"{prefix}-{name}"
+        path = out / LOG / f"{file}.npz"
+        if not path.exists():  # an entry never changes: written once
+            path.parent.mkdir(exist_ok=True)
+            arrays: dict[str, np.ndarray] = {}
+            _write(path, {"format": FORMAT, "version": VERSION,
+                          "entry": _Encoder(arrays).encode(data)}, arrays)
+        names.append(file)
+    return names
 
 
 def _current(state: AlgorithmState | None) -> dict[str, Any] | None:
@@ -250,12 +298,29 @@ def load(out_dir: str | Path) -> Checkpoint | None:
                 raise CheckpointError(
                     f"checkpoint format version {meta.get('version')!r}, this sinsim reads "
                     f"version {VERSION}: run without --resume to start over", file=str(path))
-            return _checkpoint(meta, _Decoder(z))
+            cp = _checkpoint(meta, _Decoder(z))
+        if cp.current is not None and meta.get("log") is not None:
+            cp.current.log = _load_log(out, meta["log"])
+        return cp
     except CheckpointError:
         raise
     except Exception as e:  # noqa: BLE001 - whatever is wrong with it, it is refused
         raise CheckpointError(f"a damaged or foreign checkpoint ({_why(e)}); delete it and run "
                               f"without --resume to start over", file=str(path)) from None
+
+
+def _load_log(out: Path, names: Any) -> dict[str, Any]:
+    """The log entries ``names`` (their file names), read from ``out/checkpoint.log/``."""
+    log = {}
+    for file in _list(names):
+        if not isinstance(file, str) or not _NAME.fullmatch(file):
+            raise ValueError(f"a log entry named {file!r}")
+        with zipfile.ZipFile(out / LOG / f"{file}.npz") as z:
+            meta = json.loads(z.read(_META).decode("utf-8"))
+            if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+                raise ValueError(f"log entry {file}: not of this checkpoint format")
+            log[file.partition("-")[2]] = _Decoder(z).decode(meta["entry"])
+    return log
 
 
 def _why(e: BaseException) -> str:
@@ -367,11 +432,14 @@ def _pairs(value: Any) -> list:
 # ----------------------------------------------------------------------------- the rest
 
 def remove(out_dir: str | Path) -> None:
-    """Remove the checkpoint (and a pickle one of an earlier sinsim, unread)."""
-    for name in (CHECKPOINT, LEGACY):
+    """Remove the checkpoint, its log (and a pickle one of an earlier sinsim, unread)."""
+    for name in (CHECKPOINT, LEGACY, LOG):
         path = Path(out_dir) / name
         try:
-            path.unlink(missing_ok=True)
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
         except OSError as e:
             raise WriteFailed(f"cannot remove {path}: {(e.strerror or str(e)).lower()}") from e
 
@@ -400,39 +468,3 @@ def first_difference(a: Any, b: Any, path: str = "") -> str | None:
         return None
     return None if a == b else f"{path or '(top)'}: {a!r} then, {b!r} now"
 
-
-def data_difference(a: Any, b: Any, path: str = "") -> str | None:
-    """The first key path where two pieces of checkpoint data (dicts, lists, tuples, numbers,
-    strings, tensors, arrays) differ, bit for bit (NaN equals NaN); None if they are equal.
-
-    >>> data_difference({"w": np.zeros(2)}, {"w": np.ones(2)})
-    'w'
-    """
-    here = path or "(top)"
-    if isinstance(a, (torch.Tensor, np.ndarray)) or isinstance(b, (torch.Tensor, np.ndarray)):
-        x = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a
-        y = b.detach().cpu().numpy() if isinstance(b, torch.Tensor) else b
-        if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray)
-                and type(a) is type(b) and x.dtype == y.dtype
-                and np.array_equal(x, y, equal_nan=x.dtype.kind in "fc")):
-            return here
-        return None
-    if isinstance(a, dict) and isinstance(b, dict):
-        if list(a) != list(b):
-            return here
-        for key in a:
-            diff = data_difference(a[key], b[key], f"{path}.{key}" if path else str(key))
-            if diff:
-                return diff
-        return None
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        if type(a) is not type(b) or len(a) != len(b):
-            return here
-        for i, (x, y) in enumerate(zip(a, b)):
-            diff = data_difference(x, y, f"{path}.{i}" if path else str(i))
-            if diff:
-                return diff
-        return None
-    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
-        return None  # NaN, as a loss may be
-    return None if type(a) is type(b) and a == b else here

@@ -38,7 +38,11 @@ global model a plane down), ``bytes_plane`` what crossed the rings (``plane``, `
 ``carry`` rows; their hops in ``hops.csv``); ``completed`` counts the selected satellites whose
 update of this round reached the server inside a plane model (``aggregated``). Clients train in
 this process (``training.workers`` is not used); batteries (``power:``) are not modelled here.
-"""
+
+After every round ``on_checkpoint`` gets the state with the late updates kept (payloads; a plane
+with none kept still runs its next round); ``resume`` goes on in a fresh SimPy environment at its
+clock, as the synchronous engine does: every transfer of a round ends inside it, so nothing then
+booked on links or antennas is in a later round's way (and trees are per round)."""
 
 from __future__ import annotations
 
@@ -176,8 +180,6 @@ def run_hierarchical(prep: Any, algorithm: Any, strategy: Strategy, recorder: An
         path = recorder.out_dir / checkpoint.CHECKPOINT
         kernel.restore(prep, strategy, resume, None, path)
         kept = _kept_of(resume, planes, path)
-    # a fresh environment at the checkpoint's clock: every transfer of a round ends in it, so
-    # nothing booked on the links then is in a later round's way (as in the synchronous engine)
     env = simpy.Environment(initial_time=resume.now_s if resume is not None else 0)
     first = rows[-1]["round"] + 1 if rows else 1
     if rows and kernel.reached_target(sc, rows[-1]):
@@ -237,27 +239,24 @@ def run_hierarchical(prep: Any, algorithm: Any, strategy: Strategy, recorder: An
 
 
 def _kept_of(resume: AlgorithmState, planes: list[int], path) -> dict[int, list[_Kept]]:
-    """The late updates a checkpoint kept, by plane (in its order: a plane with none kept
-    still runs its next round); refused (``CheckpointError``) if they do not fit."""
+    """The late updates a checkpoint kept, by plane, in its order; ``CheckpointError`` if they
+    are not updates of the scenario's planes."""
+    kept: dict[int, list[_Kept]] = {}
     try:
-        kept: dict[int, list[_Kept]] = {}
         for p, updates in resume.server["kept"]:
-            if p not in planes or p in kept:
-                raise ValueError(f"plane {p!r} is not one of the scenario's")
-            kept[p] = []
-            for holder, payload, n_samples in updates:
-                if not (type(holder) is int and 0 <= holder < len(planes)
-                        and planes[holder] == p):
-                    raise ValueError(f"satellite {holder!r} is not one of plane {p}'s")
-                if not (isinstance(payload, np.ndarray) and payload.dtype == np.uint8
-                        and payload.ndim == 1 and isinstance(n_samples, (int, np.integer))):
+            kept.setdefault(p, [])
+            for c, payload, n_samples in updates:
+                if not (type(c) is int and 0 <= c < len(planes) and planes[c] == p):
+                    raise ValueError(f"satellite {c!r} is not one of plane {p!r}'s")
+                if payload.dtype != np.uint8 or payload.ndim != 1 or not isinstance(
+                        n_samples, (int, np.integer)):
                     raise TypeError("a kept update is not a byte array and a sample count")
-                kept[p].append(_Kept(holder, payload.tobytes(), n_samples))
-        return kept
+                kept[p].append(_Kept(c, payload.tobytes(), n_samples))
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
         raise checkpoint.CheckpointError(
             f"its {resume.label} state does not fit this scenario ({e}); delete it and run "
             f"without --resume to start over", file=str(path)) from None
+    return kept
 
 
 class _Kept:
