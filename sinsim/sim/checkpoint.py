@@ -1,16 +1,15 @@
 """Checkpoints for ``--resume``: what a run needs to continue after its last complete round.
 
-After every round the engine saves, atomically (a temporary file renamed over
-``checkpoint.npz``): the resolved scenario and its hash (a resume with another one is refused),
-the row count of each table, the summaries of the algorithms already finished, and for the
-algorithm in progress (after each of its rounds, or versions for the asynchronous server) its rounds so far, the simulated clock, the global model, the strategy's
-own state (``Strategy.checkpoint``: e.g. SpaceDML's per-client memory and its quantized global
-model), the batteries' charge and what the server itself carries over (``AlgorithmState.server``:
-hierfl's late updates kept for the next round; the asynchronous server's log of the trainings
-done, ``sinsim.sim.async_server``). Nothing else is needed: every random draw is keyed by (seed,
-purpose, round, client, ...) (``sinsim._rng``), so a resumed round draws what the uninterrupted
-one drew, and the tables come out identical (host time aside). The file is removed when the run
-completes.
+After every round (an asynchronous server: version) the engine saves, atomically (a temporary
+file renamed over ``checkpoint.npz``): the resolved scenario and its hash (a resume with another
+one is refused), the row count of each table, the summaries of the algorithms already finished,
+and for the algorithm in progress its rounds so far, the simulated clock, the global model, the
+strategy's own state (``Strategy.checkpoint``: e.g. SpaceDML's per-client memory and its
+quantized global model), the batteries' charge and what the server carries over
+(``AlgorithmState.server``: hierfl's kept late updates; ``log``: the asynchronous server's
+trainings). Nothing else is needed: every random draw is keyed by (seed, purpose, round, client,
+...) (``sinsim._rng``), so a resumed round draws what the uninterrupted one drew, and the tables
+come out identical (host time aside). The file is removed when the run completes.
 
 The file holds data only, so that a checkpoint found in a results directory someone else made
 cannot run code when it is loaded: a zip archive (``.npz``) of ``checkpoint.json`` (everything
@@ -22,11 +21,9 @@ the engine's global model) is stored once and comes back as one object. A checkp
 not parse, comes from another format version, or holds anything else is refused
 (``CheckpointError``: bad input, exit status 2), and so is the pickle file of earlier versions
 (``checkpoint.pkl``), which is never opened.
-
-A log (``AlgorithmState.log``: the asynchronous server's trainings, which only ever grow) is not
-rewritten with every checkpoint: each entry goes once to a file of its own in the same format,
-``checkpoint.log/<label digest>-<name>.npz``, before the checkpoint that names it; a checkpoint
-removes the entries it does not name, and ``remove`` the directory.
+A log (which only grows) is not rewritten with every checkpoint: each entry goes once to a file
+of its own in the same format, ``checkpoint.log/<label digest>-<name>.npz``, before the
+checkpoint that names it; a checkpoint removes the entries it does not name.
 """
 
 from __future__ import annotations
@@ -77,11 +74,9 @@ class AlgorithmState:
     global_state: dict[str, Any]
     strategy: Any  # Strategy.checkpoint(): data only (see the module's docstring)
     batteries: Any = None  # with ``power:``, every client's ``Battery.state()`` (or None)
-    # what the server itself carries over (data only): hierfl's late updates kept for the next
-    # round, the asynchronous server's log of the trainings done (None: the synchronous one)
-    server: Any = None
-    # entries that never change once made (the asynchronous server's trainings), by name: each
-    # is written once, to a file of its own under ``checkpoint.log/``, not with every save
+    server: Any = None  # what the server carries over: hierfl's kept late updates
+    # entries never changed once made (the asynchronous server's trainings), by name: each is
+    # written once, to a file of its own under ``checkpoint.log/``
     log: dict[str, Any] | None = None
 
 
@@ -103,11 +98,9 @@ def scenario_hash(resolved: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- save
 
 def save(out_dir: str | Path, checkpoint: Checkpoint) -> None:
-    """Write ``checkpoint`` to ``out_dir/checkpoint.npz`` atomically, after the entries of its
-    log not yet written (each once, atomically, to ``out_dir/checkpoint.log/``; then the entries
-    it does not name are removed); a failed write
-    (no space, a read-only or removed directory) leaves the previous checkpoint as it was and
-    raises ``WriteFailed``."""
+    """Write ``checkpoint`` to ``out_dir/checkpoint.npz`` atomically (its new log entries
+    first); a failed write (no space, a read-only or removed directory) leaves the previous
+    checkpoint as it was and raises ``WriteFailed``."""
     path = Path(out_dir) / CHECKPOINT
     try:
         names = _save_log(Path(out_dir), checkpoint.current)
