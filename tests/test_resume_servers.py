@@ -51,11 +51,15 @@ def _stop_after(n_rows: int):
     return on_round_end
 
 
-def _stopped_then_resumed(scenario, out: Path, stopped_after: int):
-    """Run ``scenario`` into ``out``, stopped after ``stopped_after`` rows; the checkpoint
-    it left; then resume it; the summary."""
+def _stopped_then_resumed(scenario, out: Path, stopped_after: int, again: int = 0):
+    """Run ``scenario`` into ``out``, stopped after ``stopped_after`` rows (and the resumed
+    run stopped again after ``again`` more rows, if any); the checkpoint it left; then resume
+    it; the summary."""
     with pytest.raises(_Stop):
         run_scenario(scenario, out, on_round_end=_stop_after(stopped_after))
+    if again:
+        with pytest.raises(_Stop):
+            run_scenario(scenario, out, on_round_end=_stop_after(again), resume=True)
     cp = checkpoint.load(out)
     assert cp is not None
     # the log's entries: a file each (the synchronous and hierarchical servers have none)
@@ -103,14 +107,16 @@ def test_an_async_run_resumes_to_the_uninterrupted_tables(async_reference, tmp_p
                                                           monkeypatch, stopped_after):
     ref, ref_summary, ref_trainings = async_reference
     count = _CountTraining(monkeypatch)
-    cp, summary = _stopped_then_resumed(_async(), tmp_path, stopped_after)
+    again = 2 if stopped_after == 7 else 0  # FedBuff: stopped at version 2, then at 4
+    cp, summary = _stopped_then_resumed(_async(), tmp_path, stopped_after, again)
 
     # the checkpoint holds the trainings so far, some of dispatches still in flight
     state = cp.current
     assert state.label == ("fedasync" if stopped_after == 2 else "fedbuff")
+    assert len(state.rows) == (2 if stopped_after == 2 else 4)
     logged = state.log
     clients = pd.read_csv(tmp_path / "clients.csv")
-    done = clients[(clients.algorithm == state.label) & (clients["round"] <= 2)]
+    done = clients[(clients.algorithm == state.label) & (clients["round"] <= len(state.rows))]
     assert len(logged) > (done.down_status == "delivered").sum()
     assert all(isinstance(data["update"]["payload"], np.ndarray) for data in logged.values())
     # the stopped run trained what it logged, the resumed one only the rest: together, what
@@ -119,7 +125,7 @@ def test_an_async_run_resumes_to_the_uninterrupted_tables(async_reference, tmp_p
 
     _assert_same_tables(ref, tmp_path)
     assert summary["status"] == "complete"
-    assert summary["resumed_from"] == {"rounds_done": stopped_after}
+    assert summary["resumed_from"] == {"rounds_done": stopped_after + again}
     assert _host_time_aside(summary) == _host_time_aside(ref_summary)
     assert checkpoint.load(tmp_path) is None  # removed once complete, with its log
     assert not (tmp_path / checkpoint.LOG).exists()

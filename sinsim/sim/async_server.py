@@ -35,9 +35,9 @@ versions. One SimPy process:
 
 - **Checkpoints** (``--resume``). After every version the server hands ``on_checkpoint`` the
   version's state (rows, clock, global model, strategy, batteries) and its *log*: every
-  training so far (its ``ClientUpdate``, keyed by (batch, client); each is written once, to a
-  file of its own under ``checkpoint.log/``, not with every checkpoint). Dispatches are in flight at
-  every version, inside SimPy processes that cannot be saved, so a resumed run *replays* the
+  training so far (its ``ClientUpdate``, keyed by (batch, client); each is handed over and
+  written once, to a file of its own under ``checkpoint.log/``, and not kept in memory after).
+  Dispatches are in flight at every version, inside SimPy processes that cannot be saved, so a resumed run *replays* the
   run from t = 0: the same dispatches, transfers, handovers and arrivals, each training taken
   from the log instead of trained, each version's evaluation from its saved row, and no rows
   written, up to the checkpoint's last version; from there it goes on live. This is exact
@@ -112,9 +112,15 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
     done = simpy.Store(env)
     rows: list[dict[str, Any]] = []
     batteries = kernel.batteries(prep)  # with ``power:``; a client's loads never overlap
-    # (batch, client) -> its update: every training so far (with ``resume``: the checkpoint's)
+    replay = _Replay(prep, strategy, resume, recorder)
+    # the trainings not yet handed to a checkpoint ((batch, client) -> update), and the names
+    # of those that were (written: a checkpoint's log holds every training so far)
     log: dict[tuple[int, int], ClientUpdate] = {}
-    replay = _Replay(prep, strategy, resume, recorder, log)
+    logged = dict.fromkeys(resume.log) if resume is not None else {}
+
+    def on_trained(key: tuple[int, int], update: ClientUpdate) -> None:
+        if on_checkpoint is not None and _entry(*key) not in logged:
+            log[key] = update
 
     def dispatch(d: _Dispatch):
         yield from kernel.client(env, prep, strategy, d.rnd, d.client)
@@ -154,8 +160,8 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
                 for c in strategy.select(ctx):
                     rnd = kernel.Round(label, batch, env.now + tr.round_deadline, payload,
                                         received, _Arrival(), batteries=batteries,
-                                        replayed=log.get((batch, c)))
-                    rnd.on_trained = lambda u, key=(batch, c): log.setdefault(key, u)
+                                        replayed=replay.log.pop((batch, c), None))
+                    rnd.on_trained = lambda u, key=(batch, c): on_trained(key, u)
                     d = _Dispatch(c, batch, version, rnd, rnd.aggregator)
                     if handover == "newest":
                         rnd.on_download = lambda down, d=d: hand_over(d, down)
@@ -197,11 +203,13 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
                 row = _write_version(recorder, tables, prep.trainer.evaluate(global_state))
             rows.append(row)
             if version > replay.versions and on_checkpoint:
+                new = {_entry(b, c): {"batch": b, "client": c, "update": kernel.update_data(u)}
+                       for (b, c), u in log.items()}
                 on_checkpoint(AlgorithmState(
                     label, list(rows), env.now, global_state, strategy.checkpoint(),
-                    kernel.battery_states(batteries),
-                    log={f"b{b}c{c}": {"batch": b, "client": c, "update": kernel.update_data(u)}
-                         for (b, c), u in log.items()}))
+                    kernel.battery_states(batteries), log={**logged, **new}))
+                logged.update(dict.fromkeys(new))  # written: not kept here any more
+                log.clear()
             if version > replay.versions and on_round_end:
                 on_round_end(row)
             finished, stale, t_last, wall0 = [], [], env.now, time.perf_counter()
@@ -213,13 +221,19 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
     return kernel.summary(rows, env.now, tr.target_accuracy)
 
 
+def _entry(batch: int, client: int) -> str:
+    """The name of a training in a checkpoint's log."""
+    return f"b{batch}c{client}"
+
+
 class _Replay:
-    """A resumed run's way to its checkpoint: the trainings it logged (into ``log``), and the
+    """A resumed run's way to its checkpoint: the trainings it logged (``log``), and the
     versions it made (``versions``), which the replay makes again and checks."""
 
     def __init__(self, prep: Any, strategy: Strategy, resume: AlgorithmState | None,
-                 recorder: Any, log: dict[tuple[int, int], ClientUpdate]):
+                 recorder: Any):
         self.strategy, self.resume = strategy, resume
+        self.log: dict[tuple[int, int], ClientUpdate] = {}  # taken as the replay meets them
         self.path = recorder.out_dir / checkpoint.CHECKPOINT
         self.versions = len(resume.rows) if resume is not None else 0
         if resume is None:
@@ -231,9 +245,9 @@ class _Replay:
                                  f"not the scenario's")
             for name, data in resume.log.items():
                 b, c = data["batch"], data["client"]
-                if type(b) is not int or type(c) is not int or name != f"b{b}c{c}":
+                if type(b) is not int or type(c) is not int or name != _entry(b, c):
                     raise TypeError("a logged training not keyed by (batch, client)")
-                log[(b, c)] = kernel.update_of(data["update"])
+                self.log[(b, c)] = kernel.update_of(data["update"])
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
             self._refuse(f"its {resume.label} state does not fit this scenario ({e})")
 

@@ -29,6 +29,7 @@ checkpoint that names it; a checkpoint removes the entries it does not name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -76,7 +77,7 @@ class AlgorithmState:
     batteries: Any = None  # with ``power:``, every client's ``Battery.state()`` (or None)
     server: Any = None  # what the server carries over: hierfl's kept late updates
     # entries never changed once made (the asynchronous server's trainings), by name: each is
-    # written once, to a file of its own under ``checkpoint.log/``
+    # written once, to a file of its own under ``checkpoint.log/`` (None: given before)
     log: dict[str, Any] | None = None
 
 
@@ -149,7 +150,10 @@ def _save_log(out: Path, state: AlgorithmState | None) -> list[str] | None:
             raise TypeError(f"checkpoint: a log entry named {name!r}")
         file = f"{prefix}-{name}"
         path = out / LOG / f"{file}.npz"
-        if not path.exists():  # an entry never changes: written once
+        if data is None:  # given, and written, with an earlier checkpoint
+            if not path.exists():
+                raise FileNotFoundError(errno.ENOENT, "a log entry is missing", str(path))
+        elif not path.exists():  # an entry never changes: written once
             path.parent.mkdir(exist_ok=True)
             arrays: dict[str, np.ndarray] = {}
             _write(path, {"format": FORMAT, "version": VERSION,
