@@ -196,6 +196,10 @@ def test_a_hierfl_run_resumes_with_its_kept_updates(tmp_path):
     checkpoint.save(out, cp)
     with pytest.raises(checkpoint.CheckpointError, match=f"not one of plane {plane + 1}'s"):
         run_scenario(_hier(tmp_path), out, resume=True)
+    cp.current.server["kept"] = [[99, []]]  # a plane the scenario does not have
+    checkpoint.save(out, cp)
+    with pytest.raises(checkpoint.CheckpointError, match="plane 99 is not one of the scen"):
+        run_scenario(_hier(tmp_path), out, resume=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -163,8 +163,7 @@ def run_hierarchical(prep: Any, algorithm: Any, strategy: Strategy, recorder: An
                      on_round_end: Any, *, resume: AlgorithmState | None = None,
                      on_checkpoint: Any = None) -> dict[str, Any]:
     """Run ``algorithm`` (a hierarchical ``strategy``) for ``training.rounds`` rounds; its
-    summary, as ``run_algorithm``'s. ``on_checkpoint`` is given the state after every round
-    (the kept late updates with it); ``resume`` continues from one."""
+    summary, as ``run_algorithm``'s (``resume``, ``on_checkpoint`` too)."""
     sc, net, tr = prep.scenario, prep.network, prep.scenario.training
     try:
         planes = orbital_planes(build_nodes(sc)[0])
@@ -244,7 +243,9 @@ def _kept_of(resume: AlgorithmState, planes: list[int], path) -> dict[int, list[
     kept: dict[int, list[_Kept]] = {}
     try:
         for p, updates in resume.server["kept"]:
-            kept.setdefault(p, [])
+            if p not in planes or p in kept:
+                raise ValueError(f"plane {p!r} is not one of the scenario's (or twice)")
+            kept[p] = []
             for c, payload, n_samples in updates:
                 if not (type(c) is int and 0 <= c < len(planes) and planes[c] == p):
                     raise ValueError(f"satellite {c!r} is not one of plane {p!r}'s")
