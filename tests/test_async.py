@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 import torch
 
-from sinsim.errors import ConfigError
 from sinsim.learn.codecs import CODECS, ModelSpec
 from sinsim.learn.strategies import build_strategy
 from sinsim.learn.strategies.asynchronous import (
@@ -231,16 +230,18 @@ def test_same_seed_same_async_tables(lossy_async, tmp_path):
                                       b.drop(columns="host_wall_s", errors="ignore"))
 
 
-def test_resuming_an_async_algorithm_mid_run_is_refused(tmp_path):
-    from sinsim.sim.checkpoint import AlgorithmState
+def test_an_async_checkpoint_that_does_not_fit_is_refused(tmp_path):
+    from sinsim.sim.checkpoint import AlgorithmState, CheckpointError
     from sinsim.sim.engine import prepare, run_algorithm
     from sinsim.sim.recorder import Recorder
 
     sc = _scenario(["fedasync"], rounds=1)
     prep = prepare(sc)
-    state = AlgorithmState("fedasync", [], 0.0, prep.init_state, None)
-    with pytest.raises(ConfigError, match="asynchronous"):
-        run_algorithm(prep, sc.algorithms[0], Recorder(tmp_path), resume=state)
+    other_model = {"w": torch.zeros(3)}
+    for state in (AlgorithmState("fedasync", [], 0.0, prep.init_state, None),  # no log
+                  AlgorithmState("fedasync", [], 0.0, other_model, None, log={})):
+        with pytest.raises(CheckpointError, match="does not fit"):
+            run_algorithm(prep, sc.algorithms[0], Recorder(tmp_path), resume=state)
 
 
 # ---------------------------------------------------------------------------------------------

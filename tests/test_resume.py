@@ -153,16 +153,21 @@ def test_kill_9_then_resume_gives_the_uninterrupted_tables(tmp_path):
     _assert_same_tables(tmp_path / "ref", out)
 
 
-def test_a_sweep_run_resumes_from_its_checkpoint(tmp_path, write_yaml, small_synthetic):
+@pytest.mark.parametrize("algorithms", [None, [{"fedbuff": {"concurrency": 4,
+                                                             "buffer_size": 2}}]])
+def test_a_sweep_run_resumes_from_its_checkpoint(tmp_path, write_yaml, small_synthetic,
+                                                 algorithms):
     """A sweep's run whose earlier attempt was stopped continues from its checkpoint (the
-    attempt's stray files are removed; the tables equal a fresh attempt's)."""
+    attempt's stray files are removed, not the checkpoint's log; the tables equal a fresh
+    attempt's)."""
     from sinsim.scenario import load_scenario
     from sinsim.sweep.executors import run_one
 
     path = write_yaml({"name": "sweep_run", "clients": {"count": 20},
                        "training": {"dataset": small_synthetic, "rounds": 3,
                                     "clients_per_round": 4,
-                                    "workers": 1}})
+                                    "workers": 1},
+                       **({"algorithms": algorithms} if algorithms else {})})
     with pytest.raises(_Stop):
         run_scenario(load_scenario(path), tmp_path / "run", on_round_end=_stop_after(2))
     (tmp_path / "run" / "error.txt").write_text("from the attempt that died")

@@ -33,10 +33,26 @@ versions. One SimPy process:
   the update went into version v. Dispatches still in flight at the last version (or at the
   horizon) are not in the tables.
 
+- **Checkpoints** (``--resume``). After every version the server hands ``on_checkpoint`` the
+  version's state (rows, clock, global model, strategy, batteries) and its *log*: every
+  training so far (its ``ClientUpdate``, keyed by (batch, client); each is handed over and
+  written once, to a file of its own under ``checkpoint.log/``, and not kept in memory after).
+  Dispatches are in flight at every version, inside SimPy processes that cannot be saved, so a resumed run *replays* the
+  run from t = 0: the same dispatches, transfers, handovers and arrivals, each training taken
+  from the log instead of trained, each version's evaluation from its saved row, and no rows
+  written, up to the checkpoint's last version; from there it goes on live. This is exact
+  because everything the replay recomputes (selection, transfers, losses, batteries,
+  ``on_arrival``, the strategy's client states) is a function of the keyed draws and the
+  updates, which are the logged ones; and it is checked: every version made again must equal
+  its saved row (host time and evaluation aside), and at the last one the global model, the
+  strategy's state and the batteries must equal the checkpoint's, else the checkpoint is
+  refused (``CheckpointError``). A training not in the log (one that started after the
+  checkpoint was taken) is trained as in any run. The replay costs the simulation of the
+  versions before the checkpoint, not their training or evaluation; the log holds one update
+  payload per training so far (it grows with the run).
+
 Not done here: ``training.workers`` / ``training.batched`` (clients train in this process, when
-their downlink arrives), and checkpoints (no ``on_checkpoint`` mid-algorithm: a ``--resume``d
-run starts an interrupted asynchronous algorithm again from its first version, which gives the
-same tables since every draw is keyed).
+their downlink arrives).
 """
 
 from __future__ import annotations
@@ -47,9 +63,12 @@ from typing import Any
 
 import numpy as np
 import simpy
+import torch
 
-from sinsim.learn.strategies import RoundContext, Strategy
-from sinsim.sim import kernel
+from sinsim.learn.codecs import ModelSpec
+from sinsim.learn.strategies import ClientUpdate, RoundContext, Strategy
+from sinsim.sim import checkpoint, kernel
+from sinsim.sim.checkpoint import AlgorithmState
 
 
 @dataclass
@@ -80,9 +99,12 @@ class _Arrival:
 
 
 def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
-              on_round_end: Any) -> dict[str, Any]:
+              on_round_end: Any, *, resume: AlgorithmState | None = None,
+              on_checkpoint: Any = None) -> dict[str, Any]:
     """Run ``algorithm`` (an asynchronous ``strategy``) to ``training.rounds`` versions (or the
-    horizon, or the target with ``stop_at_target``); its summary, as ``run_algorithm``'s."""
+    horizon, or the target with ``stop_at_target``); its summary, as ``run_algorithm``'s.
+    ``on_checkpoint`` is given the state after every version; ``resume`` replays the run up to
+    its checkpoint's last version (module docstring) and goes on from there."""
     sc, net, tr = prep.scenario, prep.network, prep.scenario.training
     concurrency = strategy.params.concurrency or tr.clients_per_round
     label = algorithm.label
@@ -90,6 +112,15 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
     done = simpy.Store(env)
     rows: list[dict[str, Any]] = []
     batteries = kernel.batteries(prep)  # with ``power:``; a client's loads never overlap
+    replay = _Replay(prep, strategy, resume, recorder)
+    # the trainings not yet handed to a checkpoint ((batch, client) -> update), and the names
+    # of those that were (written: a checkpoint's log holds every training so far)
+    log: dict[tuple[int, int], ClientUpdate] = {}
+    logged = dict.fromkeys(resume.log) if resume is not None else {}
+
+    def on_trained(key: tuple[int, int], update: ClientUpdate) -> None:
+        if on_checkpoint is not None and _entry(*key) not in logged:
+            log[key] = update
 
     def dispatch(d: _Dispatch):
         yield from kernel.client(env, prep, strategy, d.rnd, d.client)
@@ -128,7 +159,9 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
                 ctx = RoundContext(batch, env.now, tuple(free), k, sc.seed)
                 for c in strategy.select(ctx):
                     rnd = kernel.Round(label, batch, env.now + tr.round_deadline, payload,
-                                        received, _Arrival(), batteries=batteries)
+                                        received, _Arrival(), batteries=batteries,
+                                        replayed=replay.log.pop((batch, c), None))
+                    rnd.on_trained = lambda u, key=(batch, c): on_trained(key, u)
                     d = _Dispatch(c, batch, version, rnd, rnd.aggregator)
                     if handover == "newest":
                         rnd.on_download = lambda down, d=d: hand_over(d, down)
@@ -162,26 +195,100 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
                          default=version)
             while len(history) > 1 and history[1][1] <= oldest:  # no download needs it
                 history.pop(0)
-            row = _version_row(recorder, label, version, t_last, env.now, finished,
-                               stale, rows, prep.trainer.evaluate(global_state), wall0)
+            tables = _version_tables(label, version, t_last, env.now, finished, stale, rows,
+                                     wall0)
+            if version <= replay.versions:  # before the checkpoint: its rows are written
+                row = replay.check(tables, global_state, batteries)
+            else:
+                row = _write_version(recorder, tables, prep.trainer.evaluate(global_state))
             rows.append(row)
-            if on_round_end:
+            if version > replay.versions and on_checkpoint:
+                new = {_entry(b, c): {"batch": b, "client": c, "update": kernel.update_data(u)}
+                       for (b, c), u in log.items()}
+                on_checkpoint(AlgorithmState(
+                    label, list(rows), env.now, global_state, strategy.checkpoint(),
+                    kernel.battery_states(batteries), log={**logged, **new}))
+                logged.update(dict.fromkeys(new))  # written: not kept here any more
+                log.clear()
+            if version > replay.versions and on_round_end:
                 on_round_end(row)
             finished, stale, t_last, wall0 = [], [], env.now, time.perf_counter()
             if version >= tr.rounds or kernel.reached_target(sc, row):
                 return
 
     env.run(until=env.process(server()))
+    replay.finish(len(rows))
     return kernel.summary(rows, env.now, tr.target_accuracy)
 
 
-def _version_row(recorder: Any, label: str, version: int, t0: float,
-                 now: float, finished: list[_Dispatch], stale: list[int],
-                 rows: list[dict[str, Any]], evaluation: tuple[float, float],
-                 wall0: float) -> dict[str, Any]:
-    """Write version ``version``'s rows (its round, and the transfers and clients of the
-    dispatches that finished since ``t0``); the round row. ``wall0``: the host clock at
-    version ``version`` - 1."""
+def _entry(batch: int, client: int) -> str:
+    """The name of a training in a checkpoint's log."""
+    return f"b{batch}c{client}"
+
+
+class _Replay:
+    """A resumed run's way to its checkpoint: the trainings it logged (``log``), and the
+    versions it made (``versions``), which the replay makes again and checks."""
+
+    def __init__(self, prep: Any, strategy: Strategy, resume: AlgorithmState | None,
+                 recorder: Any):
+        self.strategy, self.resume = strategy, resume
+        self.log: dict[tuple[int, int], ClientUpdate] = {}  # taken as the replay meets them
+        self.path = recorder.out_dir / checkpoint.CHECKPOINT
+        self.versions = len(resume.rows) if resume is not None else 0
+        if resume is None:
+            return
+        try:
+            spec = ModelSpec.of(resume.global_state)
+            if spec != prep.spec:
+                raise ValueError(f"a global model of {spec.names} {spec.shapes}, "
+                                 f"not the scenario's")
+            for name, data in resume.log.items():
+                b, c = data["batch"], data["client"]
+                if type(b) is not int or type(c) is not int or name != _entry(b, c):
+                    raise TypeError("a logged training not keyed by (batch, client)")
+                self.log[(b, c)] = kernel.update_of(data["update"])
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            self._refuse(f"its {resume.label} state does not fit this scenario ({e})")
+
+    def _refuse(self, why: str):
+        raise checkpoint.CheckpointError(
+            f"{why}; delete it and run without --resume to start over", file=str(self.path))
+
+    def check(self, tables: tuple, global_state: Any, batteries: Any) -> dict[str, Any]:
+        """Version ``row["round"]`` made again: the checkpoint's row (its host time), once
+        the one made again matches it; at the last, the model, strategy and batteries too."""
+        row = tables[0]
+        saved = self.resume.rows[row["round"] - 1]
+        for key, value in row.items():
+            if key != "host_wall_s" and key not in ("test_accuracy", "test_loss") \
+                    and _difference(value, saved.get(key)):
+                self._refuse(f"replaying {self.resume.label} to its checkpoint gave another "
+                             f"version {row['round']} ({key}: {saved.get(key)!r} then, "
+                             f"{value!r} now)")
+        if row["round"] == self.versions:
+            for what, now, then in (
+                    ("global model", global_state, self.resume.global_state),
+                    ("strategy state", self.strategy.checkpoint(), self.resume.strategy),
+                    ("batteries", kernel.battery_states(batteries), self.resume.batteries)):
+                diff = _difference(now, then)
+                if diff:
+                    self._refuse(f"replaying {self.resume.label} to its checkpoint gave "
+                                 f"another {what} (at {diff})")
+        return saved
+
+    def finish(self, versions: int) -> None:
+        if versions < self.versions:
+            self._refuse(f"replaying {self.resume.label} ended at version {versions}, before "
+                         f"its checkpoint's {self.versions}")
+
+
+def _version_tables(label: str, version: int, t0: float, now: float,
+                    finished: list[_Dispatch], stale: list[int], rows: list[dict[str, Any]],
+                    wall0: float) -> tuple:
+    """Version ``version``'s rows: its round row (without its evaluation), and the transfers,
+    clients and power rows of the dispatches that finished since ``t0``. ``wall0``: the host
+    clock at version ``version`` - 1."""
     transfers, clients, bits = [], [], []
     for d in finished:
         for t in d.rnd.transfers:
@@ -192,10 +299,51 @@ def _version_row(recorder: Any, label: str, version: int, t0: float,
         bits.extend(d.rnd.bits)
     completed = sum(d.arrival.payload is not None for d in finished)
     row = kernel.round_row(label, version, t0, now, len(finished), completed, transfers, bits,
-                            evaluation, rows[-1] if rows else None, wall0)
+                           (float("nan"), float("nan")), rows[-1] if rows else None, wall0)
     row["staleness_mean"] = float(np.mean(stale)) if stale else None
     row["staleness_max"] = max(stale) if stale else None
-    kernel.write_round(recorder, row, transfers,
-                        sorted(clients, key=lambda x: (x["client"], x["compute_start_s"] or 0)),
-                        [p for d in finished for p in d.rnd.power])
+    return (row, transfers,
+            sorted(clients, key=lambda x: (x["client"], x["compute_start_s"] or 0)),
+            [p for d in finished for p in d.rnd.power])
+
+
+def _write_version(recorder: Any, tables: tuple,
+                   evaluation: tuple[float, float]) -> dict[str, Any]:
+    """Write a version's rows (``_version_tables``) with its evaluation; its round row."""
+    row, transfers, clients, power = tables
+    row["test_accuracy"], row["test_loss"] = evaluation
+    kernel.write_round(recorder, row, transfers, clients, power)
     return row
+
+
+def _difference(a: Any, b: Any, path: str = "") -> str | None:
+    """The first key path where two pieces of checkpoint data (dicts, lists, tuples, numbers,
+    strings, tensors, arrays) differ, bit for bit (NaN equals NaN); None if they are equal."""
+    here = path or "(top)"
+    if isinstance(a, (torch.Tensor, np.ndarray)) or isinstance(b, (torch.Tensor, np.ndarray)):
+        x = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a
+        y = b.detach().cpu().numpy() if isinstance(b, torch.Tensor) else b
+        if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray)
+                and type(a) is type(b) and x.dtype == y.dtype
+                and np.array_equal(x, y, equal_nan=x.dtype.kind in "fc")):
+            return here
+        return None
+    if isinstance(a, dict) and isinstance(b, dict):
+        if list(a) != list(b):
+            return here
+        for key in a:
+            diff = _difference(a[key], b[key], f"{path}.{key}" if path else str(key))
+            if diff:
+                return diff
+        return None
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        if type(a) is not type(b) or len(a) != len(b):
+            return here
+        for i, (x, y) in enumerate(zip(a, b)):
+            diff = _difference(x, y, f"{path}.{i}" if path else str(i))
+            if diff:
+                return diff
+        return None
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return None  # NaN, as a loss may be
+    return None if type(a) is type(b) and a == b else here

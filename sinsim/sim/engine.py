@@ -42,21 +42,18 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
                   ) -> dict[str, Any]:
     """Run every round of one algorithm in its own SimPy environment; returns its summary.
     ``pool`` (see ``training_pool``) trains the clients; None: in this process. ``resume``
-    continues from a checkpoint taken after a round; ``on_checkpoint`` is given the state after
-    every round (once its rows are on disk)."""
+    continues from a checkpoint taken after a round (an asynchronous algorithm's: after a
+    version); ``on_checkpoint`` is given the state after every round (once its rows are on
+    disk). All three servers take both."""
     sc, net = prep.scenario, prep.network
     strategy: Strategy = build_strategy(algorithm.name, prep.spec, algorithm.strategy_params,
                                         sc.training.model)
     if not strategy.synchronous:  # FedAsync, FedBuff: the asynchronous server, in this process
-        if resume is not None:
-            raise ConfigError(f"{algorithm.label} is asynchronous: it is not checkpointed "
-                              f"mid-run and cannot be resumed from one")
-        return run_async(prep, algorithm, strategy, recorder, on_round_end)
+        return run_async(prep, algorithm, strategy, recorder, on_round_end, resume=resume,
+                         on_checkpoint=on_checkpoint)
     if strategy.hierarchical:  # hierfl: planes aggregate over their rings first
-        if resume is not None:
-            raise ConfigError(f"{algorithm.label} is hierarchical: it is not checkpointed "
-                              f"mid-run and cannot be resumed from one")
-        return run_hierarchical(prep, algorithm, strategy, recorder, on_round_end)
+        return run_hierarchical(prep, algorithm, strategy, recorder, on_round_end,
+                                resume=resume, on_checkpoint=on_checkpoint)
     batched = sc.training.batched and hasattr(strategy, "client_updates_batched")
     rows: list[dict[str, Any]] = []  # the rounds.csv rows of this algorithm
     global_state = prep.init_state
@@ -107,7 +104,7 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
             if on_checkpoint:
                 on_checkpoint(AlgorithmState(
                     algorithm.label, list(rows), env.now, global_state, strategy.checkpoint(),
-                    None if batteries is None else [b.state() if b is not None else None for b in batteries]))
+                    kernel.battery_states(batteries)))
             if on_round_end:
                 on_round_end(row)
             if kernel.reached_target(sc, row):

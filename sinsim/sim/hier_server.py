@@ -38,20 +38,26 @@ global model a plane down), ``bytes_plane`` what crossed the rings (``plane``, `
 ``carry`` rows; their hops in ``hops.csv``); ``completed`` counts the selected satellites whose
 update of this round reached the server inside a plane model (``aggregated``). Clients train in
 this process (``training.workers`` is not used); batteries (``power:``) are not modelled here.
-"""
+
+After every round ``on_checkpoint`` gets the state with the late updates kept (payloads; a plane
+with none kept still runs its next round); ``resume`` goes on in a fresh SimPy environment at its
+clock, as the synchronous engine does: every transfer of a round ends inside it, so nothing then
+booked on links or antennas is in a later round's way (and trees are per round)."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+import numpy as np
 import simpy
 
 from sinsim._rng import rng_for
 from sinsim.errors import ConfigError
 from sinsim.learn.strategies import RoundContext, Strategy
-from sinsim.sim import kernel
+from sinsim.sim import checkpoint, kernel
 from sinsim.sim.cgr import Router
+from sinsim.sim.checkpoint import AlgorithmState
 from sinsim.sim.network import Network
 from sinsim.sim.routing import Tree, relay, send
 from sinsim.sim.topology import build_nodes
@@ -154,9 +160,10 @@ def leave_by(ring: Router, src: str, dst: str, t_s: float, n_bytes: int, deadlin
 
 
 def run_hierarchical(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
-                     on_round_end: Any) -> dict[str, Any]:
+                     on_round_end: Any, *, resume: AlgorithmState | None = None,
+                     on_checkpoint: Any = None) -> dict[str, Any]:
     """Run ``algorithm`` (a hierarchical ``strategy``) for ``training.rounds`` rounds; its
-    summary, as ``run_algorithm``'s."""
+    summary, as ``run_algorithm``'s (``resume``, ``on_checkpoint`` too)."""
     sc, net, tr = prep.scenario, prep.network, prep.scenario.training
     try:
         planes = orbital_planes(build_nodes(sc)[0])
@@ -164,13 +171,22 @@ def run_hierarchical(prep: Any, algorithm: Any, strategy: Strategy, recorder: An
         raise ConfigError(f"{algorithm.label} needs satellite clients: {e}",
                           key="algorithms") from None
     rings = plane_rings(net, planes)
-    env = simpy.Environment()
     rows: list[dict[str, Any]] = []
     kept: dict[int, list[_Kept]] = {}  # plane: the late updates its next round averages
+    global_state = prep.init_state
+    if resume is not None:
+        rows, global_state = list(resume.rows), resume.global_state
+        path = recorder.out_dir / checkpoint.CHECKPOINT
+        kernel.restore(prep, strategy, resume, None, path)
+        kept = _kept_of(resume, planes, path)
+    env = simpy.Environment(initial_time=resume.now_s if resume is not None else 0)
+    first = rows[-1]["round"] + 1 if rows else 1
+    if rows and kernel.reached_target(sc, rows[-1]):
+        first = tr.rounds + 1  # it had stopped there
 
     def server():
-        global_state = prep.init_state
-        for r in range(1, tr.rounds + 1):
+        nonlocal global_state
+        for r in range(first, tr.rounds + 1):
             if env.now >= sc.horizon:
                 break
             wall0 = time.perf_counter()
@@ -206,6 +222,12 @@ def run_hierarchical(prep: Any, algorithm: Any, strategy: Strategy, recorder: An
             kernel.write_round(recorder, row, rnd.transfers,
                                 sorted(rnd.clients, key=lambda x: x["client"]), [])
             rows.append(row)
+            if on_checkpoint:
+                on_checkpoint(AlgorithmState(
+                    algorithm.label, list(rows), env.now, global_state, strategy.checkpoint(),
+                    server={"kept": [[p, [[k.holder, np.frombuffer(k.payload, np.uint8),
+                                           k.n_samples] for k in ks]]
+                                     for p, ks in kept.items()]}))
             if on_round_end:
                 on_round_end(row)
             if kernel.reached_target(sc, row):
@@ -213,6 +235,29 @@ def run_hierarchical(prep: Any, algorithm: Any, strategy: Strategy, recorder: An
 
     env.run(until=env.process(server()))
     return kernel.summary(rows, env.now, tr.target_accuracy)
+
+
+def _kept_of(resume: AlgorithmState, planes: list[int], path) -> dict[int, list[_Kept]]:
+    """The late updates a checkpoint kept, by plane, in its order; ``CheckpointError`` if they
+    are not updates of the scenario's planes."""
+    kept: dict[int, list[_Kept]] = {}
+    try:
+        for p, updates in resume.server["kept"]:
+            if p not in planes or p in kept:
+                raise ValueError(f"plane {p!r} is not one of the scenario's (or twice)")
+            kept[p] = []
+            for c, payload, n_samples in updates:
+                if not (type(c) is int and 0 <= c < len(planes) and planes[c] == p):
+                    raise ValueError(f"satellite {c!r} is not one of plane {p!r}'s")
+                if payload.dtype != np.uint8 or payload.ndim != 1 or not isinstance(
+                        n_samples, (int, np.integer)):
+                    raise TypeError("a kept update is not a byte array and a sample count")
+                kept[p].append(_Kept(c, payload.tobytes(), n_samples))
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        raise checkpoint.CheckpointError(
+            f"its {resume.label} state does not fit this scenario ({e}); delete it and run "
+            f"without --resume to start over", file=str(path)) from None
+    return kept
 
 
 class _Kept:

@@ -38,7 +38,8 @@ from sinsim.sim.routing import RouteOutcome, send
 from sinsim.sim.transfer import transfer as dry_run_transfer  # not counted by spies on transfer
 
 __all__ = ["Round", "client", "client_steps", "candidates", "downlinks_delivered", "round_row",
-           "write_round", "transfer_row", "batteries", "restore", "reached_target", "summary"]
+           "write_round", "transfer_row", "batteries", "restore", "reached_target", "summary",
+           "update_data", "update_of", "battery_states"]
 
 
 def round_row(label: str, r: int, t0: float, now: float, selected: int, completed: int,
@@ -111,6 +112,25 @@ def restore(prep: Prepared, strategy: Strategy, resume: AlgorithmState,
             f"without --resume to start over", file=str(path)) from None
 
 
+def update_data(update: ClientUpdate) -> dict[str, Any]:
+    """``update`` as checkpoint data (its payload as a uint8 array)."""
+    return {"payload": np.frombuffer(update.payload, np.uint8), "n_samples": update.n_samples,
+            "flops": update.flops, "avg_bits": update.avg_bits, "state": update.state,
+            "unsent_state": update.unsent_state}
+
+
+def update_of(data: dict[str, Any]) -> ClientUpdate:
+    """The ``ClientUpdate`` of ``update_data``; ``TypeError``/``KeyError`` for anything else."""
+    payload = data["payload"]
+    if not (isinstance(payload, np.ndarray) and payload.dtype == np.uint8 and payload.ndim == 1):
+        raise TypeError("an update's payload is not a byte array")
+    if not (isinstance(data["n_samples"], (int, np.integer))
+            and isinstance(data["flops"], (int, float, np.integer, np.floating))):
+        raise TypeError("an update's samples or FLOPs are not numbers")
+    return ClientUpdate(payload.tobytes(), data["n_samples"], data["flops"], data["avg_bits"],
+                        data["state"], data["unsent_state"])
+
+
 def batteries(prep: Prepared) -> list[Battery | None] | None:
     """A full (``power.initial_soc``) battery for every satellite client (every satellite
     node: a round's clients and the relays of its routes), fresh for each algorithm, drawing
@@ -123,6 +143,13 @@ def batteries(prep: Prepared) -> list[Battery | None] | None:
     crosslinks = prep.scenario.links.isl is not None
     return [Battery(params, w, horizon_s=prep.scenario.horizon, crosslinks=crosslinks)
             if w is not None else None for w in prep.sunlit]
+
+
+def battery_states(batteries: list[Battery | None] | None) -> list[Any] | None:
+    """Every battery's ``Battery.state()`` (None for a client without one), for a checkpoint;
+    None without ``power:``."""
+    return None if batteries is None else [b.state() if b is not None else None
+                                           for b in batteries]
 
 
 def reached_target(sc: Scenario, row: dict[str, Any]) -> bool:
@@ -176,6 +203,10 @@ class Round:
     # called with a delivered downlink (a RouteOutcome) before the client trains; may set
     # ``received`` (the asynchronous server's newest-model handover)
     on_download: Any = None
+    # the asynchronous server's log: the update this (one-client) round's training gave before
+    # a checkpoint, taken instead of training again; ``on_trained`` is given every update
+    replayed: ClientUpdate | None = None
+    on_trained: Any = None
 
 
 def downlinks_delivered(prep: Prepared, rnd: Round, selected: list[int],
@@ -227,11 +258,15 @@ def client_steps(env, prep: Prepared, strategy: Strategy, rnd: Round, c: int,
         return
     if rnd.on_download is not None:
         rnd.on_download(down)
-    if pool is None:
+    if rnd.replayed is not None:  # trained before a checkpoint: not again
+        update = rnd.replayed
+    elif pool is None:
         update = strategy.client_update(prep.trainer, rnd.received, c,
                                         rng_for(sc.seed, "train", r, c))
     else:
         update = pool.update(c)
+    if rnd.on_trained is not None:
+        rnd.on_trained(update)
     strategy.set_client_state(c, update.state)
     compute_s = update.flops / sc.compute.flops_per_s
     row["compute_s"] = compute_s

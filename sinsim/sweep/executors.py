@@ -84,7 +84,7 @@ def _run_one(scenario_path: str, overrides: Sequence[str], out_dir: str) -> dict
 
 def _resumable(out: Path, resolved: dict[str, Any]) -> bool:
     """Does ``out`` hold a checkpoint of this scenario? Then everything but the tables and the
-    checkpoint is removed, and the run resumes (the recorder cuts the tables back)."""
+    checkpoint (and its log) is removed, and the run resumes (the recorder cuts the tables back)."""
     from sinsim.sim import checkpoint  # the engine's room: imported in the worker only
 
     try:
@@ -94,7 +94,7 @@ def _resumable(out: Path, resolved: dict[str, Any]) -> bool:
         return False
     if cp is None or cp.scenario_sha256 != checkpoint.scenario_hash(resolved):
         return False
-    kept = {f"{table}.csv" for table in cp.counts} | {checkpoint.CHECKPOINT}  # its tables
+    kept = {f"{table}.csv" for table in cp.counts} | {checkpoint.CHECKPOINT, checkpoint.LOG}
     for path in out.iterdir():
         if path.name not in kept:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
