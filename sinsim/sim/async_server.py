@@ -33,10 +33,19 @@ versions. One SimPy process:
   the update went into version v. Dispatches still in flight at the last version (or at the
   horizon) are not in the tables.
 
-Not done here: ``training.workers`` / ``training.batched`` (clients train in this process, when
-their downlink arrives), and checkpoints (no ``on_checkpoint`` mid-algorithm: a ``--resume``d
-run starts an interrupted asynchronous algorithm again from its first version, which gives the
-same tables since every draw is keyed).
+- **Training** (``training.workers`` > 1, a ``pool``): a dispatch's training is queued as soon
+  as its model is known, on the pool's context of that version (one a version, opened when a job
+  first needs it, released when no download can still get it and no job on it is waiting): at
+  dispatch for ``dispatch`` handover, when the download's first bit goes on the air for
+  ``newest`` (a dry run of the same transfer, ``kernel.downlink_dry_run``, says when, and whether
+  it will be delivered at all). The client takes the job's update when its download is handed
+  over; had a version been made at that very instant after the job was queued, the job is
+  queued again on the handed-over version. So the tables are those of one process. Without a
+  pool the client trains here, when its download arrives.
+
+Not done here: ``training.batched`` (one client a job), and checkpoints (no ``on_checkpoint``
+mid-algorithm: a ``--resume``d run starts an interrupted asynchronous algorithm again from its
+first version, which gives the same tables since every draw is keyed).
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ from typing import Any
 import numpy as np
 import simpy
 
+from sinsim.learn.parallel import TrainingPool
 from sinsim.learn.strategies import RoundContext, Strategy
 from sinsim.sim import kernel
 
@@ -62,6 +72,7 @@ class _Dispatch:
     version: int
     rnd: kernel.Round  # a one-client round
     arrival: _Arrival
+    job_version: int = -1  # the version of the pool job queued for it (``rnd.job``)
 
 
 class _Arrival:
@@ -79,10 +90,17 @@ class _Arrival:
         return int(self.payload is not None)
 
 
+def first_bit_s(down: Any) -> float:
+    """When the first bit of transfer ``down`` went on the air (its start if it never did)."""
+    on_air = [seg for hop in down.hops[:1] for seg in hop.segments[:1]]
+    return on_air[0][0] if on_air else down.start_s
+
+
 def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
-              on_round_end: Any) -> dict[str, Any]:
+              on_round_end: Any, pool: TrainingPool | None = None) -> dict[str, Any]:
     """Run ``algorithm`` (an asynchronous ``strategy``) to ``training.rounds`` versions (or the
-    horizon, or the target with ``stop_at_target``); its summary, as ``run_algorithm``'s."""
+    horizon, or the target with ``stop_at_target``); its summary, as ``run_algorithm``'s.
+    ``pool``: the clients train there (see the module docstring); None: in this process."""
     sc, net, tr = prep.scenario, prep.network, prep.scenario.training
     concurrency = strategy.params.concurrency or tr.clients_per_round
     label = algorithm.label
@@ -92,7 +110,7 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
     batteries = kernel.batteries(prep)  # with ``power:``; a client's loads never overlap
 
     def dispatch(d: _Dispatch):
-        yield from kernel.client(env, prep, strategy, d.rnd, d.client)
+        yield from kernel.client(env, prep, strategy, d.rnd, d.client, pool)
         yield done.put(d)
 
     handover = getattr(strategy.params, "handover", "newest")
@@ -103,18 +121,46 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
     def hand_over(d: _Dispatch, down: Any) -> None:
         """Give ``d`` the newest model at its download's first bit on the air."""
         pending.discard(id(d))
-        on_air = [seg for hop in down.hops[:1] for seg in hop.segments[:1]]
-        start_s = on_air[0][0] if on_air else down.start_s
+        start_s = first_bit_s(down)
         _, d.version, payload, received = [h for h in history if h[0] <= start_s][-1]
         assert len(payload) == len(d.rnd.down_payload), "the global payload changed size"
         d.rnd.down_payload, d.rnd.received = payload, received
+        if pool is not None:
+            queue_training(d, d.version, payload, received)
+
+    contexts: dict[int, int] = {}  # version: the pool's context of its model
+
+    def queue_training(d: _Dispatch, version: int, payload: bytes, received: Any) -> None:
+        """Make sure a job of ``d`` on ``version`` (``payload``, decoded ``received``) is
+        queued."""
+        if d.rnd.job is not None and d.job_version == version:
+            return
+        if version not in contexts:
+            contexts[version] = pool.context(strategy, received, payload)
+        d.rnd.job = pool.train(contexts[version], [d.client],
+                               [(sc.seed, "train", d.batch, d.client)])
+        d.job_version = version
+
+    def queue_at_first_bit(d: _Dispatch, start_s: float):
+        """Queue ``d``'s training when its download's first bit goes on the air, on the
+        newest model then (that download is still pending: its versions are in ``history``)."""
+        yield env.timeout(start_s - env.now)
+        queue_training(d, *[h for h in history if h[0] <= start_s][-1][1:])
+
+    def release_contexts() -> None:
+        """Release the versions no download can get any more and no waiting job is on."""
+        live = {h[1] for h in history} | {
+            d.job_version for d in busy.values() if d.rnd.job is not None}
+        for v in [v for v in contexts if v not in live]:
+            pool.release(contexts.pop(v))
+
+    busy: dict[int, _Dispatch] = {}  # client: its dispatch under way
 
     def server():
         global_state, version, batch = prep.init_state, 0, 0
         payload = strategy.encode_global(global_state)
         received = strategy.decode_global(payload)
         history.append((env.now, version, payload, received))
-        busy: dict[int, _Dispatch] = {}
         finished: list[_Dispatch] = []  # dispatches that finished since the last version
         stale: list[int] = []  # staleness of the updates applied since the last version
         t_last, wall0 = env.now, time.perf_counter()
@@ -133,7 +179,16 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
                     if handover == "newest":
                         rnd.on_download = lambda down, d=d: hand_over(d, down)
                         pending.add(id(d))
+                    elif pool is not None:
+                        rnd.on_download = lambda down, d=d: queue_training(
+                            d, d.version, d.rnd.down_payload, d.rnd.received)
                     busy[c] = d
+                    if pool is not None:  # queue its training once its model is known
+                        down = kernel.downlink_dry_run(prep, rnd, c, env.now)
+                        if down.status == "delivered" and handover == "newest":
+                            env.process(queue_at_first_bit(d, first_bit_s(down)))
+                        elif down.status == "delivered":
+                            queue_training(d, version, payload, received)
                     env.process(dispatch(d))
             if not busy:  # nobody in view: wait for the next contact
                 t_next = net.next_contact_s(env.now)
@@ -162,8 +217,11 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
                          default=version)
             while len(history) > 1 and history[1][1] <= oldest:  # no download needs it
                 history.pop(0)
+            if pool is not None:
+                release_contexts()
             row = _version_row(recorder, label, version, t_last, env.now, finished,
-                               stale, rows, prep.trainer.evaluate(global_state), wall0)
+                               stale, rows, (pool or prep.trainer).evaluate(global_state),
+                               wall0)
             rows.append(row)
             if on_round_end:
                 on_round_end(row)
@@ -171,7 +229,11 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
             if version >= tr.rounds or kernel.reached_target(sc, row):
                 return
 
-    env.run(until=env.process(server()))
+    try:
+        env.run(until=env.process(server()))
+    finally:
+        for context in contexts.values():  # the jobs of dispatches still under way
+            pool.release(context)
     return kernel.summary(rows, env.now, tr.target_accuracy)
 
 

@@ -47,16 +47,16 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
     sc, net = prep.scenario, prep.network
     strategy: Strategy = build_strategy(algorithm.name, prep.spec, algorithm.strategy_params,
                                         sc.training.model)
-    if not strategy.synchronous:  # FedAsync, FedBuff: the asynchronous server, in this process
+    if not strategy.synchronous:  # FedAsync, FedBuff: the asynchronous server
         if resume is not None:
             raise ConfigError(f"{algorithm.label} is asynchronous: it is not checkpointed "
                               f"mid-run and cannot be resumed from one")
-        return run_async(prep, algorithm, strategy, recorder, on_round_end)
+        return run_async(prep, algorithm, strategy, recorder, on_round_end, pool)
     if strategy.hierarchical:  # hierfl: planes aggregate over their rings first
         if resume is not None:
             raise ConfigError(f"{algorithm.label} is hierarchical: it is not checkpointed "
                               f"mid-run and cannot be resumed from one")
-        return run_hierarchical(prep, algorithm, strategy, recorder, on_round_end)
+        return run_hierarchical(prep, algorithm, strategy, recorder, on_round_end, pool)
     batched = sc.training.batched and hasattr(strategy, "client_updates_batched")
     rows: list[dict[str, Any]] = []  # the rounds.csv rows of this algorithm
     global_state = prep.init_state
