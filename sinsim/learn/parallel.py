@@ -17,7 +17,8 @@ the clients do; several contexts may be open at once (the asynchronous server's 
 hierfl's plane models). ``train(context, clients, keys)`` queues a job: the clients, their
 states (``strategy.client_state``, read now) and each one's random-stream key
 (``rng_for(*key)``); ``result(job)`` waits for its ``ClientUpdate``. A job changes nothing: the
-server commits the states itself. ``release(context)`` drops a context whose remaining jobs are
+server commits a client's state itself, once it has taken the client's update (so the state
+never changes while the job waits). ``release(context)`` drops a context whose remaining jobs are
 not needed (they are skipped, in every process). A synchronous round is one context:
 ``start_round`` (which releases the round before), ``submit(clients)``, ``update(client)``; a
 job whose update is never asked for (its downlink failed after all) is dropped with the round.
