@@ -166,16 +166,18 @@ class TrainingPool:
     def context(self, strategy: Any, received: Any, payload: bytes) -> int:
         """Open a context: ``received`` is the decoded ``payload`` the clients train from (each
         helper decodes it once, with ``strategy``); its id, for ``train`` and ``release``."""
+        blob = pickle.dumps(strategy) if self._procs else None
+        changed = blob != self._sent_strategy
+        self._sent_strategy = blob
+        return self._open(_Context(strategy, received),
+                          ("context", (blob if changed else None, payload)))
+
+    def _open(self, ctx: _Context, message: tuple) -> int:
         self._next_context += 1
-        cid = self._next_context
-        self._contexts[cid] = _Context(strategy, received)
-        if self._procs:
-            blob = pickle.dumps(strategy)
-            changed = blob != self._sent_strategy
-            self._sent_strategy = blob
-            for inbox in self._inboxes:
-                inbox.put(("context", cid, (blob if changed else None, payload)))
-        return cid
+        self._contexts[self._next_context] = ctx
+        for inbox in self._inboxes if self._procs else ():
+            inbox.put((message[0], self._next_context, message[1]))
+        return self._next_context
 
     def train(self, context: int, clients: Sequence[int], keys: Sequence[tuple], *,
               batched: bool = False) -> _Job:
@@ -183,16 +185,17 @@ class TrainingPool:
         stream ``rng_for(*keys[i])`` (with ``batched``, together, with
         ``strategy.client_updates_batched``); their states are read now. The job, for
         ``result``."""
-        ctx = self._contexts[context]
-        clients = list(clients)
-        job = _Job(self._next_id, context, clients,
-                   [ctx.strategy.client_state(c) for c in clients], [tuple(k) for k in keys],
-                   batched)
+        clients, strategy = list(clients), self._contexts[context].strategy
+        job = _Job(self._next_id, context, clients, [strategy.client_state(c) for c in clients],
+                   [tuple(k) for k in keys], batched)
+        return self._queue(job, ("train", clients, job.states, job.keys, batched))
+
+    def _queue(self, job: _Job, item: tuple) -> _Job:
         self._next_id += 1
         self._jobs_by_id[job.id] = job
-        ctx.jobs.add(job.id)
+        self._contexts[job.context].jobs.add(job.id)
         if self._procs:
-            self._jobs.put(("train", job.id, context, clients, job.states, job.keys, batched))
+            self._jobs.put((item[0], job.id, job.context, *item[1:]))
         return job
 
     def result(self, job: _Job, client: int | None = None):
@@ -275,22 +278,12 @@ class TrainingPool:
         self._end_round()
         if not self._procs or n_batches < 2:
             return trainer.evaluate(state)
-        self._next_context += 1
-        cid = self._next_context
-        self._contexts[cid] = _Context(None, state)
-        blob = pickle.dumps({k: v.detach().clone() for k, v in state.items()})
-        for inbox in self._inboxes:
-            inbox.put(("eval", cid, blob))
+        cid = self._open(_Context(None, state), ("eval", pickle.dumps(
+            {k: v.detach().clone() for k, v in state.items()})))
         bounds = np.linspace(0, n_batches, min(self.processes, n_batches) + 1).round()
         parts = [range(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
-        jobs = []
-        for part in parts[1:]:
-            job = _Job(self._next_id, cid, [part.start, part.stop], [], [], False)
-            self._next_id += 1
-            self._jobs_by_id[job.id] = job
-            self._contexts[cid].jobs.add(job.id)
-            self._jobs.put(("eval", job.id, cid, part.start, part.stop))
-            jobs.append(job)
+        jobs = [self._queue(_Job(self._next_id, cid, [], [], [], False),
+                            ("eval", part.start, part.stop)) for part in parts[1:]]
         sums = trainer.evaluate_batches(state, parts[0])
         for job in jobs:
             while job.result is None:
