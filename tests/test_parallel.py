@@ -277,6 +277,27 @@ def test_auto_workers_are_one_inside_another_pool(monkeypatch):
     assert resolve_workers(3, clients_per_round=10, device=cpu) == 3  # a number still pins it
 
 
+def test_auto_workers_count_an_asynchronous_algorithms_concurrency(monkeypatch):
+    # Prepare: 4 clients a round (``_scenario``), FedBuff with 6 at once
+    from types import SimpleNamespace
+
+    from sinsim.sim import prepared
+
+    seen = []
+    monkeypatch.setattr(prepared, "resolve_workers",
+                        lambda setting, **kw: seen.append(kw["clients_per_round"]) or 1)
+    for algorithms, expected in ((["fedavg"], 4), (["fedavg", {"fedbuff": {"concurrency": 6}}], 6),
+                                 (["fedasync"], 4)):  # concurrency None: clients_per_round
+        sc = _scenario("auto", algorithms=algorithms)
+        prep = SimpleNamespace(scenario=sc, trainer=SimpleNamespace(device=torch.device("cpu")))
+
+        # Execute
+        assert prepared.training_pool(prep) is None
+
+        # Assert
+        assert seen.pop() == expected
+
+
 # --------------------------------------------------------------------------------------------
 # batched training
 
