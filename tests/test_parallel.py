@@ -171,6 +171,37 @@ def test_pool_updates_equal_in_process_updates_and_leave_the_strategy_alone():
             assert strategy.states == {3: 5}
 
 
+def test_pool_jobs_on_several_open_contexts_each_train_their_own_model():
+    # Prepare: two models open at once (as two server versions), jobs on both interleaved,
+    # each with its own random-stream key and its client's state
+    trainer = _trainer()
+    strategy = CountingStrategy()
+    strategy.set_client_state(2, 7)
+    with TrainingPool(trainer, 2) as pool:
+        a = pool.context(strategy, b"a", b"a")
+        b = pool.context(strategy, b"b", b"b")
+        jobs = {(ctx, c): pool.train(ctx, [c], [(0, "train", ctx, c, 9)])
+                for c in (1, 2, 3) for ctx in (a, b)}
+        dropped = pool.train(a, [4], [(0, "train", 4)])
+
+        # Execute: take b's first, then a's; release a before taking client 4's
+        got = {key: pool.result(jobs[key]) for key in sorted(jobs, key=lambda k: -k[0])}
+        pool.release(a)
+        evaluation = pool.evaluate(build_model("lenet5", 3).state_dict())  # b stays open
+        again = pool.result(pool.train(b, [5], [(0, "train", 5)]))
+
+        # Assert: each update from its own model, stream and state; nothing committed
+        for (ctx, c), update in got.items():
+            assert update.payload == (b"a" if ctx == a else b"b") + bytes([c])
+            assert update.flops == float(rng_for(0, "train", ctx, c, 9).random())
+            assert update.state == (7 if c == 2 else 0) + 1
+        assert strategy.states == {2: 7}
+        assert again.payload == b"b" + bytes([5])
+        assert evaluation == trainer.evaluate(build_model("lenet5", 3).state_dict())
+        with pytest.raises(RuntimeError, match="released"):
+            pool.result(dropped)
+
+
 def test_pool_reports_a_failing_job():
     trainer = _trainer()
     with TrainingPool(trainer, 2) as pool:
@@ -244,6 +275,27 @@ def test_auto_workers_are_one_inside_another_pool(monkeypatch):
     monkeypatch.setattr(parallel.multiprocessing, "parent_process", lambda: object())
     assert resolve_workers("auto", clients_per_round=10, device=cpu) == 1  # a sweep's worker
     assert resolve_workers(3, clients_per_round=10, device=cpu) == 3  # a number still pins it
+
+
+def test_auto_workers_count_an_asynchronous_algorithms_concurrency(monkeypatch):
+    # Prepare: 4 clients a round (``_scenario``), FedBuff with 6 at once
+    from types import SimpleNamespace
+
+    from sinsim.sim import prepared
+
+    seen = []
+    monkeypatch.setattr(prepared, "resolve_workers",
+                        lambda setting, **kw: seen.append(kw["clients_per_round"]) or 1)
+    for algorithms, expected in ((["fedavg"], 4), (["fedavg", {"fedbuff": {"concurrency": 6}}], 6),
+                                 (["fedasync"], 4)):  # concurrency None: clients_per_round
+        sc = _scenario("auto", algorithms=algorithms)
+        prep = SimpleNamespace(scenario=sc, trainer=SimpleNamespace(device=torch.device("cpu")))
+
+        # Execute
+        assert prepared.training_pool(prep) is None
+
+        # Assert
+        assert seen.pop() == expected
 
 
 # --------------------------------------------------------------------------------------------

@@ -73,10 +73,11 @@ def _stopped_then_resumed(scenario, out: Path, stopped_after: int, again: int = 
 # asynchronous: FedAsync (newest-model handover), FedBuff (a buffer that fills across versions)
 
 
-def _async():
+def _async(workers: int = 1):
     return async_scenario([{"fedasync": {"concurrency": 3}},
                            {"fedbuff": {"concurrency": 4, "buffer_size": 3}}],
-                          rounds=5, clients=8, loss={"kind": "bernoulli", "p": 0.25})
+                          rounds=5, clients=8, loss={"kind": "bernoulli", "p": 0.25},
+                          workers=workers)
 
 
 class _CountTraining:
@@ -129,6 +130,18 @@ def test_an_async_run_resumes_to_the_uninterrupted_tables(async_reference, tmp_p
     assert _host_time_aside(summary) == _host_time_aside(ref_summary)
     assert checkpoint.load(tmp_path) is None  # removed once complete, with its log
     assert not (tmp_path / checkpoint.LOG).exists()
+
+
+@pytest.mark.slow  # two small engine runs with a training pool (~15 s)
+def test_an_async_run_with_two_processes_resumes_to_the_uninterrupted_tables(async_reference,
+                                                                             tmp_path):
+    # the replay takes the logged trainings and queues none of them on the pool; the
+    # trainings after the checkpoint go through the pool: the tables of one process, unbroken
+    ref, ref_summary, _ = async_reference
+    _, summary = _stopped_then_resumed(_async(workers=2), tmp_path, 7)
+    _assert_same_tables(ref, tmp_path)
+    assert summary["training_processes"] == 2
+    assert _host_time_aside(summary) == _host_time_aside(ref_summary)
 
 
 @pytest.mark.slow  # two small engine runs (~5 s)

@@ -1,20 +1,27 @@
-"""Clients of a round trained in several processes, with the same numbers as in one.
+"""Clients trained in several processes, with the same numbers as in one.
 
-A client's update depends only on (strategy, received global model, client, the client's state,
-its random stream): never on the clock. So the engine may queue a round's training jobs as soon
-as the round starts, in the order it will need them, and block only when it needs an update.
+A client's update depends only on (strategy, received model, client, the client's state, its
+random stream): never on the clock. So a server may queue a client's training as soon as these
+are known, and block only when the simulated client needs the update.
 
 ``TrainingPool(trainer, processes)`` runs ``processes - 1`` helper processes (started once per
 run, from a fork server that has imported torch once per Python process, in a background thread
 so that the run does not wait for them; each builds its own model and ``LocalTrainer`` on the
 training data, shared through torch's shared memory, not copied; ``threads`` torch threads
 each). The run's own process is the last worker: while it waits for an update it takes queued
-jobs itself, so it also does all the work until the helpers are up. Per round the pool sends
-every helper, once, the strategy (only when its pickle changed) and the broadcast payload, which
-each decodes as the clients do. A job carries the clients, their states
-(``strategy.client_state``) and the round's random-stream key; it returns ``ClientUpdate``s and
-changes nothing: the engine commits the states itself. A job whose update is never asked for
-(its downlink failed after all) is dropped.
+jobs itself, so it also does all the work until the helpers are up.
+
+A job trains from a *context*: ``context(strategy, received, payload)`` sends every helper,
+once, the strategy (only when its pickle changed) and the model's payload, which each decodes as
+the clients do; several contexts may be open at once (the asynchronous server's versions,
+hierfl's plane models). ``train(context, clients, keys)`` queues a job: the clients, their
+states (``strategy.client_state``, read now) and each one's random-stream key
+(``rng_for(*key)``); ``result(job)`` waits for its ``ClientUpdate``. A job changes nothing: the
+server commits a client's state itself, once it has taken the client's update (so the state
+never changes while the job waits). ``release(context)`` drops a context whose remaining jobs are
+not needed (they are skipped, in every process). A synchronous round is one context:
+``start_round`` (which releases the round before), ``submit(clients)``, ``update(client)``; a
+job whose update is never asked for (its downlink failed after all) is dropped with the round.
 
 ``evaluate`` splits the test batches across the processes and sums the per-batch results in
 batch order, so accuracy and loss equal ``LocalTrainer.evaluate``'s to the last bit.
@@ -82,19 +89,25 @@ def resolve_workers(setting: int | str, *, clients_per_round: int, cpu_threads: 
 @dataclass
 class _Job:
     id: int
-    token: int
+    context: int
     clients: list[int]
     states: list[Any]
+    keys: list[tuple]  # each client's random-stream key: rng_for(*key)
     batched: bool
     result: list | None = None
 
 
 @dataclass
-class _RoundState:
-    strategy: Any
+class _Context:
+    strategy: Any  # None: an evaluation (``received`` is the state evaluated)
     received: Any
+    jobs: set[int] = field(default_factory=set)  # ids of the jobs queued on it
+
+
+@dataclass
+class _RoundState:
+    context: int
     rng_key: tuple
-    token: int
     by_client: dict[int, _Job] = field(default_factory=dict)
 
 
@@ -105,10 +118,10 @@ class TrainingPool:
         if trainer.device.type != "cpu" and processes > 1:
             raise ValueError("training in several processes needs the CPU")
         self.trainer, self.processes = trainer, max(1, processes)
-        self._token = 0
+        self._next_context = 0
         self._next_id = 0
+        self._contexts: dict[int, _Context] = {}
         self._round: _RoundState | None = None
-        self._eval_state: dict[str, torch.Tensor] | None = None
         self._jobs_by_id: dict[int, _Job] = {}
         self._sent_strategy: bytes | None = None
         self._procs: list = []
@@ -149,21 +162,85 @@ class TrainingPool:
         except BaseException as e:  # noqa: BLE001 - reported by the waiting process
             self._start_error = e
 
-    # -- training --------------------------------------------------------------------------
-    def start_round(self, strategy: Any, received: Any, payload: bytes, rng_key: tuple) -> None:
-        """A new round: ``received`` is the decoded ``payload`` the clients get;
-        ``rng_for(*rng_key, client)`` is a client's random stream."""
-        self._token += 1
-        self._round = _RoundState(strategy, received, tuple(rng_key), self._token)
-        self._jobs_by_id.clear()
-        if not self._procs:
-            return
-        blob = pickle.dumps(strategy)
+    # -- contexts and jobs ------------------------------------------------------------------
+    def context(self, strategy: Any, received: Any, payload: bytes) -> int:
+        """Open a context: ``received`` is the decoded ``payload`` the clients train from (each
+        helper decodes it once, with ``strategy``); its id, for ``train`` and ``release``."""
+        blob = pickle.dumps(strategy) if self._procs else None
         changed = blob != self._sent_strategy
         self._sent_strategy = blob
-        for inbox in self._inboxes:
-            inbox.put(("round", self._token, (blob if changed else None, payload,
-                                              self._round.rng_key)))
+        return self._open(_Context(strategy, received),
+                          ("context", (blob if changed else None, payload)))
+
+    def _open(self, ctx: _Context, message: tuple) -> int:
+        self._next_context += 1
+        self._contexts[self._next_context] = ctx
+        for inbox in self._inboxes if self._procs else ():
+            inbox.put((message[0], self._next_context, message[1]))
+        return self._next_context
+
+    def train(self, context: int, clients: Sequence[int], keys: Sequence[tuple], *,
+              batched: bool = False) -> _Job:
+        """Queue the training of ``clients`` from ``context``'s model, client i on the random
+        stream ``rng_for(*keys[i])`` (with ``batched``, together, with
+        ``strategy.client_updates_batched``); their states are read now. The job, for
+        ``result``."""
+        clients, strategy = list(clients), self._contexts[context].strategy
+        job = _Job(self._next_id, context, clients, [strategy.client_state(c) for c in clients],
+                   [tuple(k) for k in keys], batched)
+        return self._queue(job, ("train", clients, job.states, job.keys, batched))
+
+    def _queue(self, job: _Job, item: tuple) -> _Job:
+        self._next_id += 1
+        self._jobs_by_id[job.id] = job
+        self._contexts[job.context].jobs.add(job.id)
+        if self._procs:
+            self._jobs.put((item[0], job.id, job.context, *item[1:]))
+        return job
+
+    def result(self, job: _Job, client: int | None = None):
+        """The ``ClientUpdate`` of ``client`` (default: the job's first) from ``job``: waiting
+        for it, and meanwhile taking queued jobs (with no helpers: computed here, now). Take it
+        before its context is released."""
+        if job.result is None and (not self._procs or job.id < 0):
+            job.result = self._run_train(job)
+        while job.result is None:
+            if job.id not in self._jobs_by_id:
+                raise RuntimeError(f"job {job.id}'s context was released before its result "
+                                   f"was taken")
+            self._progress()
+        return job.result[0 if client is None else job.clients.index(client)]
+
+    def release(self, context: int) -> None:
+        """Drop ``context``: its jobs whose results were not taken are skipped, in every
+        process (a released id is never reused)."""
+        ctx = self._contexts.pop(context, None)
+        if ctx is None:
+            return
+        for job_id in ctx.jobs:
+            self._jobs_by_id.pop(job_id, None)
+        for inbox in self._inboxes if self._procs else ():
+            inbox.put(("release", context, None))
+
+    def _run_train(self, job: _Job) -> list:
+        ctx = self._contexts[job.context]
+        rngs = [rng_for(*k) for k in job.keys]
+        if job.batched:
+            return ctx.strategy.client_updates_batched(self.trainer, ctx.received, job.clients,
+                                                       rngs)
+        return [ctx.strategy.client_update(self.trainer, ctx.received, job.clients[0], rngs[0])]
+
+    # -- a synchronous round: one context ---------------------------------------------------
+    def start_round(self, strategy: Any, received: Any, payload: bytes, rng_key: tuple) -> None:
+        """A new round (the one before is released): ``received`` is the decoded ``payload``
+        the clients get; ``rng_for(*rng_key, client)`` is a client's random stream."""
+        self._end_round()
+        self._round = _RoundState(self.context(strategy, received, payload), tuple(rng_key))
+
+    def _end_round(self) -> None:
+        if self._round is not None:
+            self.release(self._round.context)
+            self._round = None
 
     def submit(self, clients: Sequence[int], *, batched: bool = False) -> None:
         """Queue the training of ``clients`` (in the order their updates will be needed); with
@@ -176,14 +253,10 @@ class TrainingPool:
         else:
             groups = [[c] for c in clients]
         for group in groups:
-            job = _Job(self._next_id, rnd.token, group,
-                       [rnd.strategy.client_state(c) for c in group], batched)
-            self._next_id += 1
-            self._jobs_by_id[job.id] = job
+            job = self.train(rnd.context, group, [(*rnd.rng_key, c) for c in group],
+                             batched=batched)
             for c in group:
                 rnd.by_client[c] = job
-            if self._procs:
-                self._jobs.put(("train", job.id, job.token, group, job.states, batched))
 
     def update(self, client: int):
         """The ``ClientUpdate`` of ``client`` this round: its queued job's result (waiting for
@@ -191,49 +264,32 @@ class TrainingPool:
         rnd = self._round
         job = rnd.by_client.pop(client, None)
         if job is None:  # not queued (or asked for twice): compute it here, now
-            job = _Job(-1, rnd.token, [client], [rnd.strategy.client_state(client)], False)
-        if job.result is None and (not self._procs or job.id < 0):
-            job.result = self._run_train(job)
-        while job.result is None:
-            self._progress()
-        return job.result[job.clients.index(client)]
-
-    def _run_train(self, job: _Job) -> list:
-        rnd = self._round
-        rngs = [rng_for(*rnd.rng_key, c) for c in job.clients]
-        if job.batched:
-            return rnd.strategy.client_updates_batched(self.trainer, rnd.received, job.clients,
-                                                       rngs)
-        return [rnd.strategy.client_update(self.trainer, rnd.received, job.clients[0], rngs[0])]
+            job = _Job(-1, rnd.context, [client],
+                       [self._contexts[rnd.context].strategy.client_state(client)],
+                       [(*rnd.rng_key, client)], False)
+        return self.result(job, client)
 
     # -- evaluation ------------------------------------------------------------------------
     def evaluate(self, state: dict[str, torch.Tensor]) -> tuple[float, float]:
-        """``LocalTrainer.evaluate`` with the test batches split across the processes."""
+        """``LocalTrainer.evaluate`` with the test batches split across the processes (the
+        synchronous round, if any, ends here; other contexts stay open)."""
         trainer = self.trainer
         n_batches = trainer.n_eval_batches
+        self._end_round()
         if not self._procs or n_batches < 2:
             return trainer.evaluate(state)
-        self._token += 1
-        self._round, self._eval_state = None, state
-        self._jobs_by_id.clear()
-        blob = pickle.dumps({k: v.detach().clone() for k, v in state.items()})
-        for inbox in self._inboxes:
-            inbox.put(("eval", self._token, blob))
+        cid = self._open(_Context(None, state), ("eval", pickle.dumps(
+            {k: v.detach().clone() for k, v in state.items()})))
         bounds = np.linspace(0, n_batches, min(self.processes, n_batches) + 1).round()
         parts = [range(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
-        jobs = []
-        for part in parts[1:]:
-            job = _Job(self._next_id, self._token, [part.start, part.stop], [], False)
-            self._next_id += 1
-            self._jobs_by_id[job.id] = job
-            self._jobs.put(("eval", job.id, job.token, part.start, part.stop))
-            jobs.append(job)
+        jobs = [self._queue(_Job(self._next_id, cid, [], [], [], False),
+                            ("eval", part.start, part.stop)) for part in parts[1:]]
         sums = trainer.evaluate_batches(state, parts[0])
         for job in jobs:
             while job.result is None:
                 self._progress()
             sums.extend(job.result)
-        self._eval_state = None
+        self.release(cid)
         return combine_eval(sums, len(trainer.y_test))
 
     # -- waiting ---------------------------------------------------------------------------
@@ -247,12 +303,13 @@ class TrainingPool:
             self._collect(block=True)
             return
         job = self._jobs_by_id.get(item[1])
-        if job is None or job.token != self._token or job.result is not None:
-            return  # stale: nobody needs it any more
+        if job is None or job.result is not None:
+            return  # its context was released, or a helper did it already
         if item[0] == "train":
             job.result = self._run_train(job)
         else:
-            job.result = self.trainer.evaluate_batches(self._eval_state, range(item[3], item[4]))
+            job.result = self.trainer.evaluate_batches(self._contexts[job.context].received,
+                                                       range(item[3], item[4]))
 
     def _collect(self, block: bool) -> bool:
         """Store the results that have arrived; True if any did."""
@@ -351,49 +408,54 @@ def _helper(jobs, inbox, results, threads: int) -> None:
     dataset = Dataset("shared", "shared", x_train, y_train, x_test, y_test)
     trainer = LocalTrainer(pickle.loads(model_blob), dataset, shards, config, flops,
                            torch.device("cpu"))
-    ctx = {"token": 0, "strategy": None, "received": None, "rng_key": (), "eval_state": None}
+    contexts: dict[int, tuple] = {}  # id: (strategy, received), or (None, evaluated state)
+    last = {"id": 0, "strategy": None}  # the newest context received, the strategy last sent
 
-    def apply(msg) -> None:  # a round's or an evaluation's context, in the order sent
-        what, ctx["token"], value = msg
-        if what == "round":
-            blob, payload, ctx["rng_key"] = value
+    def apply(msg) -> None:  # a context opened or released, in the order sent
+        what, cid, value = msg
+        if what == "context":
+            blob, payload = value
             if blob is not None:
-                ctx["strategy"] = pickle.loads(blob)
-            ctx["received"] = ctx["strategy"].decode_global(payload)
+                last["strategy"] = pickle.loads(blob)
+            contexts[cid] = (last["strategy"], last["strategy"].decode_global(payload))
         elif what == "eval":
-            ctx["eval_state"] = pickle.loads(value)
+            contexts[cid] = (None, pickle.loads(value))
+        else:  # release
+            contexts.pop(cid, None)
+            return
+        last["id"] = cid
 
     while True:
         item = _get(jobs)
         if item is None:
             return
-        kind, job_id, job_token = item[:3]
-        while True:  # contexts already here: a job of an older one is not needed any more
+        kind, job_id, cid = item[:3]
+        while True:  # contexts already here (a released one's jobs are not needed any more)
             try:
                 apply(inbox.get(block=False))
             except queue.Empty:
                 break
-        while ctx["token"] < job_token:  # the round or evaluation this job belongs to
+        while last["id"] < cid:  # the context this job belongs to
             msg = _get(inbox)
             if msg is None:
                 return
             apply(msg)
-        strategy, received, rng_key = ctx["strategy"], ctx["received"], ctx["rng_key"]
-        if job_token < ctx["token"]:
+        if cid not in contexts:
             results.put((job_id, "stale", None))
             continue
+        strategy, received = contexts[cid]
         try:
             if kind == "train":
-                clients, states, batched = item[3:]
+                clients, states, keys, batched = item[3:]
                 for c, s in zip(clients, states):
                     strategy.set_client_state(c, s)
-                rngs = [rng_for(*rng_key, c) for c in clients]
+                rngs = [rng_for(*k) for k in keys]
                 if batched:
                     out = strategy.client_updates_batched(trainer, received, clients, rngs)
                 else:
                     out = [strategy.client_update(trainer, received, clients[0], rngs[0])]
             else:
-                out = trainer.evaluate_batches(ctx["eval_state"], range(item[3], item[4]))
+                out = trainer.evaluate_batches(received, range(item[3], item[4]))
             results.put((job_id, "ok", out))
         except Exception:  # noqa: BLE001 - reported to the run's process, which raises it
             results.put((job_id, "error", traceback.format_exc()))

@@ -51,8 +51,19 @@ versions. One SimPy process:
   versions before the checkpoint, not their training or evaluation; the log holds one update
   payload per training so far (it grows with the run).
 
-Not done here: ``training.workers`` / ``training.batched`` (clients train in this process, when
-their downlink arrives).
+- **Training** (``training.workers`` > 1, a ``pool``): a dispatch's training is queued as soon
+  as its model is known, on the pool's context of that version (one a version, opened when a job
+  first needs it, released when no download can still get it and no job on it is waiting): at
+  dispatch for ``dispatch`` handover, when the download's first bit goes on the air for
+  ``newest`` (a dry run of the same transfer, ``kernel.downlink_dry_run``, says when, and whether
+  it will be delivered at all). The client takes the job's update when its download is handed
+  over; if the job is on another version than the one handed over (a version made at that very
+  instant, or a real download that started later than its dry run, e.g. waiting for an antenna),
+  it is queued again on the handed-over version. So the tables are those of one process. Without
+  a pool the client trains here, when its download arrives; a replayed dispatch (a resume) is not
+  queued at all.
+
+Not done here: ``training.batched`` (one client a job).
 """
 
 from __future__ import annotations
@@ -66,6 +77,7 @@ import simpy
 import torch
 
 from sinsim.learn.codecs import ModelSpec
+from sinsim.learn.parallel import TrainingPool
 from sinsim.learn.strategies import ClientUpdate, RoundContext, Strategy
 from sinsim.sim import checkpoint, kernel
 from sinsim.sim.checkpoint import AlgorithmState
@@ -81,6 +93,7 @@ class _Dispatch:
     version: int
     rnd: kernel.Round  # a one-client round
     arrival: _Arrival
+    job_version: int = -1  # the version of the pool job queued for it (``rnd.job``)
 
 
 class _Arrival:
@@ -98,13 +111,21 @@ class _Arrival:
         return int(self.payload is not None)
 
 
+def first_bit_s(down: Any) -> float:
+    """When the first bit of transfer ``down`` went on the air (its start if it never did)."""
+    on_air = [seg for hop in down.hops[:1] for seg in hop.segments[:1]]
+    return on_air[0][0] if on_air else down.start_s
+
+
 def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
-              on_round_end: Any, *, resume: AlgorithmState | None = None,
+              on_round_end: Any, pool: TrainingPool | None = None, *,
+              resume: AlgorithmState | None = None,
               on_checkpoint: Any = None) -> dict[str, Any]:
     """Run ``algorithm`` (an asynchronous ``strategy``) to ``training.rounds`` versions (or the
     horizon, or the target with ``stop_at_target``); its summary, as ``run_algorithm``'s.
     ``on_checkpoint`` is given the state after every version; ``resume`` replays the run up to
-    its checkpoint's last version (module docstring) and goes on from there."""
+    its checkpoint's last version (module docstring) and goes on from there. ``pool``: the
+    clients train there (module docstring); None: in this process."""
     sc, net, tr = prep.scenario, prep.network, prep.scenario.training
     concurrency = strategy.params.concurrency or tr.clients_per_round
     label = algorithm.label
@@ -123,7 +144,7 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
             log[key] = update
 
     def dispatch(d: _Dispatch):
-        yield from kernel.client(env, prep, strategy, d.rnd, d.client)
+        yield from kernel.client(env, prep, strategy, d.rnd, d.client, pool)
         yield done.put(d)
 
     handover = getattr(strategy.params, "handover", "newest")
@@ -134,18 +155,46 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
     def hand_over(d: _Dispatch, down: Any) -> None:
         """Give ``d`` the newest model at its download's first bit on the air."""
         pending.discard(id(d))
-        on_air = [seg for hop in down.hops[:1] for seg in hop.segments[:1]]
-        start_s = on_air[0][0] if on_air else down.start_s
+        start_s = first_bit_s(down)
         _, d.version, payload, received = [h for h in history if h[0] <= start_s][-1]
         assert len(payload) == len(d.rnd.down_payload), "the global payload changed size"
         d.rnd.down_payload, d.rnd.received = payload, received
+        if pool is not None and d.rnd.replayed is None:
+            queue_training(d, d.version, payload, received)
+
+    contexts: dict[int, int] = {}  # version: the pool's context of its model
+
+    def queue_training(d: _Dispatch, version: int, payload: bytes, received: Any) -> None:
+        """Make sure a job of ``d`` on ``version`` (``payload``, decoded ``received``) is
+        queued."""
+        if d.rnd.job is not None and d.job_version == version:
+            return
+        if version not in contexts:
+            contexts[version] = pool.context(strategy, received, payload)
+        d.rnd.job = pool.train(contexts[version], [d.client],
+                               [(sc.seed, "train", d.batch, d.client)])
+        d.job_version = version
+
+    def queue_at_first_bit(d: _Dispatch, start_s: float):
+        """Queue ``d``'s training when its download's first bit goes on the air, on the
+        newest model then (that download is still pending: its versions are in ``history``)."""
+        yield env.timeout(start_s - env.now)
+        queue_training(d, *[h for h in history if h[0] <= start_s][-1][1:])
+
+    def release_contexts() -> None:
+        """Release the versions no download can get any more and no waiting job is on."""
+        live = {h[1] for h in history} | {
+            d.job_version for d in busy.values() if d.rnd.job is not None}
+        for v in [v for v in contexts if v not in live]:
+            pool.release(contexts.pop(v))
+
+    busy: dict[int, _Dispatch] = {}  # client: its dispatch under way
 
     def server():
         global_state, version, batch = prep.init_state, 0, 0
         payload = strategy.encode_global(global_state)
         received = strategy.decode_global(payload)
         history.append((env.now, version, payload, received))
-        busy: dict[int, _Dispatch] = {}
         finished: list[_Dispatch] = []  # dispatches that finished since the last version
         stale: list[int] = []  # staleness of the updates applied since the last version
         t_last, wall0 = env.now, time.perf_counter()
@@ -166,7 +215,16 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
                     if handover == "newest":
                         rnd.on_download = lambda down, d=d: hand_over(d, down)
                         pending.add(id(d))
+                    elif pool is not None and rnd.replayed is None:
+                        rnd.on_download = lambda down, d=d: queue_training(
+                            d, d.version, d.rnd.down_payload, d.rnd.received)
                     busy[c] = d
+                    if pool is not None and rnd.replayed is None:  # queue its training
+                        down = kernel.downlink_dry_run(prep, rnd, c, env.now)  # once known
+                        if down.status == "delivered" and handover == "newest":
+                            env.process(queue_at_first_bit(d, first_bit_s(down)))
+                        elif down.status == "delivered":
+                            queue_training(d, version, payload, received)
                     env.process(dispatch(d))
             if not busy:  # nobody in view: wait for the next contact
                 t_next = net.next_contact_s(env.now)
@@ -195,12 +253,15 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
                          default=version)
             while len(history) > 1 and history[1][1] <= oldest:  # no download needs it
                 history.pop(0)
+            if pool is not None:
+                release_contexts()
             tables = _version_tables(label, version, t_last, env.now, finished, stale, rows,
                                      wall0)
             if version <= replay.versions:  # before the checkpoint: its rows are written
                 row = replay.check(tables, global_state, batteries)
             else:
-                row = _write_version(recorder, tables, prep.trainer.evaluate(global_state))
+                row = _write_version(recorder, tables,
+                                     (pool or prep.trainer).evaluate(global_state))
             rows.append(row)
             if version > replay.versions and on_checkpoint:
                 new = {_entry(b, c): {"batch": b, "client": c, "update": kernel.update_data(u)}
@@ -216,7 +277,11 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
             if version >= tr.rounds or kernel.reached_target(sc, row):
                 return
 
-    env.run(until=env.process(server()))
+    try:
+        env.run(until=env.process(server()))
+    finally:
+        for context in contexts.values():  # the jobs of dispatches still under way
+            pool.release(context)
     replay.finish(len(rows))
     return kernel.summary(rows, env.now, tr.target_accuracy)
 

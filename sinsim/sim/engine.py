@@ -48,11 +48,11 @@ def run_algorithm(prep: Prepared, algorithm: Algorithm, recorder: Recorder,
     sc, net = prep.scenario, prep.network
     strategy: Strategy = build_strategy(algorithm.name, prep.spec, algorithm.strategy_params,
                                         sc.training.model)
-    if not strategy.synchronous:  # FedAsync, FedBuff: the asynchronous server, in this process
-        return run_async(prep, algorithm, strategy, recorder, on_round_end, resume=resume,
-                         on_checkpoint=on_checkpoint)
+    if not strategy.synchronous:  # FedAsync, FedBuff: the asynchronous server
+        return run_async(prep, algorithm, strategy, recorder, on_round_end, pool,
+                         resume=resume, on_checkpoint=on_checkpoint)
     if strategy.hierarchical:  # hierfl: planes aggregate over their rings first
-        return run_hierarchical(prep, algorithm, strategy, recorder, on_round_end,
+        return run_hierarchical(prep, algorithm, strategy, recorder, on_round_end, pool,
                                 resume=resume, on_checkpoint=on_checkpoint)
     batched = sc.training.batched and hasattr(strategy, "client_updates_batched")
     rows: list[dict[str, Any]] = []  # the rounds.csv rows of this algorithm

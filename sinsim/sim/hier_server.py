@@ -36,8 +36,15 @@ before):
 ``rounds.csv``: ``bytes_up`` / ``bytes_down`` are the ground transfers (plane models up, one
 global model a plane down), ``bytes_plane`` what crossed the rings (``plane``, ``ring`` and
 ``carry`` rows; their hops in ``hops.csv``); ``completed`` counts the selected satellites whose
-update of this round reached the server inside a plane model (``aggregated``). Clients train in
-this process (``training.workers`` is not used); batteries (``power:``) are not modelled here.
+update of this round reached the server inside a plane model (``aggregated``). Batteries
+(``power:``) are not modelled here.
+
+**Training** (``training.workers`` > 1, a ``pool``): every selected member's training from the
+global model is queued when the round starts (its inputs are known then; the jobs of members
+the model does not reach are dropped with the round), and with κ₁ > 1 the members' training
+from a plane model when the sink has made it, before it goes round the ring; each on its own
+context of the pool. A member takes its job's update when it holds the model, so the tables
+are those of one process. Without a pool members train here, when they hold the model.
 
 After every round ``on_checkpoint`` gets the state with the late updates kept (payloads; a plane
 with none kept still runs its next round); ``resume`` goes on in a fresh SimPy environment at its
@@ -52,8 +59,8 @@ from typing import Any
 import numpy as np
 import simpy
 
-from sinsim._rng import rng_for
 from sinsim.errors import ConfigError
+from sinsim.learn.parallel import TrainingPool
 from sinsim.learn.strategies import RoundContext, Strategy
 from sinsim.sim import checkpoint, kernel
 from sinsim.sim.cgr import Router
@@ -160,10 +167,12 @@ def leave_by(ring: Router, src: str, dst: str, t_s: float, n_bytes: int, deadlin
 
 
 def run_hierarchical(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
-                     on_round_end: Any, *, resume: AlgorithmState | None = None,
+                     on_round_end: Any, pool: TrainingPool | None = None, *,
+                     resume: AlgorithmState | None = None,
                      on_checkpoint: Any = None) -> dict[str, Any]:
     """Run ``algorithm`` (a hierarchical ``strategy``) for ``training.rounds`` rounds; its
-    summary, as ``run_algorithm``'s (``resume``, ``on_checkpoint`` too)."""
+    summary, as ``run_algorithm``'s (``resume``, ``on_checkpoint`` too). ``pool``: the members
+    train there (see the module docstring); None: in this process."""
     sc, net, tr = prep.scenario, prep.network, prep.scenario.training
     try:
         planes = orbital_planes(build_nodes(sc)[0])
@@ -207,15 +216,19 @@ def run_hierarchical(prep: Any, algorithm: Any, strategy: Strategy, recorder: An
             for c in selected:
                 by_plane.setdefault(planes[c], []).append(c)
             now_kept = {p: kept.pop(p, []) for p in by_plane}
-            plane = _Plane(env, prep, strategy, rnd, rings, planes)
+            plane = _Plane(env, prep, strategy, rnd, rings, planes, pool)
+            plane.queue(rnd.received, down_payload,
+                        [c for _, members in sorted(by_plane.items()) for c in members], 1)
             yield env.all_of([env.process(plane.run(p, members, now_kept[p], kept))
                               for p, members in sorted(by_plane.items())])
+            plane.release()
             global_state = rnd.aggregator.result(global_state)
             for row in rnd.clients:
                 row["aggregated"] = row["up_status"] == "delivered"
             completed = sum(row["aggregated"] for row in rnd.clients)
+            evaluation = (pool or prep.trainer).evaluate(global_state)
             row = kernel.round_row(algorithm.label, r, t0, env.now, len(selected), completed,
-                                    rnd.transfers, [], prep.trainer.evaluate(global_state),
+                                    rnd.transfers, [], evaluation,
                                     rows[-1] if rows else None, wall0)
             row["bytes_plane"] = sum(t["bytes"] for t in rnd.transfers
                                      if t["direction"] in RING_DIRECTIONS)
@@ -280,10 +293,31 @@ class _Sink:
 class _Plane:
     """One round's plane processes (what they share)."""
 
-    def __init__(self, env, prep, strategy, rnd, rings, planes):
+    def __init__(self, env, prep, strategy, rnd, rings, planes, pool=None):
         self.env, self.prep, self.strategy, self.rnd = env, prep, strategy, rnd
         self.rings, self.planes = rings, planes
         self.net, self.policy = prep.network, prep.scenario.links.on_loss_of_signal
+        self.pool = pool
+        self.contexts: list[int] = []  # the pool's contexts of this round
+        self.jobs: dict[tuple[int, int], Any] = {}  # (member, plane round): its queued job
+
+    def queue(self, received: Any, payload: bytes, members: list[int], k: int) -> None:
+        """With a pool: queue the training of ``members`` in plane round ``k`` from
+        ``received`` (the decoded ``payload``)."""
+        if self.pool is None or not members:
+            return
+        context = self.pool.context(self.strategy, received, payload)
+        self.contexts.append(context)
+        seed, r = self.prep.scenario.seed, self.rnd.number
+        for c in members:
+            key = (seed, "train", r, c) if k == 1 else (seed, "train", r, c, k)
+            self.jobs[c, k] = self.pool.train(context, [c], [key])
+
+    def release(self) -> None:
+        """The round is over: drop its jobs that were not needed."""
+        for context in self.contexts:
+            self.pool.release(context)
+        self.contexts, self.jobs = [], {}
 
     def _row(self, client: int, direction: str, out) -> None:
         self.rnd.transfers.append(kernel.transfer_row(
@@ -339,9 +373,11 @@ class _Plane:
             if k == strategy.params.plane_rounds or env.now >= cut_s or last is None:
                 break
             payload = strategy.encode_plane(state)  # round the ring again
+            received = strategy.decode_global(payload)
+            self.queue(received, payload, sorted(last.members), k + 1)
             holds = yield from self._ring(ring, sink, sorted(last.members), payload, cut_s,
                                           rows)
-            state = strategy.decode_global(payload)
+            state = received
         if last is not None:
             payload = strategy.encode_plane(state)
             n_samples = last.n_samples
@@ -410,9 +446,9 @@ class _Plane:
         there by ``cut_s`` (else keep it: ``late``); ``done`` fires when the sink need not
         wait for it any more."""
         env, sc, ids, r = self.env, self.prep.scenario, self.net.client_ids, self.rnd.number
-        key = ("train", r, c) if k == 1 else ("train", r, c, k)
-        update = self.strategy.client_update(self.prep.trainer, state, c,
-                                             rng_for(sc.seed, *key))
+        update = kernel.trained(self.prep, self.strategy, state, c,
+                                (r, c) if k == 1 else (r, c, k), self.pool,
+                                self.jobs.pop((c, k), None))
         compute_s = update.flops / sc.compute.flops_per_s
         if k == 1:
             row["compute_start_s"], row["compute_s"] = env.now, compute_s

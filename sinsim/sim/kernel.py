@@ -9,6 +9,9 @@ only; SimPy decides *when* each step happens and whether it made it before the d
 starts, for the clients whose downlink will arrive (a dry run of the same transfers,
 ``downlinks_delivered``) in the order they arrive, and a client takes its update from
 ``sinsim.learn.parallel.TrainingPool`` when it needs it: the same tables as in one process.
+The asynchronous and hierarchical servers queue a job for one client at a time, each on its own
+model (a server version, a plane model) as soon as that model is known, and hand it to the
+client in ``Round.job`` or to :func:`trained`.
 """
 
 from __future__ import annotations
@@ -37,9 +40,9 @@ from sinsim.sim.recorder import Recorder
 from sinsim.sim.routing import RouteOutcome, send
 from sinsim.sim.transfer import transfer as dry_run_transfer  # not counted by spies on transfer
 
-__all__ = ["Round", "client", "client_steps", "candidates", "downlinks_delivered", "round_row",
-           "write_round", "transfer_row", "batteries", "restore", "reached_target", "summary",
-           "update_data", "update_of", "battery_states"]
+__all__ = ["Round", "client", "client_steps", "trained", "candidates", "downlink_dry_run",
+           "downlinks_delivered", "round_row", "write_round", "transfer_row", "batteries",
+           "restore", "reached_target", "summary", "update_data", "update_of", "battery_states"]
 
 
 def round_row(label: str, r: int, t0: float, now: float, selected: int, completed: int,
@@ -207,23 +210,45 @@ class Round:
     # a checkpoint, taken instead of training again; ``on_trained`` is given every update
     replayed: ClientUpdate | None = None
     on_trained: Any = None
+    # a pool job queued for this round's one client (the asynchronous server, which makes sure
+    # of one by ``on_download``): its update, instead of ``pool.update``
+    job: Any = None
+
+
+def downlink_dry_run(prep: Prepared, rnd: Round, c: int, now_s: float) -> RouteOutcome:
+    """Client ``c``'s downlink of ``rnd`` sent at ``now_s``, run alone: the same route, size,
+    deadline and keyed loss draws as ``client``'s, but no other transfer holding an antenna or a
+    booking and no battery. A guess of whether and when it arrives, which decides only when a
+    training is queued (never the tables: a job on the wrong model is queued again)."""
+    env = simpy.Environment(initial_time=now_s)
+    down = env.process(send(env, prep.network, c, "down", len(rnd.down_payload), rnd.deadline_s,
+                            round_=rnd.number, policy=prep.scenario.links.on_loss_of_signal,
+                            hop_transfer=dry_run_transfer))
+    env.run()
+    return down.value
 
 
 def downlinks_delivered(prep: Prepared, rnd: Round, selected: list[int],
                          now_s: float) -> list[int]:
-    """The selected clients whose downlink of this round will be delivered, earliest first:
-    the same transfers as ``client``'s, run alone (a transfer depends only on its route,
-    its size, the deadline and keyed loss draws). Only the order of training depends on it."""
-    net, policy, r = prep.network, prep.scenario.links.on_loss_of_signal, rnd.number
+    """The selected clients whose downlink of this round will be delivered, earliest first
+    (:func:`downlink_dry_run`). Only the order of training depends on it."""
     arrivals = []
     for c in dict.fromkeys(selected):
-        env = simpy.Environment(initial_time=now_s)
-        down = env.process(send(env, net, c, "down", len(rnd.down_payload), rnd.deadline_s,
-                                round_=r, policy=policy, hop_transfer=dry_run_transfer))
-        env.run()
-        if down.value.status == "delivered":
-            arrivals.append((down.value.end_s, c))
+        down = downlink_dry_run(prep, rnd, c, now_s)
+        if down.status == "delivered":
+            arrivals.append((down.end_s, c))
     return [c for _, c in sorted(arrivals, key=lambda a: a[0])]
+
+
+def trained(prep: Prepared, strategy: Strategy, received: Any, c: int, key: tuple,
+            pool: TrainingPool | None = None, job: Any = None) -> ClientUpdate:
+    """Client ``c``'s update from ``received`` on its random stream ``rng_for(seed, "train",
+    *key)``: the result of ``job``, queued on ``pool`` for it with those inputs (the same
+    numbers), else trained here, now."""
+    if job is not None:
+        return pool.result(job)
+    return strategy.client_update(prep.trainer, received, c,
+                                  rng_for(prep.scenario.seed, "train", *key))
 
 
 def client(env: simpy.Environment, prep: Prepared, strategy: Strategy, rnd: Round, c: int,
@@ -258,13 +283,13 @@ def client_steps(env, prep: Prepared, strategy: Strategy, rnd: Round, c: int,
         return
     if rnd.on_download is not None:
         rnd.on_download(down)
+    job, rnd.job = rnd.job, None
     if rnd.replayed is not None:  # trained before a checkpoint: not again
         update = rnd.replayed
-    elif pool is None:
-        update = strategy.client_update(prep.trainer, rnd.received, c,
-                                        rng_for(sc.seed, "train", r, c))
+    elif pool is not None and job is None:
+        update = pool.update(c)  # the synchronous round's
     else:
-        update = pool.update(c)
+        update = trained(prep, strategy, rnd.received, c, (r, c), pool, job)
     if rnd.on_trained is not None:
         rnd.on_trained(update)
     strategy.set_client_state(c, update.state)

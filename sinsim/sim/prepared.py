@@ -85,9 +85,12 @@ RoundCallback = Callable[[dict[str, Any]], None]
 
 def training_pool(prep: Prepared) -> TrainingPool | None:
     """The pool for ``training.workers`` / ``training.batched``; None: train in this process,
-    each client when its downlink arrives."""
+    each client when its downlink arrives. ``auto`` counts as the clients that train at once
+    ``clients_per_round``, or an asynchronous algorithm's ``concurrency`` when larger."""
     tr = prep.scenario.training
-    processes = resolve_workers(tr.workers, clients_per_round=tr.clients_per_round,
+    at_once = max([tr.clients_per_round] + [a.strategy_params.get("concurrency") or 0
+                                            for a in prep.scenario.algorithms])
+    processes = resolve_workers(tr.workers, clients_per_round=at_once,
                                 cpu_threads=tr.cpu_threads, device=prep.trainer.device)
     if processes == 1 and not tr.batched:
         return None
