@@ -140,7 +140,7 @@ def test_the_model_lands_whole_inside_the_first_window_that_can_carry_it():
     import numpy as np
 
     from sinsim.sim.channel import fixed_channel
-    from sinsim.sim.hier_server import whole_in_window_s
+    from sinsim.sim.hier_plan import whole_in_window_s
 
     n_bytes = 1_000_000  # 8 s at 1 Mbit/s
     short_first = fixed_channel(1e6, 0.0, np.array([[10.0, 15.0], [500.0, 600.0]]))

@@ -9,7 +9,7 @@ import pytest
 
 from sinsim.scenario import validate_scenario
 from sinsim.sim.engine import run_scenario
-from sinsim.sim.hier_server import leave_by, plane_rings
+from sinsim.sim.hier_plan import leave_by, plane_rings
 from sinsim.sim.topology import build_nodes
 from sinsim.space.planes import orbital_planes
 from tests.invariants import check_run_invariants
