@@ -41,6 +41,7 @@ TABLES = ("rounds", "transfers", "clients", "hops")
 
 
 def tables(out: Path) -> dict[str, str]:
+    """Every table of the run in ``out`` as text, ``host_wall_s`` dropped."""
     got = {}
     for name in TABLES:
         table = pd.read_csv(out / f"{name}.csv")

@@ -12,26 +12,17 @@ import pytest
 from sinsim.learn.parallel import TrainingPool
 from sinsim.scenario import validate_scenario
 from sinsim.sim.engine import run_scenario
+from tests.benches import load_bench
 from tests.test_hierfl import raw
 
 pytestmark = pytest.mark.slow  # engine runs with a helper process: CI's slow suite
 
-TABLES = ("rounds", "transfers", "clients", "hops")
+_tables = load_bench("async_workers").tables  # every table as text, host_wall_s dropped
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _small_data(small_synthetic):
     """``synthetic_small``: these runs check tables, not learning."""
-
-
-def _tables(out: Path) -> dict[str, str]:
-    """Every table as text, ``host_wall_s`` dropped."""
-    got = {}
-    for name in TABLES:
-        table = pd.read_csv(out / f"{name}.csv")
-        got[name] = table.drop(columns=[c for c in ("host_wall_s",) if c in table]).to_csv(
-            index=False)
-    return got
 
 
 def _runs(scenario: dict, tmp_path: Path, monkeypatch) -> tuple[dict, dict, list]:

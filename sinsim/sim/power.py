@@ -262,18 +262,23 @@ class Battery:
         self._loads = [x for x in self._loads if x[1] > t_s]
         return self.energy_j
 
-    def add_load(self, t0_s: float, t1_s: float, load_w: float, kind: str | None = None) -> float:
-        """Register ``load_w`` (on top of idle) over ``[t0_s, t1_s]`` with ``t0_s`` not before
-        the battery's time, without advancing it: loads that overlap (a relay receiving one
-        payload while it sends another) add up. Returns the load's energy ``load_w * (t1_s -
-        t0_s)`` (J), added to ``used_j[kind]`` at once when ``kind`` is given. It does not
-        check ``min_soc``: ask :meth:`earliest_start` first."""
+    def _check_load(self, t0_s: float, t1_s: float, load_w: float) -> tuple[float, float]:
+        """``(t0_s, t1_s)`` as floats, if they and ``load_w`` make a load; else ValueError."""
         t0_s = self._check_time(t0_s, "t0_s")
         t1_s = float(t1_s)
         if not (math.isfinite(t1_s) and t1_s >= t0_s):
             raise ValueError(f"t1_s={t1_s!r} must be finite and >= t0_s={t0_s}")
         if not (math.isfinite(load_w) and load_w >= 0):
             raise ValueError(f"load_w must be finite and >= 0, got {load_w!r}")
+        return t0_s, t1_s
+
+    def add_load(self, t0_s: float, t1_s: float, load_w: float, kind: str | None = None) -> float:
+        """Register ``load_w`` (on top of idle) over ``[t0_s, t1_s]`` with ``t0_s`` not before
+        the battery's time, without advancing it: loads that overlap (a relay receiving one
+        payload while it sends another) add up. Returns the load's energy ``load_w * (t1_s -
+        t0_s)`` (J), added to ``used_j[kind]`` at once when ``kind`` is given. It does not
+        check ``min_soc``: ask :meth:`earliest_start` first."""
+        t0_s, t1_s = self._check_load(t0_s, t1_s, load_w)
         if t1_s > t0_s and load_w > 0:
             self._loads.append((t0_s, t1_s, float(load_w)))
         used = float(load_w) * (t1_s - t0_s)
@@ -288,12 +293,7 @@ class Battery:
         ``used_j[kind]`` when ``kind`` is given.  It does not check ``min_soc``: ask
         :meth:`earliest_start` first.
         """
-        t0_s = self._check_time(t0_s, "t0_s")
-        t1_s = float(t1_s)
-        if not (math.isfinite(t1_s) and t1_s >= t0_s):
-            raise ValueError(f"t1_s={t1_s!r} must be finite and >= t0_s={t0_s}")
-        if not (math.isfinite(load_w) and load_w >= 0):
-            raise ValueError(f"load_w must be finite and >= 0, got {load_w!r}")
+        t0_s, t1_s = self._check_load(t0_s, t1_s, load_w)
         self.advance(t0_s)
         self.energy_j, low = self._run(t0_s, self.energy_j, t1_s, float(load_w))
         self.t_s = t1_s
