@@ -17,6 +17,7 @@ from sinsim.sim.engine import run_scenario
 from tests.test_async import _scenario as async_scenario
 from tests.test_hierfl import raw
 from tests.test_power_run import scenario as power_scenario
+from tests.test_resume import _Stop, _stop_after
 
 TABLES = ("rounds.csv", "transfers.csv", "clients.csv", "hops.csv")
 
@@ -35,20 +36,6 @@ def _assert_same_tables(a: Path, b: Path) -> None:
 
 def _host_time_aside(summary):
     return {k: {**v, "host_wall_s": None} for k, v in summary["algorithms"].items()}
-
-
-class _Stop(Exception):
-    pass
-
-
-def _stop_after(n_rows: int):
-    seen = []
-
-    def on_round_end(row):
-        seen.append(row)
-        if len(seen) == n_rows:
-            raise _Stop
-    return on_round_end
 
 
 def _stopped_then_resumed(scenario, out: Path, stopped_after: int, again: int = 0):
