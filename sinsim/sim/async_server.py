@@ -152,11 +152,15 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
     history: list[tuple[float, int, bytes, Any]] = []
     pending: set[int] = set()  # id() of the dispatches whose download is not handed over yet
 
+    def held_at(t_s: float) -> tuple:
+        """``(made_s, version, payload, received)``: the newest model the server held at
+        ``t_s`` (a download still pending keeps it in ``history``)."""
+        return [h for h in history if h[0] <= t_s][-1]
+
     def hand_over(d: _Dispatch, down: Any) -> None:
         """Give ``d`` the newest model at its download's first bit on the air."""
         pending.discard(id(d))
-        start_s = first_bit_s(down)
-        _, d.version, payload, received = [h for h in history if h[0] <= start_s][-1]
+        _, d.version, payload, received = held_at(first_bit_s(down))
         assert len(payload) == len(d.rnd.down_payload), "the global payload changed size"
         d.rnd.down_payload, d.rnd.received = payload, received
         if pool is not None and d.rnd.replayed is None:
@@ -179,7 +183,7 @@ def run_async(prep: Any, algorithm: Any, strategy: Strategy, recorder: Any,
         """Queue ``d``'s training when its download's first bit goes on the air, on the
         newest model then (that download is still pending: its versions are in ``history``)."""
         yield env.timeout(start_s - env.now)
-        queue_training(d, *[h for h in history if h[0] <= start_s][-1][1:])
+        queue_training(d, *held_at(start_s)[1:])
 
     def release_contexts() -> None:
         """Release the versions no download can get any more and no waiting job is on."""
